@@ -1,0 +1,39 @@
+# Loupe: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+UV ?= uv
+export UV_LINK_MODE ?= copy
+
+.PHONY: env system demo stack-up stack-down test test-unit lint typecheck schemas
+
+## env: make sure uv exists, then create .venv with every workspace member (locked versions).
+env:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	$(UV) sync --all-packages --locked
+
+## system: install what the real stack needs (redis-server, kcat, prometheus, chromium; Kafka jars).
+system: env
+	$(UV) run --no-sync loupe stack install
+
+## demo: the main job on the local embedded stack.
+demo: system
+	$(UV) run --no-sync loupe demo
+
+stack-up: system
+	$(UV) run --no-sync loupe stack up
+
+stack-down:
+	$(UV) run --no-sync loupe stack down
+
+## test: the whole suite (unit, integration against real Kafka + Redis, e2e in headless Chromium).
+test: system lint
+	$(UV) run --no-sync pytest
+
+test-unit: env
+	$(UV) run --no-sync pytest tests/unit
+
+lint: env
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync mypy schemas/src
+
+schemas: env
+	$(UV) run --no-sync python -m loupe.schemas.jsonschema

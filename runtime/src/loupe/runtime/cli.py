@@ -1,0 +1,47 @@
+"""The ``loupe`` command: one entry point whose subcommands come from the installed members.
+
+Each member registers its commands under the ``loupe.commands`` entry-point group, so services
+never import each other and ``loupe --help`` lists exactly what is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+import click
+
+ENTRY_POINT_GROUP = "loupe.commands"
+
+
+class _PluginGroup(click.Group):
+    """A click group that loads subcommands lazily from entry points."""
+
+    def _entry_points(self) -> dict[str, object]:
+        return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._entry_points()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry = self._entry_points().get(cmd_name)
+        if entry is None:
+            return None
+        loaded = entry.load()  # type: ignore[attr-defined]
+        if not isinstance(loaded, click.Command):
+            raise click.ClickException(f"entry point {cmd_name!r} is not a click command")
+        return loaded
+
+
+@click.group(cls=_PluginGroup)
+@click.option("--log-level", default="INFO", show_default=True, envvar="LOUPE_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
+    """Loupe: Kafka-native human-in-the-loop review of machine-learning labels."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,139 @@
+"""Project policy: how a project's predictions are routed, reviewed and consolidated.
+
+A policy is data. The router, gateway and resolver read the latest version of each project's
+policy from the compacted ``control.policy`` topic; leads and the adaptive controller publish new
+versions as ``PolicyUpdate`` events carrying the whole document.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from loupe.schemas._base import ClassName, Contract, Identifier, ProjectName, Score, Tag, Tier
+from loupe.schemas.labels import TaskType
+
+MAX_RULES = 1_000
+
+
+class LabelSchema(Contract):
+    """The project's current label definitions."""
+
+    id: Identifier
+    version: int = Field(ge=1)
+    classes: Annotated[list[ClassName], Field(min_length=1, max_length=1_000)]
+
+    @model_validator(mode="after")
+    def _unique_classes(self) -> Self:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("label schema classes must be unique")
+        return self
+
+
+class ConfidencePolicy(Contract):
+    """Top-score thresholds below which a prediction needs review.
+
+    The most specific threshold wins: class, then model version (``"name@version"``), then model,
+    then the global default.
+    """
+
+    default: Score = 0.8
+    per_model: Annotated[dict[Identifier, Score], Field(max_length=MAX_RULES)] = Field(
+        default_factory=dict
+    )
+    per_model_version: Annotated[dict[Identifier, Score], Field(max_length=MAX_RULES)] = Field(
+        default_factory=dict
+    )
+    per_class: Annotated[dict[ClassName, Score], Field(max_length=MAX_RULES)] = Field(
+        default_factory=dict
+    )
+    margin: Score | None = 0.1
+    """Minimum top-1 minus top-2 score; ``None`` disables the margin check."""
+    max_low_score_objects: int = Field(default=0, ge=0, le=10_000)
+    """Boxes and tracks: review when more than this many objects score below the threshold."""
+
+
+class NoveltyPolicy(Contract):
+    """Out-of-distribution detection on prediction embeddings."""
+
+    enabled: bool = True
+    warmup: int = Field(default=200, ge=2, le=1_000_000)
+    """Embeddings per model and class observed before the detector may call anything novel."""
+    quantile: Score = 0.995
+    """The cut-off is this quantile of the distances seen during warm-up and since."""
+    flag_unseen_model_versions: bool = True
+    flag_unseen_task_types: bool = True
+
+
+class ClassRule(Contract):
+    """Review requirements for one class (e.g. safety-critical classes)."""
+
+    safety_critical: bool = False
+    tier: Tier | None = None
+    overlap: int | None = Field(default=None, ge=1, le=10)
+    priority: int | None = Field(default=None, ge=0, le=100)
+    skills: Annotated[list[Tag], Field(max_length=16)] = Field(default_factory=list)
+
+
+class ConsolidationMethod(StrEnum):
+    """How the resolver turns votes into a final label."""
+
+    MAJORITY = "majority"
+    WEIGHTED = "weighted"
+
+
+class ConsolidationPolicy(Contract):
+    """Voting rules applied once an item has its required votes."""
+
+    method: ConsolidationMethod = ConsolidationMethod.WEIGHTED
+    agreement: Score = 0.6
+    """Majority: minimum share of votes the winning label needs."""
+    min_confidence: Score = 0.8
+    """Weighted: minimum posterior confidence of the winning label."""
+    min_box_iou: Score = 0.5
+    """Boxes and tracks: IoU at which two reviewers' boxes count as the same object."""
+    safety_approval_layers: int = Field(default=2, ge=1, le=4)
+    """Safety-critical items need agreeing decisions from this many distinct tiers."""
+
+
+class ReviewPolicy(Contract):
+    """Default review requirements and reason priorities."""
+
+    default_tier: Tier = Tier.REVIEWER
+    default_overlap: int = Field(default=1, ge=1, le=10)
+    spot_check_rate: Score = 0.05
+    spot_check_salt: Identifier = "loupe"
+    rare_class_floor: Score = 0.01
+    """A class whose observed share is below this floor is rare."""
+    rare_class_min_observations: int = Field(default=500, ge=0, le=100_000_000)
+    reason_priority: Annotated[dict[str, int], Field(max_length=32)] = Field(
+        default_factory=lambda: {
+            "novel": 90,
+            "schema_changed": 80,
+            "low_confidence": 60,
+            "low_margin": 50,
+            "rare_class": 40,
+            "spot_check": 10,
+        }
+    )
+    show_votes: bool = False
+    """Blind review is the default: reviewers do not see other votes before resolution."""
+
+
+class ProjectPolicy(Contract):
+    """Everything that decides how one project's items are routed and reviewed."""
+
+    project: ProjectName
+    label_schema: LabelSchema
+    task_types: Annotated[list[TaskType], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: [TaskType.CLASSIFICATION]
+    )
+    confidence: ConfidencePolicy = Field(default_factory=ConfidencePolicy)
+    novelty: NoveltyPolicy = Field(default_factory=NoveltyPolicy)
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    classes: Annotated[dict[ClassName, ClassRule], Field(max_length=MAX_RULES)] = Field(
+        default_factory=dict
+    )
+    consolidation: ConsolidationPolicy = Field(default_factory=ConsolidationPolicy)

@@ -1,0 +1,65 @@
+"""Session fixtures shared by every test: real Kafka and Redis for integration and e2e tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from harness.infra import Infra, provide_infra
+
+from loupe.runtime.kafka import ensure_topics
+
+_active: list[Infra] = []
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """Real Kafka broker and redis-server for this test session (fails when none can be had)."""
+    with provide_infra(tmp_path_factory.mktemp("stack")) as found:
+        _active.append(found)
+        yield found
+
+
+@pytest.fixture
+def kafka_bootstrap(infra: Infra) -> str:
+    """Bootstrap servers of the real broker."""
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture
+def topic_prefix(infra: Infra) -> str:
+    """A fresh topic-name prefix with every registry topic created under it (test isolation)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+    return prefix
+
+
+@pytest.fixture
+def redis_url(infra: Infra) -> Iterator[str]:
+    """URL of the real redis-server, emptied before the test."""
+    client = redis_lib.Redis.from_url(infra.redis_url)
+    client.flushall()
+    client.close()
+    yield infra.redis_url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which real infrastructure the integration tests talked to."""
+    for found in _active:
+        terminalreporter.write_line(
+            f"infrastructure ({found.source}): Apache Kafka {found.kafka_version} at "
+            f"{found.kafka_bootstrap}; redis-server {found.redis_version} at {found.redis_url}"
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder so ``-m "not integration"`` selects the fast unit tests."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,65 @@
+"""Small Kafka helpers for tests: produce events and read topics back (read_committed)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.schemas import Event
+
+
+def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, Event | bytes]]) -> int:
+    """Produce (key, event-or-raw-bytes) pairs and wait until all are acknowledged."""
+    producer = Producer(producer_config(bootstrap))
+    count = 0
+    for key, event in events:
+        value = event if isinstance(event, bytes) else event.to_json_bytes()
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        count += 1
+    remaining = producer.flush(60)
+    assert remaining == 0, f"{remaining} messages were not acknowledged"
+    return count
+
+
+def read_all(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout_s: float = 60.0,
+    idle_s: float = 3.0,
+) -> list[Message]:
+    """Read a topic from the beginning with read_committed isolation.
+
+    Stops when ``expect`` records arrived (then waits ``idle_s`` more to catch extras), or after
+    ``idle_s`` of silence when ``expect`` is None, or at ``timeout_s`` at the latest.
+    """
+    consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
+    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    last_arrival = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, timeout=0.5)
+            for message in batch:
+                if message.error() is None:
+                    records.append(message)
+                    last_arrival = time.monotonic()
+            done = expect is not None and len(records) >= expect
+            if (done or expect is None) and time.monotonic() - last_arrival >= idle_s:
+                break
+    finally:
+        consumer.close()
+    return records
