@@ -1,0 +1,1 @@
+"""Loupe benchmarks: each prints one JSON object comparing against a same-run baseline."""
