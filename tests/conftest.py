@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from harness.infra import Infra, provide_infra
 
+from harness.infra import Infra, provide_infra
 from loupe.runtime.kafka import ensure_topics
 
 _active: list[Infra] = []

@@ -45,7 +45,7 @@ def _docker_answers() -> bool:
         import docker  # noqa: PLC0415  (optional: only with testcontainers installed)
 
         docker.from_env(timeout=3).ping()
-    except Exception:  # noqa: BLE001  any failure means "no engine here"
+    except Exception:
         return False
     return True
 
@@ -73,8 +73,13 @@ def _from_testcontainers() -> Iterator[Infra]:
         from testcontainers.redis import RedisContainer  # type: ignore[no-redef]  # noqa: PLC0415
     with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka, RedisContainer(REDIS_IMAGE) as rds:
         url = f"redis://{rds.get_container_host_ip()}:{rds.get_exposed_port(6379)}/0"
-        yield Infra(kafka.get_bootstrap_server(), url, "testcontainers",
-                    KAFKA_IMAGE.split(":")[1], _redis_version(url))
+        yield Infra(
+            kafka.get_bootstrap_server(),
+            url,
+            "testcontainers",
+            KAFKA_IMAGE.split(":")[1],
+            _redis_version(url),
+        )
 
 
 @contextlib.contextmanager
@@ -90,8 +95,13 @@ def _from_local_stack(state_dir: Path) -> Iterator[Infra]:
     stack = LocalStack(settings)
     info = stack.up()
     try:
-        yield Infra(info.kafka_bootstrap, info.redis_url, "local stack",
-                    info.kafka_version, _redis_version(info.redis_url))
+        yield Infra(
+            info.kafka_bootstrap,
+            info.redis_url,
+            "local stack",
+            info.kafka_version,
+            _redis_version(info.redis_url),
+        )
     finally:
         stack.down()
 
@@ -102,8 +112,13 @@ def provide_infra(state_dir: Path) -> Iterator[Infra]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     redis_url = os.environ.get("REDIS_URL")
     if bootstrap and redis_url:
-        yield Infra(bootstrap, redis_url, "environment",
-                    _kafka_version_from_env(bootstrap), _redis_version(redis_url))
+        yield Infra(
+            bootstrap,
+            redis_url,
+            "environment",
+            _kafka_version_from_env(bootstrap),
+            _redis_version(redis_url),
+        )
     elif _docker_answers():
         with _from_testcontainers() as infra:
             yield infra

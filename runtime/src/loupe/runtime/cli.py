@@ -37,8 +37,13 @@ class _PluginGroup(click.Group):
 
 
 @click.group(cls=_PluginGroup)
-@click.option("--log-level", default="INFO", show_default=True, envvar="LOUPE_LOG_LEVEL",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="LOUPE_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def main(log_level: str) -> None:
     """Loupe: Kafka-native human-in-the-loop review of machine-learning labels."""
     logging.basicConfig(

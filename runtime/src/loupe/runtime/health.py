@@ -44,7 +44,9 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler_class(health: HealthCheck, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def _handler_class(
+    health: HealthCheck, registry: CollectorRegistry
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -64,7 +66,7 @@ def _handler_class(health: HealthCheck, registry: CollectorRegistry) -> type[Bas
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Silence per-request logging."""
 
     return Handler

@@ -29,6 +29,8 @@ MAX_EMBEDDING_DIM = 4_096
 MAX_TEXT_CHARS = 100_000
 MAX_VOTES = 64
 
+Embedding = Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_EMBEDDING_DIM)]
+
 
 class ModelRef(Contract):
     """The model that produced a prediction."""
@@ -72,7 +74,7 @@ class Prediction(Event):
     model: ModelRef
     task_type: TaskType
     label: Label
-    embedding: Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_EMBEDDING_DIM)] | None = None
+    embedding: Embedding | None = None
     data: DataRef | None = None
     label_schema: LabelSchemaRef
     produced_at: Timestamp
@@ -184,7 +186,7 @@ class ReviewRequest(Event):
     allowed_classes: Annotated[list[ClassName], Field(min_length=1, max_length=1_000)]
     safety_critical: bool = False
     spot_check: bool = False
-    """The item was already auto-accepted (revision 1); a disagreeing review publishes a new revision."""
+    """Already auto-accepted (revision 1); a disagreeing review publishes a new revision."""
     escalation_level: int = Field(default=0, ge=0, le=8)
     conflict: ConflictRecord | None = None
     consolidation: ConsolidationPolicy = Field(default_factory=ConsolidationPolicy)
@@ -239,7 +241,9 @@ class Provenance(Contract):
 
     prediction: Prediction
     votes: Annotated[list[Vote], Field(max_length=MAX_VOTES)] = Field(default_factory=list)
-    decided_by: Annotated[list[Identifier], Field(max_length=MAX_VOTES)] = Field(default_factory=list)
+    decided_by: Annotated[list[Identifier], Field(max_length=MAX_VOTES)] = Field(
+        default_factory=list
+    )
     escalation_path: Annotated[list[Tier], Field(max_length=8)] = Field(default_factory=list)
     request_ids: Annotated[list[Identifier], Field(max_length=16)] = Field(default_factory=list)
     reasons: Annotated[list[ReasonCode], Field(max_length=16)] = Field(default_factory=list)

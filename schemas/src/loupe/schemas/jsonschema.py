@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from loupe.schemas.events import ALL_EVENTS
 from loupe.schemas.policy import ProjectPolicy
 
@@ -19,7 +21,8 @@ DEFAULT_DIR = Path(__file__).resolve().parents[3] / "jsonschema"
 def render_all() -> dict[str, str]:
     """File name → JSON Schema text for every event (plus the policy document)."""
     rendered = {}
-    for model in (*ALL_EVENTS, ProjectPolicy):
+    models: tuple[type[BaseModel], ...] = (*ALL_EVENTS, ProjectPolicy)
+    for model in models:
         schema = model.model_json_schema(mode="validation")
         schema["$id"] = f"https://loupe.dev/schemas/v1/{model.__name__}.json"
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

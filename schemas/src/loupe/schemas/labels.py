@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
@@ -71,7 +72,9 @@ class TrackedBox(Box):
     track_id: Identifier
 
 
-def _check_inside(boxes: list[Box] | list[TrackedBox], image: ImageSize, units: Units, where: str) -> None:
+def _check_inside(
+    boxes: list[Box] | list[TrackedBox], image: ImageSize, units: Units, where: str
+) -> None:
     max_x, max_y = (1.0, 1.0) if units is Units.NORMALIZED else (image.width, image.height)
     for index, box in enumerate(boxes):
         if box.x + box.w > max_x + _EDGE_TOLERANCE or box.y + box.h > max_y + _EDGE_TOLERANCE:
@@ -120,7 +123,7 @@ class TracksLabel(Contract):
     @model_validator(mode="after")
     def _frames_ordered_and_inside(self) -> Self:
         numbers = [frame.frame for frame in self.frames]
-        if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(numbers)):
             raise ValueError("frames must be in strictly increasing frame order")
         for frame in self.frames:
             _check_inside(frame.boxes, self.image, self.units, f"frame {frame.frame} ")

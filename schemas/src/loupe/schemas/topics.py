@@ -50,22 +50,48 @@ class TopicSpec:
         return {"cleanup.policy": self.cleanup.value, **self.configs}
 
 
-PREDICTIONS = TopicSpec("predictions", Prediction, "item_id", Cleanup.DELETE,
-                        configs={"retention.ms": str(_WEEK_MS)})
-PREDICTIONS_DLQ = TopicSpec("predictions.dlq", DeadLetter, "item_id", Cleanup.DELETE,
-                            configs={"retention.ms": str(4 * _WEEK_MS)})
-REVIEW_REQUESTS = TopicSpec("review.requests", ReviewRequest, "item_id", Cleanup.DELETE,
-                            configs={"retention.ms": str(4 * _WEEK_MS)})
-REVIEW_DECISIONS = TopicSpec("review.decisions", ReviewDecision, "item_id", Cleanup.DELETE,
-                             configs={"retention.ms": str(4 * _WEEK_MS)})
-LABELS_RESOLVED = TopicSpec("labels.resolved", ResolvedLabel, "item_id", Cleanup.COMPACT,
-                            configs={"min.compaction.lag.ms": "3600000"})
-LABELS_CONFLICTS = TopicSpec("labels.conflicts", ConflictRecord, "item_id", Cleanup.DELETE,
-                             configs={"retention.ms": str(4 * _WEEK_MS)})
-CONTROL_POLICY = TopicSpec("control.policy", PolicyUpdate, "project", Cleanup.COMPACT,
-                           partitions=1)
-AUDIT = TopicSpec("audit", AuditEvent, "item_id", Cleanup.DELETE,
-                  configs={"retention.ms": str(52 * _WEEK_MS)})
+PREDICTIONS = TopicSpec(
+    "predictions", Prediction, "item_id", Cleanup.DELETE, configs={"retention.ms": str(_WEEK_MS)}
+)
+PREDICTIONS_DLQ = TopicSpec(
+    "predictions.dlq",
+    DeadLetter,
+    "item_id",
+    Cleanup.DELETE,
+    configs={"retention.ms": str(4 * _WEEK_MS)},
+)
+REVIEW_REQUESTS = TopicSpec(
+    "review.requests",
+    ReviewRequest,
+    "item_id",
+    Cleanup.DELETE,
+    configs={"retention.ms": str(4 * _WEEK_MS)},
+)
+REVIEW_DECISIONS = TopicSpec(
+    "review.decisions",
+    ReviewDecision,
+    "item_id",
+    Cleanup.DELETE,
+    configs={"retention.ms": str(4 * _WEEK_MS)},
+)
+LABELS_RESOLVED = TopicSpec(
+    "labels.resolved",
+    ResolvedLabel,
+    "item_id",
+    Cleanup.COMPACT,
+    configs={"min.compaction.lag.ms": "3600000"},
+)
+LABELS_CONFLICTS = TopicSpec(
+    "labels.conflicts",
+    ConflictRecord,
+    "item_id",
+    Cleanup.DELETE,
+    configs={"retention.ms": str(4 * _WEEK_MS)},
+)
+CONTROL_POLICY = TopicSpec("control.policy", PolicyUpdate, "project", Cleanup.COMPACT, partitions=1)
+AUDIT = TopicSpec(
+    "audit", AuditEvent, "item_id", Cleanup.DELETE, configs={"retention.ms": str(52 * _WEEK_MS)}
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     PREDICTIONS,
