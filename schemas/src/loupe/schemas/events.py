@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Base64Bytes, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from loupe.schemas._base import (
     ClassName,
@@ -349,10 +349,12 @@ class SourceRef(Contract):
 
 
 class DeadLetter(Event):
-    """An input that could not be processed, kept byte for byte with the reason."""
+    """An input that could not be processed, kept byte for byte (base64 on the wire) with the reason."""
 
-    original: Base64Bytes
-    key: Base64Bytes | None = None
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    original: bytes
+    key: bytes | None = None
     error_kind: ErrorKind
     error: Annotated[str, Field(min_length=1, max_length=4_000)]
     field: Annotated[str, Field(max_length=512)] | None = None
