@@ -349,7 +349,7 @@ class SourceRef(Contract):
 
 
 class DeadLetter(Event):
-    """An input that could not be processed, kept byte for byte (base64 on the wire) with the reason."""
+    """An input that could not be processed, kept byte for byte (base64 in JSON) with why."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
