@@ -30,10 +30,27 @@ class _PluginGroup(click.Group):
         entry = self._entry_points().get(cmd_name)
         if entry is None:
             return None
-        loaded = entry.load()  # type: ignore[attr-defined]
+        try:
+            loaded = entry.load()  # type: ignore[attr-defined]
+        except ImportError as exc:
+            return _unavailable(cmd_name, f"cannot be loaded: {exc}")
         if not isinstance(loaded, click.Command):
-            raise click.ClickException(f"entry point {cmd_name!r} is not a click command")
+            return _unavailable(cmd_name, "is not a click command")
         return loaded
+
+
+def _unavailable(name: str, problem: str) -> click.Command:
+    """A stand-in that explains why an installed subcommand cannot run (help stays usable)."""
+
+    def fail() -> None:
+        raise click.ClickException(f"'loupe {name}' {problem}")
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(unavailable: {problem})",
+        context_settings={"ignore_unknown_options": True},
+    )
 
 
 @click.group(cls=_PluginGroup)
@@ -50,3 +67,27 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+@main.group()
+def topics() -> None:
+    """Loupe's Kafka topics (the registry in loupe.schemas.topics)."""
+
+
+@topics.command("ensure")
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1_000),
+    default=None,
+    help="Partitions for item-keyed topics (default: the registry's).",
+)
+def ensure(partitions: int | None) -> None:
+    """Create every registry topic that does not exist yet (idempotent)."""
+    from loupe.runtime.kafka import ensure_topics  # noqa: PLC0415  (keeps `loupe --help` fast)
+    from loupe.runtime.settings import ServiceSettings  # noqa: PLC0415
+
+    settings = ServiceSettings()
+    for name in ensure_topics(
+        settings.kafka_bootstrap_servers, prefix=settings.topic_prefix, partitions=partitions
+    ):
+        click.echo(name)
