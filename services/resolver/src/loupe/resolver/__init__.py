@@ -1,0 +1,1 @@
+"""Loupe resolver: turns reviewers' votes into final labels (streaming with Faust, or batch)."""
