@@ -1,0 +1,260 @@
+"""The routing engine: one input record in, its output records out (pure, no Kafka).
+
+It validates the record, looks up the project's policy, updates the partition's memory
+(novelty references, class shares, model versions and data types seen), decides, and encodes.
+Every input yields exactly one route: ``auto``, ``review``, ``spot_check`` (both outputs) or
+``dlq``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from loupe.router.decision import Decision, Observations, decide
+from loupe.router.encoding import OutputEncoder, dead_letter, iso_from_ms, request_id_for
+from loupe.router.novelty import assess
+from loupe.router.policies import ActivePolicy, PolicyBook
+from loupe.router.state import PartitionState, ProjectState
+from loupe.schemas import (
+    ClassificationLabel,
+    ContractError,
+    ErrorKind,
+    Prediction,
+    ReasonCode,
+    SourceRef,
+    decode,
+    label_classes,
+)
+
+WHOLE_ITEM = "*"
+"""Reference class of box and track embeddings, which describe the whole image or clip."""
+MAX_DLQ_ORIGINAL_BYTES = 65_536
+"""How much of an oversized input its dead letter keeps."""
+
+
+class Route(StrEnum):
+    """What happened to one input."""
+
+    AUTO = "auto"
+    REVIEW = "review"
+    SPOT_CHECK = "spot_check"
+    DLQ = "dlq"
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One consumed ``predictions`` record."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """Broker-side names of the router's output topics."""
+
+    resolved: str
+    requests: str
+    dlq: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Routed:
+    """The outcome for one input: its route, its outputs and why."""
+
+    route: Route
+    outputs: tuple[Output, ...]
+    reasons: tuple[ReasonCode, ...] = ()
+    error_kind: ErrorKind | None = None
+    project: str | None = None
+
+
+class InputRejectedError(Exception):
+    """An input that goes to the dead-letter topic."""
+
+    def __init__(self, kind: ErrorKind, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.field = kind, message, field
+
+
+def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -> Observations:
+    """Compare a prediction with what this partition has seen, then remember it."""
+    policy = active.policy
+    novelty_policy = policy.novelty
+    findings: list[str] = []
+    flag_versions = novelty_policy.enabled and novelty_policy.flag_unseen_model_versions
+    flag_types = novelty_policy.enabled and novelty_policy.flag_unseen_task_types
+    model = prediction.model.qualified
+    if model not in state.model_versions:
+        state.model_versions.add(model)
+        state.meta_dirty = True
+        if flag_versions:
+            findings.append(f"unseen model version {model}")
+    task_type = prediction.task_type
+    if task_type.value not in state.task_types:
+        state.task_types.add(task_type.value)
+        state.meta_dirty = True
+        if flag_types:
+            findings.append(f"unseen task type {task_type.value}")
+    elif flag_types and task_type not in policy.task_types:
+        findings.append(f"task type {task_type.value} is not one of the project's")
+    data_type = prediction.data.mime_type if prediction.data is not None else None
+    if data_type and data_type not in state.data_types:
+        state.data_types.add(data_type)
+        state.meta_dirty = True
+        if flag_types:
+            findings.append(f"unseen data type {data_type}")
+    if novelty_policy.enabled and prediction.embedding is not None:
+        label = prediction.label
+        cls = label.label if isinstance(label, ClassificationLabel) else WHOLE_ITEM
+        vector = np.asarray(prediction.embedding, dtype=np.float64)
+        reference = state.reference((model, cls), vector.shape[0])
+        verdict = assess(
+            reference, vector, warmup=novelty_policy.warmup, quantile=novelty_policy.quantile
+        )
+        if verdict.novel:
+            findings.append(verdict.detail)
+    classes = label_classes(prediction.label)
+    rare: list[tuple[str, float]] = []
+    review = policy.review
+    if state.observations >= max(1, review.rare_class_min_observations):
+        for name in sorted(classes):
+            share = state.class_counts.get(name, 0) / state.observations
+            if share < review.rare_class_floor:
+                rare.append((name, share))
+    state.count_classes(classes)
+    return Observations(novelty=tuple(findings), rare_classes=tuple(rare))
+
+
+class RoutingEngine:
+    """Routes records with the policies of a ``PolicyBook``."""
+
+    def __init__(self, policies: PolicyBook, topics: OutputTopics, max_payload_bytes: int) -> None:
+        self.policies = policies
+        self.topics = topics
+        self.max_payload_bytes = max_payload_bytes
+        self.encoder = OutputEncoder()
+
+    def _accept(self, record: InputRecord) -> tuple[Prediction, ActivePolicy]:
+        raw = record.value
+        if raw is None:
+            raise InputRejectedError(ErrorKind.MALFORMED_JSON, "empty record value (tombstone)")
+        if len(raw) > self.max_payload_bytes:
+            raise InputRejectedError(
+                ErrorKind.TOO_LARGE,
+                f"payload of {len(raw)} bytes exceeds the router's limit of "
+                f"{self.max_payload_bytes} bytes",
+            )
+        try:
+            prediction = decode(Prediction, raw)
+        except ContractError as exc:
+            raise InputRejectedError(exc.kind, exc.message, exc.field) from None
+        active = self.policies.get(prediction.project)
+        if active is None:
+            raise InputRejectedError(
+                ErrorKind.UNKNOWN_PROJECT,
+                f"no policy for project {prediction.project!r}",
+                "project",
+            )
+        schema = active.policy.label_schema
+        used = prediction.label_schema
+        if used.id == schema.id and used.version == schema.version:
+            unknown = label_classes(prediction.label).difference(schema.classes)
+            if unknown:
+                raise InputRejectedError(
+                    ErrorKind.INVALID_LABEL,
+                    f"class(es) {sorted(unknown)} not in label schema {schema.id} "
+                    f"v{schema.version}",
+                    "label",
+                )
+        return prediction, active
+
+    def route(self, record: InputRecord, state: PartitionState, now: str) -> Routed:
+        """Route one record; ``now`` (ISO 8601) stamps the outputs of this batch."""
+        try:
+            prediction, active = self._accept(record)
+        except InputRejectedError as rejected:
+            return self._dead_letter(record, rejected)
+        raw = record.value
+        assert raw is not None
+        observed = observe(state.project(prediction.project), prediction, active)
+        decision = decide(prediction, active.policy, observed)
+        return self._encode(
+            record, raw=raw, prediction=prediction, active=active, decision=decision, now=now
+        )
+
+    def _encode(
+        self,
+        record: InputRecord,
+        *,
+        raw: bytes,
+        prediction: Prediction,
+        active: ActivePolicy,
+        decision: Decision,
+        now: str,
+    ) -> Routed:
+        key = prediction.item_id.encode()
+        outputs: list[Output] = []
+        plan = decision.review
+        request_id = request_id_for(prediction.prediction_id) if plan is not None else None
+        if decision.auto_accept:
+            first_seen = iso_from_ms(record.timestamp_ms) if record.timestamp_ms else now
+            value = self.encoder.resolved_label(
+                prediction,
+                raw,
+                confidence=decision.confidence,
+                spot_check_request=request_id,
+                first_seen_at=first_seen,
+                resolved_at=now,
+            )
+            outputs.append(Output(self.topics.resolved, key, value))
+        if plan is not None:
+            assert request_id is not None
+            value = self.encoder.review_request(
+                prediction, raw, plan=plan, active=active, request_id=request_id, created_at=now
+            )
+            outputs.append(Output(self.topics.requests, key, value))
+        if plan is None:
+            route = Route.AUTO
+        else:
+            route = Route.SPOT_CHECK if plan.spot_check else Route.REVIEW
+        reasons = tuple(r.code for r in plan.reasons) if plan is not None else ()
+        return Routed(route, tuple(outputs), reasons, project=prediction.project)
+
+    def _dead_letter(self, record: InputRecord, rejected: InputRejectedError) -> Routed:
+        source = SourceRef(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+        )
+        value = dead_letter(
+            record.value,
+            record.key,
+            kind=rejected.kind,
+            error=rejected.message,
+            field=rejected.field,
+            source=source,
+            max_original_bytes=MAX_DLQ_ORIGINAL_BYTES
+            if rejected.kind is ErrorKind.TOO_LARGE
+            else self.max_payload_bytes,
+        )
+        return Routed(
+            Route.DLQ, (Output(self.topics.dlq, record.key, value),), error_kind=rejected.kind
+        )

@@ -1,0 +1,55 @@
+"""Router settings, read from ``LOUPE_ROUTER_*`` environment variables."""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from loupe.runtime.settings import ServiceSettings
+
+
+class RouterSettings(ServiceSettings):
+    """How the router connects, batches, persists its state and serves health."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOUPE_ROUTER_", extra="ignore", populate_by_name=True
+    )
+
+    group_id: str = Field(default="loupe-router", min_length=1, max_length=200)
+    """Consumer group of all router instances; also names the state changelog topic."""
+    instance_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=200, pattern=r"^[\w.-]+$"
+    )
+    """Stable per instance (e.g. a pod name): the transactional id is ``<group_id>-<instance_id>``
+    so a restarted instance fences its own zombie at once."""
+    policy_dir: Path | None = None
+    """Folder of per-project policy files (``*.yaml``, ``*.yml``, ``*.json``) loaded at start."""
+    batch_max_messages: int = Field(default=500, ge=1, le=100_000)
+    batch_timeout_ms: int = Field(default=100, ge=1, le=60_000)
+    max_payload_bytes: int = Field(default=524_288, ge=1_024, le=700_000)
+    """Larger predictions are dead-lettered (their review request would not fit a record)."""
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
+    restore_timeout_s: float = Field(default=120.0, gt=0)
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=8091, ge=0, le=65_535)
+    """0 picks a free port (logged at start)."""
+
+    @property
+    def transactional_id(self) -> str:
+        """The producer's transactional id: stable across restarts of this instance."""
+        return f"{self.group_id}-{self.instance_id}"
+
+    @property
+    def state_topic(self) -> str:
+        """The compacted changelog topic holding the router's per-partition state."""
+        return self.topic(f"{self.group_id}.state")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> RouterSettings:
+    """The process-wide router settings (cached)."""
+    return RouterSettings()
