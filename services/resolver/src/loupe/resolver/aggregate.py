@@ -79,6 +79,7 @@ def posteriors(
     labels: IntArray,
     log_confusion: FloatArray,
     log_prior: FloatArray,
+    *,
     n_items: int,
     by_item: sparse.csr_matrix | None = None,
 ) -> tuple[FloatArray, float]:

@@ -24,8 +24,12 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
         return np.zeros((a.shape[0], b.shape[0]))
     ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    iw = np.clip(
+        np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
+    )
     inter = iw * ih
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
@@ -57,7 +61,8 @@ class BoxConsensus:
 def _centroid(cluster: Cluster, coords: list[FloatArray], weights: FloatArray) -> FloatArray:
     rows = np.array([coords[r][i] for r, i in cluster.members.items()])
     w = weights[list(cluster.members)]
-    return (rows * w[:, None]).sum(axis=0) / w.sum()
+    centre: FloatArray = (rows * w[:, None]).sum(axis=0) / w.sum()
+    return centre
 
 
 def cluster_boxes(
@@ -82,7 +87,7 @@ def cluster_boxes(
 
 def consensus(
     annotations: Sequence[Sequence[Box]],
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | FloatArray | None = None,
     *,
     min_iou: float = 0.5,
 ) -> BoxConsensus:
@@ -105,19 +110,27 @@ def consensus(
         centre = _centroid(cluster, coords, w)
         names = sorted({annotations[r][i].label for r, i in cluster.members.items()})
         votes = np.array([names.index(annotations[r][i].label) for r, i in cluster.members.items()])
-        tally = majority(np.zeros(len(votes), dtype=np.int64), votes, 1, len(names),
-                         w[list(cluster.members)])
+        tally = majority(
+            np.zeros(len(votes), dtype=np.int64), votes, 1, len(names), w[list(cluster.members)]
+        )
         label = names[int(tally.winners[0])]
-        member_ious = iou_matrix(np.array([coords[r][i] for r, i in cluster.members.items()]),
-                                 centre[None])[:, 0]
+        member_ious = iou_matrix(
+            np.array([coords[r][i] for r, i in cluster.members.items()]), centre[None]
+        )[:, 0]
         ious.extend(member_ious.tolist())
         supported_weight += sum(
             w[r] for r, i in cluster.members.items() if annotations[r][i].label == label
         )
         kept.append(cluster)
         kept_boxes.append(
-            Box(label=label, score=float(min(1.0, support / total_weight)), x=float(centre[0]),
-                y=float(centre[1]), w=float(centre[2]), h=float(centre[3]))
+            Box(
+                label=label,
+                score=float(min(1.0, support / total_weight)),
+                x=float(centre[0]),
+                y=float(centre[1]),
+                w=float(centre[2]),
+                h=float(centre[3]),
+            )
         )
     agreement = supported_weight / drawn_weight if drawn_weight > 0 else 1.0
     mean_iou = float(np.mean(ious)) if ious else 1.0

@@ -36,12 +36,12 @@ class DawidSkeneResult:
     @property
     def labels(self) -> IntArray:
         """Most probable class per item (lowest class index on exact ties)."""
-        return np.argmax(self.posteriors, axis=1).astype(np.int64)
+        return np.asarray(np.argmax(self.posteriors, axis=1), dtype=np.int64)
 
     @property
     def confidence(self) -> FloatArray:
         """Posterior probability of each item's most probable class."""
-        return self.posteriors.max(axis=1)
+        return np.asarray(self.posteriors.max(axis=1), dtype=np.float64)
 
 
 def _clamp_gold(estimate: FloatArray, gold: Mapping[int, int]) -> FloatArray:
@@ -68,6 +68,7 @@ def m_step(
     items: IntArray,
     workers: IntArray,
     labels: IntArray,
+    *,
     n_workers: int,
     smoothing: float,
     by_answer: sparse.csr_matrix | None = None,
@@ -125,9 +126,23 @@ def fit(
     prior = np.full(n_classes, 1.0 / n_classes)
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 (reported afterwards)
-        confusion, prior = m_step(estimate, items, workers, labels, n_workers, smoothing, by_answer)
+        confusion, prior = m_step(
+            estimate,
+            items,
+            workers,
+            labels,
+            n_workers=n_workers,
+            smoothing=smoothing,
+            by_answer=by_answer,
+        )
         estimate, log_likelihood = posteriors(
-            items, workers, labels, np.log(confusion), np.log(prior), n_items, by_item
+            items,
+            workers,
+            labels,
+            np.log(confusion),
+            np.log(prior),
+            n_items=n_items,
+            by_item=by_item,
         )
         estimate = _clamp_gold(estimate, gold)
         if abs(log_likelihood - previous) <= tolerance * max(1.0, abs(log_likelihood)):

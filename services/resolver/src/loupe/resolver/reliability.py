@@ -56,14 +56,28 @@ class OnlineReliability:
             found.tier = tier
         return found
 
-    def observe(self, project: str, reviewer: str, tier: Tier, answer: str, truth: str) -> None:
-        """Record that ``reviewer`` answered ``answer`` on an item finally labelled ``truth``."""
+    def observe(
+        self,
+        project: str,
+        reviewer: str,
+        tier: Tier,
+        answer: str,
+        truth: str,
+        *,
+        weight: float = 1.0,
+    ) -> None:
+        """Record that ``reviewer`` answered ``answer`` on an item finally labelled ``truth``.
+
+        A negative ``weight`` withdraws an earlier observation (a lead overrode the label).
+        """
         stats = self.stats(project, reviewer, tier)
         row = stats.counts.setdefault(truth, {})
-        row[answer] = row.get(answer, 0.0) + 1.0
-        stats.observations += 1
+        row[answer] = max(0.0, row.get(answer, 0.0) + weight)
+        stats.observations = max(0, stats.observations + (1 if weight > 0 else -1))
 
-    def confusion(self, project: str, reviewer: str, tier: Tier, classes: Sequence[str]) -> FloatArray:
+    def confusion(
+        self, project: str, reviewer: str, tier: Tier, classes: Sequence[str]
+    ) -> FloatArray:
         """Posterior-mean confusion matrix over ``classes``: ``[t, o]`` = P(answer o | truth t)."""
         stats = self.stats(project, reviewer, tier)
         k = len(classes)
@@ -77,7 +91,8 @@ class OnlineReliability:
             for o, answer in enumerate(classes):
                 matrix[t, o] += row.get(answer, 0.0)
             outside[t] = sum(v for answer, v in row.items() if answer not in classes)
-        return matrix / (matrix.sum(axis=1, keepdims=True) + outside[:, None])
+        normalised: FloatArray = matrix / (matrix.sum(axis=1, keepdims=True) + outside[:, None])
+        return normalised
 
     def log_confusion(
         self, project: str, reviewers: Sequence[tuple[str, Tier]], classes: Sequence[str]

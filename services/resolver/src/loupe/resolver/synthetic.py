@@ -68,9 +68,7 @@ def generate(
     rng = np.random.default_rng(seed)
     class_prior = np.asarray(prior if prior else np.full(n_classes, 1.0 / n_classes))
     class_prior = class_prior / class_prior.sum()
-    confusion = np.stack(
-        [confusion_for_accuracy(a, n_classes, rng, skew=skew) for a in accuracies]
-    )
+    confusion = np.stack([confusion_for_accuracy(a, n_classes, rng, skew=skew) for a in accuracies])
     truth = rng.choice(n_classes, size=n_items, p=class_prior).astype(np.int64)
     n_workers = len(accuracies)
     workers = np.argsort(rng.random((n_items, n_workers)), axis=1)[:, :overlap].astype(np.int64)
@@ -78,6 +76,6 @@ def generate(
     workers = workers.reshape(-1)
     rows = confusion[workers, truth[items]]
     cumulative = rows.cumsum(axis=1)
-    draws = rng.random(rows.shape[0])[:, None]
+    draws = np.asarray(rng.random(rows.shape[0]))[:, None]
     labels = np.minimum((draws > cumulative).sum(axis=1), n_classes - 1).astype(np.int64)
     return SyntheticCrowd(items, workers, labels, truth, confusion, class_prior)

@@ -102,8 +102,11 @@ def consensus(
         if result.unmatched or frame_switches or result.mean_iou < min_iou:
             disputed.append(number)
     first = annotations[0]
-    label = TracksLabel(image=ImageSize(width=first.image.width, height=first.image.height),
-                        units=Units(first.units), frames=frames)
+    label = TracksLabel(
+        image=ImageSize(width=first.image.width, height=first.image.height),
+        units=Units(first.units),
+        frames=frames,
+    )
     return TrackConsensus(
         label=label,
         agreement=float(np.mean(agreements)) if agreements else 1.0,

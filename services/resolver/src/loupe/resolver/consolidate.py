@@ -1,0 +1,194 @@
+"""Turn one item's votes into a consensus label under the project's consolidation policy.
+
+Classification uses the shared vectorised tallies (``aggregate.majority`` for ``majority``,
+the Dawid-Skene E-step with online reliabilities for ``weighted``); boxes and tracks use IoU
+consensus. A ``reject`` vote is a vote for "unlabelable", which wins like any other answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from loupe.resolver import boxes as box_consensus
+from loupe.resolver import tracks as track_consensus
+from loupe.resolver.aggregate import majority, posteriors
+from loupe.resolver.reliability import OnlineReliability
+from loupe.schemas import (
+    Action,
+    BoxesLabel,
+    ClassificationLabel,
+    Disagreement,
+    Label,
+    TracksLabel,
+    Vote,
+)
+from loupe.schemas.policy import ConsolidationMethod, ConsolidationPolicy
+
+REJECTED = "\x00rejected"
+"""Internal answer key of a ``reject`` vote (never a valid class name, never published)."""
+
+COUNTED_ACTIONS = frozenset({Action.APPROVE, Action.CORRECT, Action.REJECT})
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """The label the votes support (None = rejected) and how strongly."""
+
+    label: Label | None
+    confidence: float
+    tie: bool
+    unanimous: bool
+    disagreement: Disagreement
+    classes: list[str]
+
+    def passes(self, policy: ConsolidationPolicy, classification: bool) -> bool:
+        """Whether this consensus is strong enough to become the final label."""
+        weighted = policy.method is ConsolidationMethod.WEIGHTED and classification
+        threshold = policy.min_confidence if weighted else policy.agreement
+        return not self.tie and self.confidence >= threshold - 1e-12
+
+
+def answer_key(vote: Vote) -> str:
+    """The classification answer of a vote (``REJECTED`` for rejects)."""
+    if vote.action is Action.REJECT or vote.label is None:
+        return REJECTED
+    if isinstance(vote.label, ClassificationLabel):
+        return vote.label.label
+    raise ValueError(f"vote {vote.decision_id} has a {vote.label.kind} label, not a class")
+
+
+def classify(
+    votes: Sequence[Vote],
+    policy: ConsolidationPolicy,
+    allowed: Sequence[str],
+    reliability: OnlineReliability,
+    project: str,
+) -> Consensus:
+    """Consensus class of classification votes (``majority`` or reliability-``weighted``)."""
+    answers = [answer_key(v) for v in votes]
+    classes = sorted(set(allowed) | (set(answers) - {REJECTED}))
+    if REJECTED in answers:
+        classes.append(REJECTED)
+    labels = np.array([classes.index(a) for a in answers], dtype=np.int64)
+    items = np.zeros(len(votes), dtype=np.int64)
+    reviewers = [(v.reviewer.id, v.reviewer.tier) for v in votes]
+    weights = np.array([reliability.accuracy(project, rid, tier) for rid, tier in reviewers])
+    if policy.method is ConsolidationMethod.WEIGHTED:
+        log_conf = reliability.log_confusion(project, reviewers, classes)
+        log_prior = np.full(len(classes), -np.log(len(classes)))
+        probs, _ = posteriors(items, np.arange(len(votes)), labels, log_conf, log_prior, n_items=1)
+        scores = probs[0]
+        winner = int(np.argmax(scores))
+        ordered = np.sort(scores)
+        tie = len(ordered) > 1 and ordered[-1] - ordered[-2] <= 1e-9
+        confidence = float(scores[winner])
+        agreement = float(weights[labels == winner].sum() / weights.sum())
+    else:
+        tally = majority(items, labels, 1, len(classes))
+        winner = int(tally.winners[0])
+        tie = bool(tally.ties[0])
+        confidence = agreement = float(tally.shares[0])
+        scores = np.bincount(labels, minlength=len(classes)) / len(votes)
+    real = [c for c in classes if c != REJECTED]
+    label: Label | None = None
+    if classes[winner] != REJECTED:
+        label = ClassificationLabel(
+            label=classes[winner],
+            scores={c: float(min(1.0, max(0.0, scores[i]))) for i, c in enumerate(real)},
+        )
+    return Consensus(
+        label=label,
+        confidence=min(1.0, confidence),
+        tie=tie,
+        unanimous=len(set(answers)) == 1,
+        disagreement=Disagreement(agreement=min(1.0, agreement)),
+        classes=sorted(set(answers) - {REJECTED}),
+    )
+
+
+def _reject_share(votes: Sequence[Vote], weights: np.ndarray) -> float:
+    rejected = np.array([v.action is Action.REJECT or v.label is None for v in votes])
+    return float(weights[rejected].sum() / weights.sum())
+
+
+def spatial(
+    votes: Sequence[Vote],
+    policy: ConsolidationPolicy,
+    reliability: OnlineReliability,
+    project: str,
+) -> Consensus:
+    """Consensus of box or track votes; reviewers weighted by reliability under ``weighted``."""
+    if policy.method is ConsolidationMethod.WEIGHTED:
+        weights = np.array(
+            [reliability.accuracy(project, v.reviewer.id, v.reviewer.tier) for v in votes]
+        )
+    else:
+        weights = np.ones(len(votes))
+    share = _reject_share(votes, weights)
+    if share * 2 > 1.0:
+        return Consensus(None, share, False, share == 1.0, Disagreement(agreement=share), [])
+    accepted = [
+        (v, w)
+        for v, w in zip(votes, weights, strict=True)
+        if v.action is not Action.REJECT and v.label is not None
+    ]
+    labels = [v.label for v, _ in accepted]
+    w = [float(x) for _, x in accepted]
+    tie = share * 2 == 1.0
+    if all(isinstance(label, BoxesLabel) for label in labels):
+        box_labels = [label for label in labels if isinstance(label, BoxesLabel)]
+        result = box_consensus.consensus(
+            [b.boxes for b in box_labels], w, min_iou=policy.min_box_iou
+        )
+        first = box_labels[0]
+        label: Label = BoxesLabel(image=first.image, units=first.units, boxes=result.boxes)
+        agreement = result.agreement * (1.0 - share)
+        disagreement = Disagreement(
+            agreement=agreement, mean_iou=result.mean_iou, unmatched_boxes=result.unmatched
+        )
+        classes = sorted({b.label for bl in box_labels for b in bl.boxes})
+        unanimous = share == 0 and result.unmatched == 0 and result.agreement == 1.0
+    elif all(isinstance(label, TracksLabel) for label in labels):
+        track_labels = [label for label in labels if isinstance(label, TracksLabel)]
+        tracked = track_consensus.consensus(track_labels, w, min_iou=policy.min_box_iou)
+        label = tracked.label
+        agreement = tracked.agreement * (1.0 - share)
+        disagreement = Disagreement(
+            agreement=agreement,
+            mean_iou=tracked.mean_iou,
+            unmatched_boxes=tracked.unmatched,
+            disputed_frames=tracked.disputed_frames,
+            identity_switches=tracked.identity_switches,
+        )
+        classes = sorted({b.label for t in track_labels for f in t.frames for b in f.boxes})
+        unanimous = share == 0 and not tracked.disputed_frames and tracked.agreement == 1.0
+    else:
+        raise ValueError("votes mix label kinds")
+    return Consensus(label, agreement, tie, unanimous, disagreement, classes[:1000])
+
+
+def same_label(a: Label | None, b: Label | None, min_iou: float) -> bool:
+    """Whether two outcomes agree (both rejected, same class, or matching boxes per frame)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, ClassificationLabel) and isinstance(b, ClassificationLabel):
+        return a.label == b.label
+    if isinstance(a, BoxesLabel) and isinstance(b, BoxesLabel):
+        return box_consensus.labels_agree(a, b, min_iou)
+    if isinstance(a, TracksLabel) and isinstance(b, TracksLabel):
+        frames_a = {f.frame: f for f in a.frames}
+        frames_b = {f.frame: f for f in b.frames}
+        if set(frames_a) != set(frames_b):
+            return False
+        return all(
+            box_consensus.labels_agree(
+                BoxesLabel(image=a.image, units=a.units, boxes=list(frames_a[n].boxes)),
+                BoxesLabel(image=b.image, units=b.units, boxes=list(frames_b[n].boxes)),
+                min_iou,
+            )
+            for n in frames_a
+        )
+    return False

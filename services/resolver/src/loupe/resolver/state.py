@@ -1,0 +1,88 @@
+"""Per-item resolver state, stored as JSON in the Faust table (key = item_id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loupe.schemas import Label, ResolvedLabel, ReviewRequest, Tier, Vote
+
+
+class StoredVote(BaseModel):
+    """A counted decision, with the request it answered and its idempotency key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    request_id: str
+    final: bool = False
+    vote: Vote
+
+
+class Layer(BaseModel):
+    """The outcome one tier reached (``label`` None = rejected), for safety approval layers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tier: Tier
+    label: Label | None
+
+
+class Observation(BaseModel):
+    """One reviewer answer scored against a final label (feeds online reliability)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    tier: Tier
+    answer: str
+    truth: str
+
+
+class ItemState(BaseModel):
+    """Everything the resolver knows about one item."""
+
+    item_id: str
+    project: str | None = None
+    request: ReviewRequest | None = None
+    """The latest request of the current round (its tier and overlap apply)."""
+    root: ReviewRequest | None = None
+    """The request that opened the current round (prediction, spot check, reasons)."""
+    round_levels: dict[str, int] = Field(default_factory=dict)
+    """Request id -> escalation level, for the requests of the current round."""
+    known_requests: list[str] = Field(default_factory=list)
+    votes: list[StoredVote] = Field(default_factory=list)
+    seen_keys: list[str] = Field(default_factory=list)
+    escalation_path: list[Tier] = Field(default_factory=list)
+    layers: list[Layer] = Field(default_factory=list)
+    status: Literal["open", "resolved"] = "open"
+    revision: int = 0
+    resolved: ResolvedLabel | None = None
+    observations: list[Observation] = Field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        """Serialise for the table."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ItemState:
+        """Parse what ``to_bytes`` wrote."""
+        return cls.model_validate_json(raw)
+
+    def round_votes(self, level: int | None = None) -> list[StoredVote]:
+        """Current-round votes (of one level when given), the latest per reviewer."""
+        latest: dict[str, StoredVote] = {}
+        for stored in self.votes:
+            found = self.round_levels.get(stored.request_id)
+            if found is None or (level is not None and found != level):
+                continue
+            reviewer = stored.vote.reviewer.id
+            if reviewer not in latest or _order(stored) >= _order(latest[reviewer]):
+                latest[reviewer] = stored
+        return sorted(latest.values(), key=lambda s: (s.vote.decided_at, s.vote.decision_id))
+
+
+def _order(stored: StoredVote) -> tuple[datetime, str]:
+    return stored.vote.decided_at, stored.vote.decision_id
