@@ -1,0 +1,220 @@
+"""Fold Loupe's events into the numbers the metrics service exports (pure, no I/O).
+
+Event counters (throughput, DLQ, decisions, histograms) count records. Item-level quality
+numbers are kept exact under duplicates, replays and any arrival order through per-item state
+(see ``items``). Only items that needed people are kept in memory; auto-accepted items are
+counted but not stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loupe.metrics.agreement import DEFAULT_MIN_IOU, labels_agree
+from loupe.metrics.histogram import RESOLUTION_SECONDS_BUCKETS, REVIEW_SECONDS_BUCKETS, Histogram
+from loupe.metrics.items import DecisionRecord, ItemState, Tally, VoteRecord, is_person_made
+from loupe.metrics.policies import PolicyBook
+from loupe.metrics.stats import Interval, wilson
+from loupe.schemas import (
+    AuditAction,
+    AuditEvent,
+    ConflictRecord,
+    DeadLetter,
+    PolicyUpdate,
+    Prediction,
+    ResolvedLabel,
+    ReviewDecision,
+    ReviewRequest,
+)
+
+MAX_REVISION_LABEL = 5
+"""Revisions at or above this are reported together as ``"5+"`` (bounded cardinality)."""
+
+
+def revision_label(revision: int) -> str:
+    """The bounded label value for a revision number."""
+    return f"{MAX_REVISION_LABEL}+" if revision >= MAX_REVISION_LABEL else str(revision)
+
+
+@dataclass
+class MetricsState:
+    """Everything the exporter shows, updated one event at a time."""
+
+    window: int = 200
+    """Sliding disagreement window: the last N multi-vote items per project and class."""
+    min_iou: float = DEFAULT_MIN_IOU
+    counters: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    sums: dict[tuple[str, ...], float] = field(default_factory=dict)
+    aggregates: Tally = field(default_factory=Counter)
+    items: dict[str, ItemState] = field(default_factory=dict)
+    windows: dict[tuple[str, str], deque[str]] = field(default_factory=dict)
+    review_seconds: Histogram = field(default_factory=lambda: Histogram(REVIEW_SECONDS_BUCKETS))
+    resolution_seconds: Histogram = field(
+        default_factory=lambda: Histogram(RESOLUTION_SECONDS_BUCKETS)
+    )
+    policies: PolicyBook = field(default_factory=PolicyBook)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def on_prediction(self, event: Prediction) -> None:
+        """A prediction arrived from model serving."""
+        self.counters["predictions", event.project, event.model.name] += 1
+
+    def on_dead_letter(self, event: DeadLetter) -> None:
+        """An input was dead-lettered."""
+        self.counters["dlq", event.error_kind.value, event.service] += 1
+
+    def on_review_request(self, event: ReviewRequest) -> None:
+        """A review request (first level, spot check or escalation)."""
+        item = self.items.get(event.item_id)
+        if item is not None and event.request_id in item.request_ids:
+            return
+        project, model = event.project, event.prediction.model.name
+        self.counters["requests", project, event.required_tier.value] += 1
+        for reason in {reason.code.value for reason in event.reasons}:
+            self.counters["request_reasons", project, reason] += 1
+        first_level = event.escalation_level == 0
+        if first_level and not event.spot_check:
+            self.counters["routed", project, model, "review"] += 1
+
+        def update(state: ItemState) -> None:
+            state.request_ids.add(event.request_id)
+            state.model = model
+            state.prediction = event.prediction.label
+            if event.escalation_level > 0:
+                state.escalated = True
+            elif event.spot_check:
+                state.review_requested = True
+                state.spot_check = True
+                state.spot_overlap = event.required_overlap
+                state.spot_policy_version = event.policy_version
+            else:
+                state.review_requested = True
+                state.routed_to_review = True
+
+        self._update(event.item_id, project, update)
+
+    def on_decision(self, event: ReviewDecision) -> None:
+        """A reviewer's decision."""
+        item = self.items.get(event.item_id)
+        if item is not None and event.decision_id in item.decisions:
+            return
+        tier = event.reviewer.tier.value
+        self.counters["decisions", event.project, tier, event.action.value] += 1
+        self.counters["reviewer_decisions", event.reviewer.id, event.action.value] += 1
+        key = ("review_seconds", event.project)
+        self.sums[key] = self.sums.get(key, 0.0) + event.seconds_spent
+        self.review_seconds.observe((tier,), event.seconds_spent)
+        record = DecisionRecord(event.reviewer.id, event.action, event.label, event.request_id)
+
+        def update(state: ItemState) -> None:
+            state.decisions[event.decision_id] = record
+
+        self._update(event.item_id, event.project, update)
+
+    def on_resolved(self, event: ResolvedLabel) -> None:
+        """A final label (revision 1 from the router, later ones from the resolver)."""
+        item = self.items.get(event.item_id)
+        if item is not None and event.revision <= item.revision:
+            return
+        project, model = event.project, event.provenance.prediction.model.name
+        revision = revision_label(event.revision)
+        person_made = is_person_made(event.method)
+        if event.revision == 1 and not person_made:
+            self.counters["routed", project, model, "auto"] += 1
+        previous = (
+            item.last_label
+            if item is not None and item.revision > 0
+            else event.provenance.prediction.label
+        )
+        self.counters["revisions", project, revision] += 1
+        if person_made and not labels_agree(previous, event.label, self.min_iou):
+            self.counters["corrections", project, revision] += 1
+        if item is None and not person_made:
+            return  # auto-accepted and not (yet) reviewed: counted, not stored
+        if person_made:
+            seconds = (event.resolved_at - event.first_seen_at).total_seconds()
+            self.resolution_seconds.observe((project, event.method.value), seconds)
+        votes = tuple(VoteRecord(v.action, v.label) for v in event.provenance.votes)
+
+        def update(state: ItemState) -> None:
+            state.revision = event.revision
+            state.last_label = event.label
+            state.model = model
+            state.prediction = event.provenance.prediction.label
+            if person_made:
+                state.human_final = event.label
+                state.human_outcome = event.outcome
+                state.votes = votes
+
+        self._update(event.item_id, project, update)
+
+    def on_conflict(self, event: ConflictRecord) -> None:
+        """Votes on an item disagreed."""
+        item = self.items.get(event.item_id)
+        if item is not None and event.conflict_id in item.conflict_ids:
+            return
+        self.counters["conflicts", event.project, event.resolution.value] += 1
+
+        def update(state: ItemState) -> None:
+            state.conflict_ids.add(event.conflict_id)
+            state.conflict = True
+
+        self._update(event.item_id, event.project, update)
+
+    def on_audit(self, event: AuditEvent) -> None:
+        """Audit records: lease expiries are counted, policy changes feed the controller."""
+        if event.action is AuditAction.LEASE_EXPIRED:
+            self.counters["lease_expiries", event.project or "unknown"] += 1
+        elif event.action is AuditAction.POLICY_CHANGE:
+            self.policies.on_audit(event)
+
+    def on_policy(self, event: PolicyUpdate) -> None:
+        """A project's policy changed."""
+        if self.policies.on_update(event):
+            self.counters["policy_changes", event.project, event.changed_by.role] += 1
+
+    # --- derived numbers ----------------------------------------------------------------------
+
+    def sliding_disagreement(self, project: str, name: str) -> tuple[float, int]:
+        """(share of disagreeing items, items) over the last ``window`` multi-vote items."""
+        ids = self.windows.get((project, name), deque())
+        flags = [self.items[item_id].disagreed(self.min_iou) for item_id in ids]
+        return (sum(flags) / len(flags) if flags else 0.0), len(flags)
+
+    def spot_check(self, project: str, model: str, since_version: int = 0) -> Interval:
+        """Wilson interval of the auto-accept error (spot checks routed at ``since_version``+)."""
+        return wilson(*self.spot_counts(project, model, since_version))
+
+    def spot_counts(self, project: str, model: str, since_version: int = 0) -> tuple[int, int]:
+        """(errors, samples) of completed spot checks routed at ``since_version`` or later."""
+        samples = errors = 0
+        for key, amount in self.aggregates.items():
+            wanted = key[0] == "spot_samples" and key[1:3] == (project, model)
+            if wanted and int(key[3]) >= since_version:
+                samples += amount
+                errors += self.aggregates["spot_errors", *key[1:]]
+        return errors, samples
+
+    def keys(self, metric: str) -> list[tuple[str, ...]]:
+        """Label tuples present for an aggregate or counter metric, sorted."""
+        found = {key[1:] for key in self.aggregates if key[0] == metric}
+        found |= {key[1:] for key in self.counters if key[0] == metric}
+        return sorted(found)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _update(self, item_id: str, project: str, mutate: Callable[[ItemState], None]) -> None:
+        item = self.items.get(item_id)
+        if item is None:
+            item = self.items[item_id] = ItemState(project=project)
+        self.aggregates.subtract(item.tally(self.min_iou))
+        mutate(item)
+        self.aggregates.update(item.tally(self.min_iou))
+        if item.multi_vote and not item.in_window:
+            item.in_window = True
+            for name in item.classes():
+                ids = self.windows.setdefault((project, name), deque(maxlen=self.window))
+                ids.append(item_id)
