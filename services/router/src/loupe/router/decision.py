@@ -153,7 +153,7 @@ def _track_objects(label: TracksLabel) -> list[tuple[str, float | None, str]]:
     objects: list[tuple[str, float | None, str]] = []
     for track_id, values in scores.items():
         known = [v for v in values if v is not None]
-        mean = sum(known) / len(known) if len(known) == len(values) else None
+        mean = min(1.0, sum(known) / len(known)) if len(known) == len(values) else None
         objects.append((f"track {track_id}", mean, min(classes[track_id])))
     return objects
 

@@ -1,0 +1,79 @@
+"""The streaming novelty reference: warm-up, calibrated cut-off, persistence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loupe.router.novelty import Reference, assess, bin_upper_edge, distance_bin
+
+DIM = 16
+
+
+def stream(seed: int, n: int, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(loc=shift, scale=1.0, size=(n, DIM))
+
+
+def test_nothing_is_novel_during_warm_up() -> None:
+    reference = Reference(DIM)
+    far = stream(1, 50, shift=50.0)
+    verdicts = [assess(reference, x, warmup=100, quantile=0.99) for x in far[:40]]
+    assert not any(v.novel for v in verdicts)
+    assert reference.count == 40
+
+
+def test_far_embeddings_are_novel_after_warm_up_and_do_not_move_the_reference() -> None:
+    reference = Reference(DIM)
+    for x in stream(2, 300):
+        assess(reference, x, warmup=200, quantile=0.995)
+    count, mean = reference.count, reference.mean.copy()
+    verdict = assess(reference, stream(3, 1, shift=8.0)[0], warmup=200, quantile=0.995)
+    assert verdict.novel and "above cut-off" in verdict.detail
+    assert reference.count == count and np.array_equal(reference.mean, mean)
+
+
+def test_in_distribution_false_positive_rate_matches_the_quantile() -> None:
+    reference = Reference(DIM)
+    for x in stream(4, 1_000):
+        assess(reference, x, warmup=1_000, quantile=0.99)
+    novel = sum(assess(reference, x, warmup=1_000, quantile=0.99).novel for x in stream(5, 2_000))
+    assert novel / 2_000 < 0.03  # 1 % by construction, binned to 2 %
+
+
+def test_shifted_distribution_is_mostly_novel() -> None:
+    reference = Reference(DIM)
+    for x in stream(6, 500):
+        assess(reference, x, warmup=500, quantile=0.995)
+    flagged = [assess(reference, x, warmup=500, quantile=0.995).novel for x in stream(7, 200, 3.0)]
+    assert sum(flagged) > 190
+
+
+def test_dimension_change_is_novel() -> None:
+    reference = Reference(DIM)
+    verdict = assess(reference, np.zeros(DIM + 1), warmup=10, quantile=0.9)
+    assert verdict.novel and "17 dimensions" in verdict.detail
+
+
+def test_snapshot_round_trip_gives_identical_verdicts() -> None:
+    original = Reference(DIM)
+    for x in stream(8, 400):
+        assess(original, x, warmup=200, quantile=0.99)
+    restored = Reference.from_json(original.to_json())
+    probes = stream(9, 300, shift=0.5)
+    assert [assess(original, x, warmup=200, quantile=0.99) for x in probes] == [
+        assess(restored, x, warmup=200, quantile=0.99) for x in probes
+    ]
+    assert restored.count == original.count and restored.recorded == original.recorded
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_a_distance_never_exceeds_its_bin_edge(distance: float) -> None:
+    index = distance_bin(distance)
+    assert distance <= bin_upper_edge(index) * (1 + 1e-12)
+    if index > 0 and not math.isinf(bin_upper_edge(index)):
+        assert distance > bin_upper_edge(index - 1) * (1 - 1e-12)
