@@ -1,0 +1,207 @@
+"""A single-node Apache Kafka broker (KRaft combined mode) run from Maven Central jars."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from loupe.stack.errors import StackError
+from loupe.stack.jars import ensure_jars, kafka_version_of
+from loupe.stack.models import ComponentStatus, State
+from loupe.stack.processes import ManagedProcess, port_open
+from loupe.stack.resources import read_asset, render_asset
+from loupe.stack.settings import StackSettings
+from loupe.stack.system import java_executable
+
+log = logging.getLogger(__name__)
+
+PROBE_TOPIC = "_loupe_stack_probe"
+"""Created, seen and deleted again to prove the broker accepts topic operations."""
+
+JVM_FLAGS = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    "-Dlog4j2.shutdownHookEnabled=false",
+)
+
+
+def render_server_properties(settings: StackSettings, log_dirs: Path) -> str:
+    """server.properties of a single combined broker+controller listening per ``settings``."""
+    return render_asset(
+        "server.properties",
+        host=settings.host,
+        kafka_port=settings.kafka_port,
+        controller_port=settings.controller_port,
+        log_dirs=log_dirs,
+    )
+
+
+class KafkaBroker:
+    """Install, start, probe and stop the stack's Kafka broker; state lives in ``<state>/kafka``."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / "kafka"
+        self.config_file = self.home / "server.properties"
+        self.log4j_file = self.home / "log4j2.properties"
+        self.data_dir = self.home / "data"
+        self.logs_dir = self.home / "logs"
+        self.out_file = self.home / "kafka.out"
+        self.version_file = self.home / "kafka.version"
+        self.process = ManagedProcess(
+            "Kafka", self.home / "kafka.pid", ("kafka.Kafka", str(self.config_file)))
+
+    def install(self) -> Path:
+        """Fetch the broker's jars (first run only); return the folder holding them."""
+        return ensure_jars(self.settings.kafka_jar_dir, self.settings.kafka_version,
+                           self.settings.log4j_version)
+
+    def up(self) -> ComponentStatus:
+        """Start the broker unless ours is already running; return once it serves requests."""
+        pid = self.process.pid()
+        if pid is not None:
+            self._wait_ready()
+            return self.status()
+        self._check_ports_free()
+        lib_dir = self.install()
+        java = java_executable()
+        self._write_configs()
+        self._format(java, lib_dir)
+        self.process.start(self._java_command(java, lib_dir, "kafka.Kafka", str(self.config_file)),
+                           self.out_file)
+        self.version_file.write_text(kafka_version_of(lib_dir) + "\n")
+        try:
+            self._wait_ready()
+        except StackError:
+            self.process.stop(self.settings.stop_timeout_s)
+            raise
+        return self.status()
+
+    def down(self) -> int | None:
+        """Stop our broker if it runs; return its pid."""
+        return self.process.stop(self.settings.stop_timeout_s)
+
+    def status(self) -> ComponentStatus:
+        """Whether our broker runs and answers, with its pid, address and version."""
+        pid = self.process.pid()
+        if pid is None:
+            state = State.STOPPED
+        elif port_open(self.settings.host, self.settings.kafka_port):
+            state = State.RUNNING
+        else:
+            state = State.UNRESPONSIVE
+        return ComponentStatus(
+            name="kafka", state=state, pid=pid, address=self.settings.kafka_bootstrap,
+            version=f"Apache Kafka {self.version()}", log_file=self.logs_dir / "server.log")
+
+    def version(self) -> str:
+        """Version of the running broker (as started), else the configured one."""
+        if self.process.pid() is not None and self.version_file.exists():
+            return self.version_file.read_text().strip()
+        return self.settings.kafka_version
+
+    def _check_ports_free(self) -> None:
+        """Fail clearly when another program already listens on one of our ports."""
+        for port, variable in ((self.settings.kafka_port, "KAFKA_PORT"),
+                               (self.settings.controller_port, "CONTROLLER_PORT")):
+            if port_open(self.settings.host, port):
+                raise StackError(
+                    f"{self.settings.host}:{port} is in use by a process this stack did not "
+                    f"start; stop it or choose another port with LOUPE_STACK_{variable}")
+
+    def _write_configs(self) -> None:
+        """Write server.properties and the log4j2 configuration into the state folder."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(render_server_properties(self.settings, self.data_dir))
+        self.log4j_file.write_text(read_asset("log4j2.properties"))
+
+    def _format(self, java: str, lib_dir: Path) -> None:
+        """Format the storage once with a fresh cluster id (skipped when already formatted)."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        cluster_id = self._storage_tool(java, lib_dir, "random-uuid").strip().splitlines()[-1]
+        log.info("formatting Kafka storage in %s (cluster id %s)", self.data_dir, cluster_id)
+        try:
+            self._storage_tool(java, lib_dir, "format", "--standalone", "-t", cluster_id,
+                               "-c", str(self.config_file))
+        except StackError:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
+
+    def _storage_tool(self, java: str, lib_dir: Path, *args: str) -> str:
+        """Run ``kafka.tools.StorageTool`` and return its output."""
+        result = subprocess.run(self._java_command(java, lib_dir, "kafka.tools.StorageTool", *args),
+                                capture_output=True, text=True, check=False,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            output = result.stderr or result.stdout
+            raise StackError(f"kafka StorageTool {args[0]} failed:\n{output}")
+        return result.stdout
+
+    def _java_command(self, java: str, lib_dir: Path, main_class: str, *args: str) -> list[str]:
+        """A JVM command line running ``main_class`` on the broker's classpath."""
+        return [
+            java, f"-Xmx{self.settings.kafka_heap}", *JVM_FLAGS,
+            f"-Dkafka.logs.dir={self.logs_dir}",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            "-cp", str(lib_dir / "*"), main_class, *args,
+        ]
+
+    def _wait_ready(self) -> None:
+        """Wait until the broker creates and lists a probe topic, or raise with log pointers."""
+        timeout = self.settings.kafka_start_timeout_s
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.pid() is None:
+                raise StackError(f"Kafka exited during startup; see {self.out_file} and "
+                                 f"{self.logs_dir / 'server.log'}\n{self._log_tail()}")
+            if port_open(self.settings.host, self.settings.kafka_port) and self._probe():
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(f"Kafka was not ready within {timeout:.0f}s; see "
+                                 f"{self.logs_dir / 'server.log'} and {self.out_file}")
+            time.sleep(0.5)
+
+    def _probe(self) -> bool:
+        """Whether a probe topic can be created and is listed with a leader."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "socket.connection.setup.timeout.ms": 5000})
+        try:
+            future = admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], operation_timeout=5)
+            try:
+                future[PROBE_TOPIC].result(timeout=10)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+            topic = admin.list_topics(topic=PROBE_TOPIC, timeout=5).topics.get(PROBE_TOPIC)
+            if topic is None or topic.error is not None or not topic.partitions:
+                return False
+            if any(partition.leader < 0 for partition in topic.partitions.values()):
+                return False
+            admin.delete_topics([PROBE_TOPIC], operation_timeout=5)[PROBE_TOPIC].result(timeout=10)
+        except KafkaException as exc:
+            log.debug("Kafka not ready yet: %s", exc)
+            return False
+        return True
+
+    def _log_tail(self, lines: int = 10) -> str:
+        """The last lines of the console output and the server log (fatal errors land there)."""
+        tails = []
+        for path in (self.out_file, self.logs_dir / "server.log"):
+            if path.exists() and path.stat().st_size:
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                tails.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(tails)

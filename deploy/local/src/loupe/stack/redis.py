@@ -1,0 +1,100 @@
+"""The stack's ``redis-server``, with append-only persistence in the state folder."""
+
+from __future__ import annotations
+
+import redis
+
+from loupe.stack.errors import StackError
+from loupe.stack.models import ComponentStatus, State
+from loupe.stack.processes import ManagedProcess, port_open, wait_until
+from loupe.stack.settings import StackSettings
+from loupe.stack.system import redis_server_executable
+
+
+class RedisServer:
+    """Start, ping and stop the stack's Redis; state lives in ``<state>/redis``."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / "redis"
+        self.data_dir = self.home / "data"
+        self.log_file = self.home / "redis.log"
+        self.process = ManagedProcess("Redis", self.home / "redis.pid", ("redis-server",))
+
+    def install(self) -> str:
+        """Make sure ``redis-server`` is installed; return its path."""
+        return redis_server_executable()
+
+    def command(self, executable: str) -> list[str]:
+        """The ``redis-server`` command line: loopback-bound, AOF on, in the foreground."""
+        return [
+            executable,
+            "--bind", self.settings.host,
+            "--port", str(self.settings.redis_port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--daemonize", "no",
+            "--logfile", "",
+        ]
+
+    def up(self) -> ComponentStatus:
+        """Start Redis unless ours is already running; return once it answers PING."""
+        started = self.process.pid() is None
+        if started:
+            if port_open(self.settings.host, self.settings.redis_port):
+                raise StackError(
+                    f"{self.settings.host}:{self.settings.redis_port} is in use by a process this "
+                    "stack did not start (a system redis-server service?); stop it or choose "
+                    "another port with LOUPE_STACK_REDIS_PORT")
+            executable = self.install()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.process.start(self.command(executable), self.log_file)
+        timeout = self.settings.redis_start_timeout_s
+        ready = wait_until(lambda: self.process.pid() is None or self._ping(), timeout)
+        if self.process.pid() is None:
+            raise StackError(f"redis-server exited during startup; see {self.log_file}")
+        if not ready:
+            if started:
+                self.process.stop(self.settings.stop_timeout_s)
+            raise StackError(
+                f"Redis did not answer PING within {timeout:.0f}s; see {self.log_file}")
+        return self.status()
+
+    def down(self) -> int | None:
+        """Stop our Redis if it runs (it flushes the AOF on SIGTERM); return its pid."""
+        return self.process.stop(self.settings.stop_timeout_s)
+
+    def status(self) -> ComponentStatus:
+        """Whether our Redis runs and answers, with its pid, address and version."""
+        pid = self.process.pid()
+        version = self._version() if pid is not None else None
+        if pid is None:
+            state = State.STOPPED
+        elif version is None:
+            state = State.UNRESPONSIVE
+        else:
+            state = State.RUNNING
+        return ComponentStatus(
+            name="redis", state=state, pid=pid, address=self.settings.redis_url,
+            version=f"Redis {version}" if version else "", log_file=self.log_file)
+
+    def _client(self) -> redis.Redis:
+        """A short-timeout client for probing."""
+        return redis.Redis(host=self.settings.host, port=self.settings.redis_port,
+                           socket_timeout=2, socket_connect_timeout=2)
+
+    def _ping(self) -> bool:
+        """Whether Redis answers PING."""
+        try:
+            with self._client() as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def _version(self) -> str | None:
+        """``redis_version`` from INFO, or None when Redis does not answer."""
+        try:
+            with self._client() as client:
+                return str(client.info("server")["redis_version"])
+        except redis.RedisError:
+            return None

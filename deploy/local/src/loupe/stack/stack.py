@@ -1,0 +1,84 @@
+"""``LocalStack``: the whole local stack (Kafka + Redis + Loupe topics) behind one object."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from loupe.runtime.kafka import ensure_topics
+from loupe.stack.errors import StackError
+from loupe.stack.kafka import KafkaBroker
+from loupe.stack.models import ComponentStatus, StackInfo
+from loupe.stack.processes import file_lock
+from loupe.stack.redis import RedisServer
+from loupe.stack.settings import StackSettings, get_settings
+from loupe.stack.system import DEV_TOOLS, STACK_TOOLS, ensure_tools, java_executable
+
+log = logging.getLogger(__name__)
+
+
+class LocalStack:
+    """A real Kafka broker and redis-server on loopback, owned through pid files.
+
+    Every operation is idempotent and only ever touches processes this stack started (those
+    named by the pid files in ``settings.state_dir``), so stacks with different state folders
+    and ports run side by side.
+    """
+
+    def __init__(self, settings: StackSettings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.kafka = KafkaBroker(self.settings)
+        self.redis = RedisServer(self.settings)
+        self._lock_file = self.settings.state_dir / "stack.lock"
+
+    def install(self, *, system_packages: bool = True) -> None:
+        """Install what the stack, tests and demo need, and fetch the Kafka jars; start nothing.
+
+        With ``system_packages``, missing tools (Java, Maven, redis-server, kcat, prometheus,
+        chromium) are installed with apt-get as root, or reported with what to install.
+        """
+        if system_packages:
+            ensure_tools((*STACK_TOOLS, *DEV_TOOLS))
+        java_executable()
+        self.kafka.install()
+
+    def up(self) -> StackInfo:
+        """Start whatever is not running yet, wait until ready, create the Loupe topics."""
+        with file_lock(self._lock_file):
+            kafka_status = self.kafka.up()
+            redis_status = self.redis.up()
+        topics = ensure_topics(self.settings.kafka_bootstrap, prefix=self.settings.topic_prefix,
+                               partitions=self.settings.topic_partitions)
+        if kafka_status.pid is None or redis_status.pid is None:
+            raise StackError("Kafka or Redis stopped right after starting; "
+                             "see `loupe stack status`")
+        return StackInfo(
+            kafka_bootstrap=self.settings.kafka_bootstrap,
+            redis_url=self.settings.redis_url,
+            kafka_version=self.kafka.version(),
+            redis_version=redis_status.version.removeprefix("Redis "),
+            topic_prefix=self.settings.topic_prefix,
+            topics=tuple(topics),
+            kafka_pid=kafka_status.pid,
+            redis_pid=redis_status.pid,
+            state_dir=self.settings.state_dir,
+        )
+
+    def down(self, *, purge: bool = False) -> list[ComponentStatus]:
+        """Stop what this stack started (Kafka first); with ``purge`` also delete its data.
+
+        Returns the status of each component before it was stopped.
+        """
+        with file_lock(self._lock_file):
+            before = self.status()
+            self.kafka.down()
+            self.redis.down()
+            if purge:
+                for home in (self.kafka.home, self.redis.home):
+                    log.info("deleting %s", home)
+                    shutil.rmtree(home, ignore_errors=True)
+        return before
+
+    def status(self) -> list[ComponentStatus]:
+        """Status of Kafka and Redis."""
+        return [self.kafka.status(), self.redis.status()]
