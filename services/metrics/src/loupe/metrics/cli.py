@@ -1,0 +1,47 @@
+"""``loupe metrics``: run the metrics service (wiring only)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def metrics(ctx: click.Context) -> None:
+    """Review quality, flow and cost to Prometheus; adaptive review policy."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run)
+
+
+@metrics.command()
+def run() -> None:
+    """Replay Loupe's topics, serve /metrics and /healthz, and adapt review policies."""
+    from loupe.metrics.service import MetricsService  # noqa: PLC0415  (keeps --help fast)
+    from loupe.metrics.settings import get_settings  # noqa: PLC0415
+    from loupe.runtime.health import HealthServer  # noqa: PLC0415
+
+    settings = get_settings()
+    service = MetricsService(settings)
+    server = HealthServer(
+        settings.metrics_host, settings.metrics_port, service.health, service.registry
+    ).start()
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        service.run(stop)
+    finally:
+        server.stop()
