@@ -54,9 +54,10 @@ def vote_counts(
 def tally_counts(counts: FloatArray) -> Tally:
     """Pick each row's winner (lowest class index on ties) and its share of the row total."""
     totals = counts.sum(axis=1)
-    winners = np.argmax(counts, axis=1).astype(np.int64)
-    best = counts[np.arange(counts.shape[0]), winners]
-    ties = (np.abs(counts - best[:, None]) <= _TIE_TOLERANCE).sum(axis=1) > 1
+    best = counts.max(axis=1) if counts.shape[1] else np.zeros(counts.shape[0])
+    near_best = counts >= best[:, None] - _TIE_TOLERANCE * np.maximum(1.0, best[:, None])
+    winners = np.argmax(near_best, axis=1).astype(np.int64)
+    ties = near_best.sum(axis=1) > 1
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(totals > 0, best / np.where(totals > 0, totals, 1.0), 0.0)
     return Tally(winners=winners, shares=shares, ties=ties & (totals > 0), totals=totals)

@@ -14,7 +14,7 @@ import numpy as np
 
 from loupe.resolver import boxes as box_consensus
 from loupe.resolver import tracks as track_consensus
-from loupe.resolver.aggregate import majority, posteriors
+from loupe.resolver.aggregate import majority, posteriors, tally_counts
 from loupe.resolver.reliability import OnlineReliability
 from loupe.schemas import (
     Action,
@@ -81,9 +81,8 @@ def classify(
         log_prior = np.full(len(classes), -np.log(len(classes)))
         probs, _ = posteriors(items, np.arange(len(votes)), labels, log_conf, log_prior, n_items=1)
         scores = probs[0]
-        winner = int(np.argmax(scores))
-        ordered = np.sort(scores)
-        tie = len(ordered) > 1 and ordered[-1] - ordered[-2] <= 1e-9
+        tally = tally_counts(scores[None, :])
+        winner, tie = int(tally.winners[0]), bool(tally.ties[0])
         confidence = float(scores[winner])
         agreement = float(weights[labels == winner].sum() / weights.sum())
     else:
@@ -97,7 +96,7 @@ def classify(
     if classes[winner] != REJECTED:
         label = ClassificationLabel(
             label=classes[winner],
-            scores={c: float(min(1.0, max(0.0, scores[i]))) for i, c in enumerate(real)},
+            scores={c: round(float(min(1.0, max(0.0, scores[i]))), 6) for i, c in enumerate(real)},
         )
     return Consensus(
         label=label,

@@ -13,6 +13,7 @@ from loupe.resolver.aggregate import (
     IntArray,
     item_matrix,
     posteriors,
+    tally_counts,
     vote_counts,
 )
 
@@ -36,7 +37,7 @@ class DawidSkeneResult:
     @property
     def labels(self) -> IntArray:
         """Most probable class per item (lowest class index on exact ties)."""
-        return np.asarray(np.argmax(self.posteriors, axis=1), dtype=np.int64)
+        return tally_counts(self.posteriors).winners
 
     @property
     def confidence(self) -> FloatArray:
