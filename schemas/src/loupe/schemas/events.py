@@ -285,6 +285,8 @@ class AuditAction(StrEnum):
     RESOLUTION = "resolution"
     POLICY_CHANGE = "policy_change"
     USER_CHANGE = "user_change"
+    RELIABILITY = "reliability"
+    """A reviewer reliability snapshot from the resolver (``details``: accuracy, confusion)."""
 
 
 class Actor(Contract):
