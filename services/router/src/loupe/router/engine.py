@@ -8,6 +8,7 @@ Every input yields exactly one route: ``auto``, ``review``, ``spot_check`` (both
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +29,8 @@ from loupe.schemas import (
     decode,
     label_classes,
 )
+
+log = logging.getLogger(__name__)
 
 WHOLE_ITEM = "*"
 """Reference class of box and track embeddings, which describe the whole image or clip."""
@@ -193,11 +196,20 @@ class RoutingEngine:
             return self._dead_letter(record, rejected)
         raw = record.value
         assert raw is not None
-        observed = observe(state.project(prediction.project), prediction, active)
-        decision = decide(prediction, active.policy, observed)
-        return self._encode(
-            record, raw=raw, prediction=prediction, active=active, decision=decision, now=now
-        )
+        try:
+            observed = observe(state.project(prediction.project), prediction, active)
+            decision = decide(prediction, active.policy, observed)
+            return self._encode(
+                record, raw=raw, prediction=prediction, active=active, decision=decision, now=now
+            )
+        except Exception as exc:  # a bug must not turn one record into a poison pill
+            log.exception(
+                "could not route %s[%d]@%d", record.topic, record.partition, record.offset
+            )
+            failure = InputRejectedError(
+                ErrorKind.SCHEMA_VIOLATION, f"router failed on this record: {exc!r}"
+            )
+            return self._dead_letter(record, failure)
 
     def _encode(
         self,

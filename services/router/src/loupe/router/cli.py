@@ -1,0 +1,72 @@
+"""``loupe router``: run one router instance (wiring only)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+from confluent_kafka import KafkaException
+
+from loupe.router.policies import PolicyBook, PolicyFileError, load_policy_dir
+from loupe.router.settings import RouterSettings, get_settings
+from loupe.runtime.health import HealthServer
+
+log = logging.getLogger(__name__)
+
+
+def load_book(settings: RouterSettings) -> PolicyBook:
+    """A policy book holding the policy files of ``settings.policy_dir`` (if any)."""
+    book = PolicyBook()
+    if settings.policy_dir is not None:
+        for policy, version, source in load_policy_dir(settings.policy_dir):
+            book.offer(policy, version, source)
+    return book
+
+
+@click.command("router")
+@click.option(
+    "--policy-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of per-project policy files (overrides LOUPE_ROUTER_POLICY_DIR).",
+)
+@click.option("--instance-id", default=None, help="Overrides LOUPE_ROUTER_INSTANCE_ID.")
+def router(policy_dir: Path | None, instance_id: str | None) -> None:
+    """Route predictions exactly once: auto-accept, request review, or dead-letter."""
+    from loupe.router.service import RouterService  # noqa: PLC0415  (keeps `loupe --help` fast)
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    overrides: dict[str, object] = {}
+    if policy_dir is not None:
+        overrides["policy_dir"] = policy_dir
+    if instance_id is not None:
+        overrides["instance_id"] = instance_id
+    settings = get_settings().model_copy(update=overrides) if overrides else get_settings()
+    try:
+        book = load_book(settings)
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    service = RouterService(settings, book)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the batch in flight, then stopping", signum)
+        service.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    health = HealthServer(settings.health_host, settings.health_port, service.health).start()
+    log.info("health and metrics on http://%s:%d/", settings.health_host, health.port)
+    try:
+        service.run()
+    except KafkaException as exc:
+        log.error("router stopped on a fatal Kafka error: %s", exc)
+        sys.exit(1)
+    finally:
+        health.stop()

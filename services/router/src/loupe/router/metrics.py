@@ -1,0 +1,77 @@
+"""The router's Prometheus metrics, and a per-batch tally published only after a commit."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from loupe.router.engine import Routed
+
+ITEMS = Counter(
+    "loupe_router_items_total", "Predictions routed, by route (auto, review, spot_check, dlq).",
+    ["route"],
+)
+ROUTED = Counter(
+    "loupe_router_routed_total",
+    "Routed predictions by route and reason; an item with several reasons counts once per reason "
+    "(auto-accepted items have reason 'none').",
+    ["route", "reason"],
+)
+DLQ = Counter(
+    "loupe_router_dlq_total", "Predictions dead-lettered, by error kind.", ["error_kind"]
+)
+BATCH_SECONDS = Histogram(
+    "loupe_router_batch_seconds",
+    "Wall time of one consume-route-produce-commit transaction.",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_SIZE = Histogram(
+    "loupe_router_batch_messages",
+    "Input records per transaction.",
+    buckets=(1, 10, 50, 100, 250, 500, 1_000, 2_500, 5_000),
+)
+ABORTS = Counter("loupe_router_transactions_aborted_total", "Transactions aborted and replayed.")
+POLICY_VERSION = Gauge(
+    "loupe_router_policy_version", "Version of the policy in force, by project.", ["project"]
+)
+NOVELTY_REFERENCES = Gauge(
+    "loupe_router_novelty_references",
+    "Novelty references (model version x class) held for the partitions this instance owns.",
+)
+NOVELTY_EMBEDDINGS = Gauge(
+    "loupe_router_novelty_reference_embeddings",
+    "Embeddings folded into those novelty references.",
+)
+ASSIGNED = Gauge("loupe_router_assigned_partitions", "Input partitions this instance owns.")
+
+
+@dataclass
+class BatchTally:
+    """Counts of one batch; added to the metrics only once its transaction committed."""
+
+    items: Tally[str] = field(default_factory=Tally)
+    reasons: Tally[tuple[str, str]] = field(default_factory=Tally)
+    dead: Tally[str] = field(default_factory=Tally)
+
+    def add(self, routed: Routed) -> None:
+        """Count one routed input."""
+        route = routed.route.value
+        self.items[route] += 1
+        if routed.error_kind is not None:
+            self.dead[routed.error_kind.value] += 1
+        elif routed.reasons:
+            for reason in routed.reasons:
+                self.reasons[(route, reason.value)] += 1
+        else:
+            self.reasons[(route, "none")] += 1
+
+    def publish(self) -> None:
+        """Add this batch's counts to the Prometheus counters."""
+        for route, count in self.items.items():
+            ITEMS.labels(route).inc(count)
+        for (route, reason), count in self.reasons.items():
+            ROUTED.labels(route, reason).inc(count)
+        for kind, count in self.dead.items():
+            DLQ.labels(kind).inc(count)

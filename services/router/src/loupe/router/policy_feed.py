@@ -1,0 +1,91 @@
+"""Follows the compacted ``control.policy`` topic and applies newer policy versions."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from loupe.router.kafka_io import policy_update_from
+from loupe.router.metrics import POLICY_VERSION
+from loupe.router.policies import PolicyBook
+from loupe.runtime.kafka import consumer_config
+
+log = logging.getLogger(__name__)
+
+
+class PolicyFeed:
+    """A group-less read_committed reader of ``control.policy`` from the beginning."""
+
+    def __init__(self, bootstrap: str, topic: str, book: PolicyBook) -> None:
+        self.book = book
+        self.topic = topic
+        self._consumer = Consumer(
+            consumer_config(
+                bootstrap,
+                f"loupe-router-policy-{uuid.uuid4().hex}",
+                extra={"enable.partition.eof": True, "fetch.wait.max.ms": 100},
+            )
+        )
+        metadata = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise RuntimeError(f"topic {topic} does not exist; run `loupe topics ensure` first")
+        self._partitions = sorted(metadata.partitions)
+        self._consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._partitions]
+        )
+        self.publish_versions()
+
+    def catch_up(self, timeout_s: float = 60.0) -> int:
+        """Apply everything up to the end of the topic (at start); return updates applied."""
+        pending = set(self._partitions)
+        applied = 0
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.topic} was not read to its end in {timeout_s}s")
+            for message in self._consumer.consume(500, timeout=0.2):
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                elif error is not None:
+                    raise KafkaException(error)
+                else:
+                    applied += self._apply(message)
+        return applied
+
+    def poll(self) -> int:
+        """Apply updates that arrived since the last call (never blocks); return how many."""
+        applied = 0
+        for message in self._consumer.consume(100, timeout=0):
+            error = message.error()
+            if error is None:
+                applied += self._apply(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("control.policy consumer error: %s", error)
+        return applied
+
+    def _apply(self, message: Message) -> int:
+        update = policy_update_from(message)
+        if update is None or not self.book.apply(update):
+            return 0
+        POLICY_VERSION.labels(update.project).set(update.version)
+        return 1
+
+    def publish_versions(self) -> None:
+        """Export the version in force of every known project."""
+        for project, active in self.book.projects().items():
+            POLICY_VERSION.labels(project).set(active.version)
+
+    def close(self) -> None:
+        """Leave the topic."""
+        self._consumer.close()

@@ -1,0 +1,269 @@
+"""The router's exactly-once loop: consume a batch, route it, produce, commit in one transaction.
+
+Each batch (up to ``batch_max_messages`` records or ``batch_timeout_ms``) is one Kafka
+transaction holding its outputs, the changelog records of the state it changed and the input
+offsets (``send_offsets_to_transaction``). On an abortable error the transaction is aborted, the
+consumer rewound to the committed offsets and the state restored from the committed changelog,
+so the batch is routed again from scratch. Downstream consumers read with read_committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from loupe.router import metrics
+from loupe.router.encoding import iso_now
+from loupe.router.engine import InputRecord, OutputTopics, RoutingEngine
+from loupe.router.kafka_io import ensure_state_topic, partition_count, restore_states
+from loupe.router.metrics import BatchTally
+from loupe.router.policies import PolicyBook
+from loupe.router.policy_feed import PolicyFeed
+from loupe.router.settings import RouterSettings
+from loupe.router.state import PartitionState
+from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.schemas.topics import (
+    CONTROL_POLICY,
+    LABELS_RESOLVED,
+    PREDICTIONS,
+    PREDICTIONS_DLQ,
+    REVIEW_REQUESTS,
+)
+
+log = logging.getLogger(__name__)
+
+KAFKA_TIMEOUT_S = 30.0
+COMMIT_ATTEMPTS = 5
+STALL_AFTER_S = 120.0
+"""/healthz turns unhealthy when the loop has not come round for this long."""
+
+
+class RouterService:
+    """One router instance: a member of the router consumer group with its own producer."""
+
+    def __init__(self, settings: RouterSettings, book: PolicyBook) -> None:
+        self.settings = settings
+        self.book = book
+        self.bootstrap = settings.kafka_bootstrap_servers
+        self.input_topic = settings.topic(PREDICTIONS.name)
+        self.engine = RoutingEngine(
+            book,
+            OutputTopics(
+                resolved=settings.topic(LABELS_RESOLVED.name),
+                requests=settings.topic(REVIEW_REQUESTS.name),
+                dlq=settings.topic(PREDICTIONS_DLQ.name),
+            ),
+            settings.max_payload_bytes,
+        )
+        self.states: dict[int, PartitionState] = {}
+        self.committed_batches = 0
+        self._stop = threading.Event()
+        self._started = False
+        self._last_loop = time.monotonic()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+
+    def request_stop(self) -> None:
+        """Finish the batch in flight, then leave the group and return from ``run``."""
+        self._stop.set()
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Healthy once started and while the loop keeps coming round."""
+        stalled = time.monotonic() - self._last_loop > STALL_AFTER_S
+        return self._started and not stalled, {
+            "partitions": sorted(self.states),
+            "committed_batches": self.committed_batches,
+            "policies": {p: a.version for p, a in self.book.projects().items()},
+        }
+
+    def run(self) -> None:
+        """Route until asked to stop; raises on a fatal Kafka error (e.g. being fenced)."""
+        settings = self.settings
+        partitions = partition_count(self.bootstrap, self.input_topic)
+        ensure_state_topic(self.bootstrap, settings.state_topic, partitions)
+        feed = PolicyFeed(self.bootstrap, settings.topic(CONTROL_POLICY.name), self.book)
+        applied = feed.catch_up()
+        log.info("applied %d policy update(s) from %s", applied, feed.topic)
+        self._producer = Producer(
+            producer_config(
+                self.bootstrap,
+                transactional_id=settings.transactional_id,
+                extra={"transaction.timeout.ms": settings.transaction_timeout_ms},
+            )
+        )
+        self._producer.init_transactions(KAFKA_TIMEOUT_S)
+        self._consumer = Consumer(consumer_config(self.bootstrap, settings.group_id))
+        self._consumer.subscribe(
+            [self.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._started = True
+        log.info(
+            "router %s routing %s (transactional.id %s)",
+            settings.instance_id, self.input_topic, settings.transactional_id,
+        )
+        timeout_s = settings.batch_timeout_ms / 1000
+        try:
+            while not self._stop.is_set():
+                self._last_loop = time.monotonic()
+                feed.poll()
+                messages = self._consumer.consume(settings.batch_max_messages, timeout_s)
+                if messages:
+                    self._route_batch(messages)
+        finally:
+            self._started = False
+            self._consumer.close()
+            feed.close()
+            self._producer.flush(KAFKA_TIMEOUT_S)
+            log.info("router %s stopped", settings.instance_id)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        wanted = {tp.partition for tp in partitions}
+        kept = {p: s for p, s in self.states.items() if p in wanted}
+        restored = restore_states(
+            self.bootstrap,
+            self.settings.state_topic,
+            sorted(wanted - set(kept)),
+            timeout_s=self.settings.restore_timeout_s,
+        )
+        self.states = {**kept, **restored}
+        metrics.ASSIGNED.set(len(self.states))
+        self._publish_state_gauges()
+        log.info("assigned partitions %s", sorted(wanted))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions %s revoked", sorted(tp.partition for tp in partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = sorted(tp.partition for tp in partitions)
+        log.warning("partitions %s lost; forgetting their state", lost)
+        for tp in partitions:
+            self.states.pop(tp.partition, None)
+        metrics.ASSIGNED.set(len(self.states))
+
+    def _produce(
+        self, topic: str, value: bytes, key: bytes | None, partition: int | None = None
+    ) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                if partition is None:
+                    self._producer.produce(topic, value, key)
+                else:
+                    self._producer.produce(topic, value, key, partition=partition)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _route_batch(self, messages: Sequence[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        started = time.perf_counter()
+        now = iso_now()
+        tally = BatchTally()
+        offsets: dict[int, int] = {}
+        self._producer.begin_transaction()
+        try:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    log.warning("consumer error: %s", error)
+                    continue
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None
+                state = self.states.get(partition)
+                if state is None:  # not assigned through _on_assign (should not happen)
+                    state = self.states[partition] = restore_states(
+                        self.bootstrap, self.settings.state_topic, [partition],
+                        timeout_s=self.settings.restore_timeout_s,
+                    )[partition]
+                kind, timestamp = message.timestamp()
+                record = InputRecord(
+                    message.value(),
+                    message.key(),
+                    self.input_topic,
+                    partition,
+                    offset,
+                    None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+                )
+                routed = self.engine.route(record, state, now)
+                for output in routed.outputs:
+                    self._produce(output.topic, output.value, output.key)
+                offsets[partition] = offset + 1
+                tally.add(routed)
+            for partition in offsets:
+                for key, value in self.states[partition].drain_changes():
+                    self._produce(self.settings.state_topic, value, key, partition)
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    [TopicPartition(self.input_topic, p, o) for p, o in offsets.items()],
+                    self._consumer.consumer_group_metadata(),
+                    KAFKA_TIMEOUT_S,
+                )
+            self._commit()
+        except KafkaException as exc:
+            self._abort_and_rewind(exc.args[0])
+            return
+        tally.publish()
+        self.committed_batches += 1
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(messages))
+        self._publish_state_gauges()
+
+    def _commit(self) -> None:
+        assert self._producer is not None
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self._producer.commit_transaction(KAFKA_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or attempt == COMMIT_ATTEMPTS:
+                    raise
+                log.warning("commit attempt %d failed, retrying: %s", attempt, error)
+
+    def _abort_and_rewind(self, error: KafkaError) -> None:
+        """Abort the transaction, seek back to the committed offsets and reload the state."""
+        assert self._producer is not None and self._consumer is not None
+        if error.fatal():
+            log.error("fatal producer error (fenced by a newer instance?): %s", error)
+            raise KafkaException(error)
+        log.warning("aborting transaction and replaying the batch: %s", error)
+        self._producer.abort_transaction(KAFKA_TIMEOUT_S)
+        metrics.ABORTS.inc()
+        assignment = self._consumer.assignment()
+        committed = self._consumer.committed(assignment, timeout=KAFKA_TIMEOUT_S)
+        for tp in committed:
+            if tp.offset < 0:
+                tp.offset = OFFSET_BEGINNING
+            self._consumer.seek(tp)
+        self.states = restore_states(
+            self.bootstrap,
+            self.settings.state_topic,
+            sorted(tp.partition for tp in assignment),
+            timeout_s=self.settings.restore_timeout_s,
+        )
+
+    def _publish_state_gauges(self) -> None:
+        references = [
+            ref
+            for state in self.states.values()
+            for project in state.projects.values()
+            for ref in project.references.values()
+        ]
+        metrics.NOVELTY_REFERENCES.set(len(references))
+        metrics.NOVELTY_EMBEDDINGS.set(sum(ref.count for ref in references))
