@@ -1,0 +1,137 @@
+"""The FastAPI app factory: routes, error handling, UI mount, and the background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from loupe.gateway import metrics
+from loupe.gateway.audit import SERVICE_ACTOR, audit_event
+from loupe.gateway.consumer import GatewayConsumer
+from loupe.gateway.context import Gateway
+from loupe.gateway.errors import BodySizeLimit, install_error_handlers
+from loupe.gateway.kafka_io import AsyncProducer
+from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.routes import health, items, leads, me, tasks, users
+from loupe.gateway.settings import GatewaySettings
+from loupe.gateway.store import TaskStore
+from loupe.gateway.users import UsersFile
+from loupe.schemas import AuditAction, Tier
+from loupe.schemas.topics import AUDIT
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).parent
+
+
+def ui_directory(settings: GatewaySettings) -> Path | None:
+    """The static UI folder: configured, else ``ui/static``, else ``ui`` (if it has a page)."""
+    candidates = [settings.ui_dir] if settings.ui_dir else []
+    candidates += [PACKAGE_DIR / "ui" / "static", PACKAGE_DIR / "ui"]
+    for folder in candidates:
+        if folder is not None and (folder / "index.html").is_file():
+            return folder
+    return None
+
+
+async def _sweep_forever(gateway: Gateway) -> None:
+    """Return expired leases to their queues and refresh the queue-depth gauges."""
+    interval = gateway.settings.sweep_interval_s
+    while True:
+        try:
+            for task_id, user, item, project in await gateway.store.sweep():
+                metrics.LEASES_EXPIRED.inc()
+                event = audit_event(
+                    SERVICE_ACTOR,
+                    AuditAction.LEASE_EXPIRED,
+                    item_id=item or None,
+                    project=project or None,
+                    details={"task_id": task_id, "user": user},
+                )
+                gateway.producer.send_nowait(
+                    gateway.topic(AUDIT.name), item or task_id, event.to_json_bytes()
+                )
+            sizes = await gateway.store.queue_sizes(Tier.LEAD.rank)
+            for tier, size in sizes.items():
+                metrics.QUEUE_DEPTH.labels(tier).set(size)
+        except aioredis.RedisError as exc:
+            log.warning("lease sweep failed (will retry): %s", exc)
+        await asyncio.sleep(interval)
+
+
+class _Timing:
+    """Records request latency per route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "other")
+            metrics.LATENCY.labels(path, scope["method"]).observe(time.perf_counter() - started)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers."""
+    settings = settings or GatewaySettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url, max_connections=512)
+        producer = AsyncProducer(settings.kafka_bootstrap_servers)
+        gateway = Gateway(
+            settings=settings,
+            redis=client,
+            store=TaskStore(client, settings.redis_prefix),
+            producer=producer,
+            users_file=UsersFile(settings.users_file),
+            pepper=settings.token_pepper.get_secret_value(),
+        )
+        app.state.gateway = gateway
+        consumer = GatewayConsumer(settings).start() if settings.start_consumer else None
+        app.state.consumer = consumer
+        sweeper = asyncio.create_task(_sweep_forever(gateway))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if consumer is not None:
+                await asyncio.to_thread(consumer.stop)
+            await asyncio.to_thread(producer.close)
+            await client.aclose()
+
+    app = FastAPI(
+        title="Loupe reviewer gateway",
+        version="1",
+        description="Leased review queues, decisions, comments, audit and diffs. "
+        "See docs/gateway-api.md.",
+        default_response_class=FastJSONResponse,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, me, tasks, items, leads, users):
+        app.include_router(module.router)
+    folder = ui_directory(settings)
+    if folder is not None:
+        app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(_Timing)
+    return app

@@ -1,0 +1,131 @@
+"""``loupe gateway`` (serve the API) and ``loupe users add|token|list`` (admin CLI)."""
+
+from __future__ import annotations
+
+import click
+
+from loupe.gateway.logic import Role
+from loupe.schemas import Tier
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address (default: LOUPE_GATEWAY_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: LOUPE_GATEWAY_PORT).")
+def gateway(host: str | None, port: int | None) -> None:
+    """Run the reviewer gateway (HTTP API + UI, Kafka consumer, lease sweeper)."""
+    import uvicorn  # noqa: PLC0415
+
+    from loupe.gateway.app import create_app  # noqa: PLC0415
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.workers_log_level,
+        access_log=False,
+    )
+
+
+@click.group()
+def users() -> None:
+    """Manage gateway users and API tokens (writes the users file and the Redis cache)."""
+
+
+def _sync(user_ids: list[str] | None = None) -> None:
+    """Copy the users file into Redis so a running gateway sees the change at once."""
+    import redis  # noqa: PLC0415
+
+    from loupe.gateway.projector import Projector  # noqa: PLC0415
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import UsersFile  # noqa: PLC0415
+
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
+    except redis.RedisError as exc:
+        click.echo(f"warning: users file updated but Redis not reachable ({exc})", err=True)
+    finally:
+        client.close()
+
+
+@users.command("add")
+@click.argument("user_id")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", default="")
+@click.option("--tier", type=click.Choice([t.value for t in Tier]), default=None)
+@click.option("--skill", "skills", multiple=True, help="Skill/language tag (repeatable).")
+@click.option("--project", "projects", multiple=True, help="Restrict to project (repeatable).")
+@click.option("--token/--no-token", default=False, help="Also issue a token and print it.")
+def add(
+    *,
+    user_id: str,
+    role: str,
+    name: str,
+    tier: str | None,
+    skills: tuple[str, ...],
+    projects: tuple[str, ...],
+    token: bool,
+) -> None:
+    """Add a user."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import User, UserError, UsersFile  # noqa: PLC0415
+
+    settings = get_settings()
+    store = UsersFile(settings.users_file)
+    try:
+        user = User(
+            id=user_id,
+            name=name,
+            role=Role(role),
+            tier=Tier(tier) if tier else None,
+            skills=list(skills),
+            projects=list(projects),
+        )
+        store.add(user)
+    except (UserError, ValidationError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    click.echo(f"added {user.id} ({user.role.value})")
+    if token:
+        secret, _, _ = store.issue_token(user_id, settings.token_pepper.get_secret_value())
+        click.echo(secret)
+    _sync()
+
+
+@users.command("token")
+@click.argument("user_id")
+@click.option("--name", default="", help="A label for the token.")
+def token(user_id: str, name: str) -> None:
+    """Issue an API token for a user and print it (shown only once)."""
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import UserError, UsersFile  # noqa: PLC0415
+
+    settings = get_settings()
+    try:
+        secret, _, _ = UsersFile(settings.users_file).issue_token(
+            user_id, settings.token_pepper.get_secret_value(), name
+        )
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    _sync()
+    click.echo(secret)
+
+
+@users.command("list")
+def list_users() -> None:
+    """List users (id, role, tier, skills, active)."""
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import UsersFile  # noqa: PLC0415
+
+    for user in sorted(UsersFile(get_settings().users_file).users(), key=lambda u: u.id):
+        tier = user.effective_tier()
+        click.echo(
+            f"{user.id}\t{user.role.value}\t{tier.value if tier else '-'}\t"
+            f"{','.join(user.skills) or '-'}\t{'active' if user.active else 'inactive'}"
+        )

@@ -1,0 +1,105 @@
+"""The per-app state every route uses, and the typed dependencies that hand it out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Header, Request
+
+from loupe.gateway.errors import ApiError
+from loupe.gateway.kafka_io import AsyncProducer
+from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
+from loupe.gateway.settings import GatewaySettings
+from loupe.gateway.store import TaskStore
+from loupe.gateway.users import User, UsersFile, hash_token
+
+
+@dataclass
+class Gateway:
+    """Clients and caches shared by the routes of one app."""
+
+    settings: GatewaySettings
+    redis: aioredis.Redis
+    store: TaskStore
+    producer: AsyncProducer
+    users_file: UsersFile
+    pepper: str
+    _auth_cache: dict[str, tuple[float, User]] = field(default_factory=dict)
+
+    def topic(self, name: str) -> str:
+        """Broker-side topic name."""
+        return self.settings.topic(name)
+
+    async def user_by_token(self, token: str) -> User | None:
+        """Resolve a bearer token to an active user (cached for ``auth_cache_s``)."""
+        digest = hash_token(token, self.pepper)
+        cached = self._auth_cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        p = self.settings.redis_prefix
+        user_id = await self.redis.get(f"{p}tok:{digest}")
+        if user_id is None:
+            return None
+        raw = await self.redis.get(f"{p}user:{user_id.decode()}")
+        if raw is None:
+            return None
+        user = User.model_validate_json(raw)
+        if not user.active:
+            return None
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (now + self.settings.auth_cache_s, user)
+        return user
+
+    def forget_cached_users(self) -> None:
+        """Drop cached token lookups (after user or token changes)."""
+        self._auth_cache.clear()
+
+
+def get_gateway(request: Request) -> Gateway:
+    """The app's gateway state."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def current_user(
+    gateway: GatewayDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> User:
+    """The caller, from ``Authorization: Bearer <token>`` (401 when missing or unknown)."""
+    if not authorization:
+        raise ApiError(401, "unauthenticated", "missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthenticated", "expected Authorization: Bearer <token>")
+    user = await gateway.user_by_token(token.strip())
+    if user is None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked token, or inactive user")
+    return user
+
+
+def _require(roles: frozenset[Role]) -> object:
+    allowed = ", ".join(sorted(role.value for role in roles))
+
+    async def check(user: Annotated[User, Depends(current_user)]) -> User:
+        if user.role not in roles:
+            raise ApiError(
+                403, "forbidden", f"role {user.role.value!r} may not do this (allowed: {allowed})"
+            )
+        return user
+
+    return Depends(check)
+
+
+AnyUser = Annotated[User, _require(EVERYONE)]
+Worker = Annotated[User, _require(WORKERS)]
+SeniorUser = Annotated[User, _require(SENIORS)]
+LeadUser = Annotated[User, _require(LEADS)]
+AdminUser = Annotated[User, _require(ADMINS)]

@@ -1,0 +1,19 @@
+"""Prometheus metrics of the gateway (``loupe_gateway_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CLAIMS = Counter("loupe_gateway_claims_total", "Claims answered", ["outcome"])
+DECISIONS = Counter("loupe_gateway_decisions_total", "Decisions accepted", ["action"])
+LEASES_EXPIRED = Counter("loupe_gateway_leases_expired_total", "Leases that expired")
+REQUESTS_ENQUEUED = Counter("loupe_gateway_requests_enqueued_total", "Review requests queued")
+BAD_RECORDS = Counter("loupe_gateway_bad_records_total", "Consumed records that failed to decode")
+REBUILDS = Counter("loupe_gateway_rebuilds_total", "Working-set rebuilds from Kafka")
+QUEUE_DEPTH = Gauge("loupe_gateway_queue_depth", "Tasks with a free slot per tier", ["tier"])
+LATENCY = Histogram(
+    "loupe_gateway_request_seconds",
+    "HTTP request latency by route",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

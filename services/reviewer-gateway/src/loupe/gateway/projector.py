@@ -1,0 +1,160 @@
+"""Applies consumed events to the Redis working set (sync; runs on the consumer thread)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import orjson
+import redis
+
+from loupe.gateway import scripts
+from loupe.gateway.labels import parse_label
+from loupe.gateway.logic import queue_score, resolution_closes, vote_agrees
+from loupe.gateway.rebuild import RebuildPlan
+from loupe.gateway.users import UsersFile
+from loupe.gateway.views import vote_view
+from loupe.schemas import (
+    Action,
+    AuditAction,
+    AuditEvent,
+    ConflictRecord,
+    PolicyUpdate,
+    ResolvedLabel,
+    ReviewRequest,
+    Tier,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICTS = 10_000
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class Projector:
+    """Writes requests, resolutions, conflicts, policies and audit events into Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.r = client
+        self.p = prefix
+        self._enqueue = client.register_script(scripts.ENQUEUE)
+        self._close = client.register_script(scripts.CLOSE)
+
+    def request(
+        self, request: ReviewRequest, raw: bytes, *, status: str = "open", done: int = 0
+    ) -> bool:
+        """Store a review request as a task (idempotent); True if it was new."""
+        created = _ms(request.created_at)
+        rank = Tier(request.required_tier).rank
+        skills = orjson.dumps(sorted(set(request.skills))).decode()
+        args = [
+            self.p,
+            request.request_id,
+            request.item_id,
+            request.project,
+            rank,
+            request.required_overlap,
+            queue_score(request.priority, created),
+            skills,
+            raw,
+            created,
+            status,
+            done,
+        ]
+        return bool(self._enqueue(args=args))
+
+    def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
+        """Record a resolved label, close the tasks it settles and score the votes."""
+        key = f"{self.p}resolved:{label.item_id}"
+        current = self.r.get(key)
+        if current is None or orjson.loads(current)["revision"] <= label.revision:
+            self.r.set(key, raw)
+        for task_id in self.r.zrange(f"{self.p}itasks:{label.item_id}", 0, -1):
+            tid = task_id.decode()
+            req_raw = self.r.hget(f"{self.p}t:{tid}", "req")
+            if req_raw is None:
+                continue
+            request = ReviewRequest.model_validate_json(req_raw)
+            if resolution_closes(label, request):
+                self._close(args=[self.p, tid, "resolved", "0"])
+        self._score_votes(label)
+
+    def _score_votes(self, label: ResolvedLabel) -> None:
+        votes = self.r.hgetall(f"{self.p}votes:{label.item_id}")
+        scored_key = f"{self.p}scored:{label.item_id}"
+        for decision_id, raw in votes.items():
+            if not self.r.sadd(scored_key, decision_id):
+                continue
+            vote = orjson.loads(raw)
+            decision_label = None if vote["label"] is None else parse_label(vote["label"])
+            agrees = vote_agrees(Action(vote["action"]), decision_label, label)
+            if agrees is None:
+                continue
+            quality = f"{self.p}quality:{vote['reviewer']['id']}"
+            self.r.hincrby(quality, "scored", 1)
+            self.r.hincrby(quality, "agreed", int(agrees))
+
+    def conflict(self, record: ConflictRecord, raw: bytes) -> None:
+        """Keep a conflict for the lead view (newest 10,000)."""
+        key = f"{self.p}conflicts"
+        self.r.zadd(key, {raw: _ms(record.created_at)})
+        self.r.zremrangebyrank(key, 0, -MAX_CONFLICTS - 1)
+
+    def policy(self, update: PolicyUpdate, raw: bytes) -> None:
+        """Keep the newest policy version per project."""
+        key = f"{self.p}policy:{update.project}"
+        current = self.r.get(key)
+        if current is None or orjson.loads(current)["version"] <= update.version:
+            self.r.set(key, raw)
+
+    def audit(self, event: AuditEvent, raw: bytes) -> None:
+        """Index an audit event into the item's history (and its comments)."""
+        if event.item_id is None:
+            return
+        score = _ms(event.at)
+        self.r.zadd(f"{self.p}hist:{event.item_id}", {raw: score})
+        if event.action is AuditAction.COMMENT:
+            self.r.zadd(f"{self.p}comments:{event.item_id}", {raw: score})
+
+    def load_users(self, users_file: UsersFile) -> int:
+        """Copy the durable users file into Redis; return how many users were loaded."""
+        users = users_file.users()
+        pipe = self.r.pipeline()
+        for user in users:
+            pipe.set(f"{self.p}user:{user.id}", user.model_dump_json())
+            pipe.sadd(f"{self.p}users", user.id)
+        for digest, user_id in users_file.token_hashes().items():
+            pipe.set(f"{self.p}tok:{digest}", user_id)
+        pipe.execute()
+        return len(users)
+
+    def write_plan(self, plan: RebuildPlan) -> None:
+        """Write a rebuilt working set (tasks, voters, votes, resolved labels, quality)."""
+        for task in plan.tasks.values():
+            self.request(task.request, task.raw, status=task.status, done=task.done)
+            if task.voters:
+                self.r.sadd(f"{self.p}voters:{task.request.item_id}", *task.voters)
+            if task.skippers:
+                self.r.sadd(f"{self.p}skip:{task.request.request_id}", *task.skippers)
+        for item_id, decisions in plan.votes.items():
+            pipe = self.r.pipeline()
+            for decision in decisions.values():
+                view = orjson.dumps(vote_view(decision))
+                pipe.hset(f"{self.p}votes:{item_id}", decision.decision_id, view)
+                quality = f"{self.p}quality:{decision.reviewer.id}"
+                pipe.hincrby(quality, "votes", 1)
+                pipe.hincrbyfloat(quality, "seconds", decision.seconds_spent)
+                if decision.action.value == "escalate":
+                    pipe.hincrby(quality, "escalations", 1)
+                pipe.sadd(f"{self.p}qusers", decision.reviewer.id)
+            pipe.execute()
+        for task in plan.tasks.values():
+            for user in task.skippers:
+                self.r.hincrby(f"{self.p}quality:{user}", "skips", 1)
+                self.r.sadd(f"{self.p}qusers", user)
+        for label, raw in plan.latest_resolved.values():
+            self.r.set(f"{self.p}resolved:{label.item_id}", raw)
+            self._score_votes(label)

@@ -1,0 +1,264 @@
+"""Item endpoints: details, comments, history, diff and a lead's final call."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from loupe.gateway.audit import actor_of, audit_event, comment_view
+from loupe.gateway.context import GatewayDep, LeadUser, SeniorUser, Worker
+from loupe.gateway.diff import diff_labels
+from loupe.gateway.errors import ApiError
+from loupe.gateway.kafka_io import DeliveryError
+from loupe.gateway.labels import parse_label
+from loupe.gateway.logic import LabelError, Role, check_label
+from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.users import User
+from loupe.gateway.views import json_confidence
+from loupe.schemas import Action, AuditAction, ReviewDecision, ReviewerRef, Tier, utcnow
+from loupe.schemas._base import Comment, ShortText
+from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
+
+router = APIRouter(prefix="/v1/items", tags=["items"])
+
+
+class CommentBody(BaseModel):
+    """A comment on an item."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class ResolveBody(BaseModel):
+    """A lead's final call on an item."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["approve", "correct", "reject"]
+    label: dict[str, Any] | None = None
+    comment: Comment | None = None
+    reason: ShortText = ""
+
+
+async def _item_requests(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[str, bytes]]]:
+    tasks = []
+    for task_id in await gw.store.item_task_ids(item_id):
+        task = await gw.store.task(task_id)
+        if task:
+            tasks.append((task_id, task))
+    return tasks
+
+
+async def _votes_visible(
+    gw: GatewayDep, user: User, resolved: bytes | None, requests: list[dict[str, Any]]
+) -> bool:
+    return (
+        user.role is Role.LEAD or resolved is not None or any(r.get("show_votes") for r in requests)
+    )
+
+
+@router.get("/{item_id}")
+async def get_item(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+    """The item, its prediction, routing reasons, tasks and (when allowed) votes."""
+    tasks = await _item_requests(gw, item_id)
+    resolved_raw = await gw.store.resolved(item_id)
+    if not tasks and resolved_raw is None:
+        raise ApiError(404, "item_not_found", f"no item {item_id!r}")
+    requests = [orjson.loads(task["req"]) for _, task in tasks]
+    resolved = orjson.loads(resolved_raw) if resolved_raw else None
+    if requests:
+        latest = requests[-1]
+        prediction, project, reasons = latest["prediction"], latest["project"], latest["reasons"]
+    else:
+        assert resolved is not None
+        prediction = resolved["provenance"]["prediction"]
+        project, reasons = resolved["project"], []
+    visible = await _votes_visible(gw, user, resolved_raw, requests)
+    return FastJSONResponse(
+        {
+            "item_id": item_id,
+            "project": project,
+            "task_type": prediction["task_type"],
+            "prediction": prediction,
+            "confidence": json_confidence(prediction),
+            "reasons": reasons,
+            "tasks": [
+                {
+                    "task_id": task_id,
+                    "required_tier": request["required_tier"],
+                    "required_overlap": request["required_overlap"],
+                    "votes": int(task["done"]),
+                    "active_leases": int(task["active"]),
+                    "status": task["status"].decode(),
+                }
+                for (task_id, task), request in zip(tasks, requests, strict=True)
+            ],
+            "resolved": resolved,
+            "votes": await gw.store.votes(item_id) if visible else None,
+            "votes_hidden": not visible,
+        }
+    )
+
+
+async def _require_item(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[str, bytes]]]:
+    tasks = await _item_requests(gw, item_id)
+    if not tasks and await gw.store.resolved(item_id) is None:
+        raise ApiError(404, "item_not_found", f"no item {item_id!r}")
+    return tasks
+
+
+@router.get("/{item_id}/comments")
+async def list_comments(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+    """The item's comment thread, oldest first."""
+    events = await gw.store.sorted_json(f"comments:{item_id}")
+    return FastJSONResponse({"comments": [comment_view(e) for e in events]})
+
+
+@router.post("/{item_id}/comments", status_code=201)
+async def add_comment(
+    item_id: str, body: CommentBody, gw: GatewayDep, user: Worker
+) -> FastJSONResponse:
+    """Add a comment (published to ``audit`` before the answer)."""
+    tasks = await _require_item(gw, item_id)
+    project = tasks[-1][1]["project"].decode() if tasks else None
+    event = audit_event(
+        actor_of(user),
+        AuditAction.COMMENT,
+        item_id=item_id,
+        project=project,
+        details={"text": body.text},
+    )
+    raw = event.to_json_bytes()
+    try:
+        await gw.producer.send_all(
+            [(gw.topic(AUDIT.name), item_id, raw)], gw.settings.kafka_timeout_s
+        )
+    except DeliveryError as exc:
+        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+    score = int(event.at.timestamp() * 1000)
+    await gw.store.add_sorted(f"comments:{item_id}", raw, score)
+    await gw.store.add_sorted(f"hist:{item_id}", raw, score)
+    return FastJSONResponse(comment_view(orjson.loads(raw)), status_code=201)
+
+
+@router.get("/{item_id}/history")
+async def history(item_id: str, gw: GatewayDep, user: SeniorUser) -> FastJSONResponse:
+    """Who changed what, when and why (audit events, oldest first)."""
+    await _require_item(gw, item_id)
+    return FastJSONResponse({"events": await gw.store.sorted_json(f"hist:{item_id}")})
+
+
+@router.get("/{item_id}/diff")
+async def diff(
+    item_id: str,
+    gw: GatewayDep,
+    user: Worker,
+    decision_id: Annotated[str | None, Query(max_length=256)] = None,
+) -> FastJSONResponse:
+    """The model's label versus the final label (or, for leads, one vote)."""
+    tasks = await _require_item(gw, item_id)
+    resolved_raw = await gw.store.resolved(item_id)
+    resolved = orjson.loads(resolved_raw) if resolved_raw else None
+    if tasks:
+        prediction = orjson.loads(tasks[0][1]["req"])["prediction"]
+    else:
+        assert resolved is not None
+        prediction = resolved["provenance"]["prediction"]
+    if decision_id is not None:
+        if user.role is not Role.LEAD:
+            raise ApiError(403, "forbidden", "only leads may diff against a single vote")
+        vote = next(
+            (v for v in await gw.store.votes(item_id) if v["decision_id"] == decision_id), None
+        )
+        if vote is None or vote["label"] is None:
+            raise ApiError(404, "not_found", f"no labelled vote {decision_id!r} on this item")
+        corrected, against = vote["label"], f"decision:{decision_id}"
+    else:
+        if resolved is None:
+            raise ApiError(409, "not_resolved", "the item has no final label yet")
+        if resolved["label"] is None:
+            raise ApiError(409, "not_resolved", "the item was rejected: there is no final label")
+        corrected, against = resolved["label"], "final"
+    original_label, corrected_label = parse_label(prediction["label"]), parse_label(corrected)
+    assert original_label is not None and corrected_label is not None
+    try:
+        document = diff_labels(original_label, corrected_label)
+    except ValueError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return FastJSONResponse(
+        {
+            "item_id": item_id,
+            "task_type": prediction["task_type"],
+            "against": against,
+            "original": prediction["label"],
+            "corrected": corrected,
+            **document,
+        }
+    )
+
+
+@router.post("/{item_id}/resolve")
+async def resolve(
+    item_id: str, body: ResolveBody, gw: GatewayDep, lead: LeadUser
+) -> FastJSONResponse:
+    """A lead's final call: a final decision to Kafka, then the item's tasks close."""
+    tasks = await _item_requests(gw, item_id)
+    if not tasks:
+        raise ApiError(404, "item_not_found", f"no review task for item {item_id!r}")
+    task_id, task = tasks[-1]
+    request = orjson.loads(task["req"])
+    action = Action(body.action)
+    try:
+        label = check_label(
+            request["prediction"]["task_type"],
+            request["allowed_classes"],
+            action,
+            parse_label(body.label),
+        )
+    except (LabelError, ValidationError, ValueError) as exc:
+        raise ApiError(422, "invalid_label", str(exc).splitlines()[0]) from None
+    key = uuid.uuid4().hex
+    now = utcnow()
+    decision = ReviewDecision(
+        decision_id=key,
+        idempotency_key=key,
+        request_id=request["request_id"],
+        task_id=task_id,
+        item_id=item_id,
+        project=request["project"],
+        reviewer=ReviewerRef(id=lead.id, tier=lead.effective_tier() or Tier.LEAD),
+        action=action,
+        label=label,
+        comment=body.comment,
+        seconds_spent=0.0,
+        final=True,
+        decided_at=now,
+    )
+    event = audit_event(
+        actor_of(lead),
+        AuditAction.OVERRIDE,
+        item_id=item_id,
+        project=request["project"],
+        reason=body.reason or None,
+        details={"decision_id": key, "action": action.value, "task_id": task_id},
+        at=now,
+    )
+    try:
+        await gw.producer.send_all(
+            [
+                (gw.topic(REVIEW_DECISIONS.name), item_id, decision.to_json_bytes()),
+                (gw.topic(AUDIT.name), item_id, event.to_json_bytes()),
+            ],
+            gw.settings.kafka_timeout_s,
+        )
+    except DeliveryError as exc:
+        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+    closed = []
+    for tid, data in tasks:
+        if data["status"] in (b"open", b"complete"):
+            await gw.store.close(tid, "closed", revoke=True)
+            closed.append(tid)
+    return FastJSONResponse({"decision_id": key, "item_id": item_id, "closed_tasks": closed})

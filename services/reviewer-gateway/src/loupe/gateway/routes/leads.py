@@ -1,0 +1,155 @@
+"""Lead endpoints: conflicts, project policy, reviewer quality."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loupe.gateway.audit import actor_of, audit_event
+from loupe.gateway.context import GatewayDep, LeadUser
+from loupe.gateway.errors import ApiError
+from loupe.gateway.kafka_io import DeliveryError
+from loupe.gateway.responses import FastJSONResponse
+from loupe.schemas import AuditAction, PolicyUpdate, ProjectPolicy, utcnow
+from loupe.schemas._base import ProjectName, ShortText
+from loupe.schemas.topics import AUDIT, CONTROL_POLICY
+
+router = APIRouter(prefix="/v1", tags=["leads"])
+
+
+class PolicyBody(BaseModel):
+    """A new policy document for a project."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: dict[str, Any] = Field(description="A ProjectPolicy document (see loupe.schemas)")
+    reason: ShortText = ""
+    expected_version: int | None = Field(default=None, ge=0)
+
+
+@router.get("/conflicts")
+async def conflicts(
+    gw: GatewayDep,
+    lead: LeadUser,
+    project: Annotated[ProjectName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[datetime | None, Query()] = None,
+) -> FastJSONResponse:
+    """Recent conflicts (newest first), optionally for one project and before a time."""
+    top = "+inf" if before is None else f"({int(before.timestamp() * 1000)}"
+    raw = await gw.redis.zrevrangebyscore(
+        f"{gw.settings.redis_prefix}conflicts", top, "-inf", start=0, num=5_000
+    )
+    found = []
+    for value in raw:
+        record = orjson.loads(value)
+        if project is None or record["project"] == project:
+            found.append(record)
+            if len(found) >= limit:
+                break
+    return FastJSONResponse({"conflicts": found})
+
+
+def _policy_view(raw: bytes) -> dict[str, Any]:
+    update = orjson.loads(raw)
+    return {
+        "project": update["project"],
+        "version": update["version"],
+        "policy": update["policy"],
+        "changed_by": update["changed_by"],
+        "reason": update["reason"],
+        "at": update["at"],
+    }
+
+
+@router.get("/policy/{project}")
+async def get_policy(project: str, gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
+    """The newest policy version the gateway has seen for a project."""
+    raw = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
+    if raw is None:
+        raise ApiError(404, "policy_not_found", f"no policy seen for project {project!r}")
+    return FastJSONResponse(_policy_view(raw))
+
+
+@router.put("/policy/{project}")
+async def put_policy(
+    project: str, body: PolicyBody, gw: GatewayDep, lead: LeadUser
+) -> FastJSONResponse:
+    """Publish a new policy version (``PolicyUpdate`` on ``control.policy``)."""
+    try:
+        policy = ProjectPolicy.model_validate_json(orjson.dumps(body.policy))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ApiError(422, "validation_error", f"policy.{where}: {first['msg']}") from None
+    if policy.project != project:
+        raise ApiError(
+            422, "validation_error", f"policy.project {policy.project!r} differs from {project!r}"
+        )
+    key = f"{gw.settings.redis_prefix}policy:{project}"
+    current_raw = await gw.redis.get(key)
+    current = orjson.loads(current_raw)["version"] if current_raw else 0
+    if body.expected_version is not None and body.expected_version != current:
+        raise ApiError(
+            409, "version_conflict", f"policy is at version {current}, not {body.expected_version}"
+        )
+    update = PolicyUpdate(
+        project=project,
+        version=current + 1,
+        policy=policy,
+        changed_by=actor_of(lead),
+        reason=body.reason,
+        at=utcnow(),
+    )
+    raw = update.to_json_bytes()
+    event = audit_event(
+        actor_of(lead),
+        AuditAction.POLICY_CHANGE,
+        project=project,
+        reason=body.reason or None,
+        details={"version": update.version},
+        at=update.at,
+    )
+    try:
+        await gw.producer.send_all(
+            [
+                (gw.topic(CONTROL_POLICY.name), project, raw),
+                (gw.topic(AUDIT.name), project, event.to_json_bytes()),
+            ],
+            gw.settings.kafka_timeout_s,
+        )
+    except DeliveryError as exc:
+        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+    await gw.redis.set(key, raw)
+    return FastJSONResponse(_policy_view(raw))
+
+
+@router.get("/reviewers/quality")
+async def quality(gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
+    """Per-reviewer agreement with final labels, skips, escalations and time spent."""
+    p = gw.settings.redis_prefix
+    users = sorted(u.decode() for u in await gw.redis.smembers(f"{p}qusers"))
+    pipe = gw.redis.pipeline(transaction=False)
+    for user_id in users:
+        pipe.hgetall(f"{p}quality:{user_id}")
+    rows = []
+    for user_id, stats in zip(users, await pipe.execute(), strict=True):
+        counts = {k.decode(): float(v) for k, v in stats.items()}
+        votes, scored = int(counts.get("votes", 0)), int(counts.get("scored", 0))
+        agreed = int(counts.get("agreed", 0))
+        rows.append(
+            {
+                "id": user_id,
+                "votes": votes,
+                "scored": scored,
+                "agreed": agreed,
+                "agreement": round(agreed / scored, 4) if scored else None,
+                "skips": int(counts.get("skips", 0)),
+                "escalations": int(counts.get("escalations", 0)),
+                "mean_seconds": round(counts.get("seconds", 0.0) / votes, 3) if votes else None,
+            }
+        )
+    return FastJSONResponse({"reviewers": rows})

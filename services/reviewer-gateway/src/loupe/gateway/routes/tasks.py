@@ -1,0 +1,331 @@
+"""Task endpoints: claim, heartbeat, decision, release, reassign."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loupe.gateway import metrics
+from loupe.gateway.audit import actor_of, audit_event
+from loupe.gateway.context import GatewayDep, LeadUser, Worker
+from loupe.gateway.errors import ApiError
+from loupe.gateway.kafka_io import DeliveryError
+from loupe.gateway.labels import parse_label
+from loupe.gateway.logic import LabelError, check_label
+from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.store import Lease, RebuildingError
+from loupe.gateway.views import json_confidence, ms_to_iso, task_view, vote_view
+from loupe.schemas import (
+    Action,
+    AuditAction,
+    ReviewDecision,
+    ReviewerRef,
+    Tier,
+    utcnow,
+)
+from loupe.schemas._base import Comment, Identifier, ProjectName, ShortText
+from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+_DECISION_NAMESPACE = uuid.UUID("6c0b1d2e-7f1a-4e59-9a57-2f3c5d1e0a11")
+
+
+class ClaimBody(BaseModel):
+    """Optional claim filter."""
+
+    model_config = ConfigDict(extra="forbid")
+    project: ProjectName | None = None
+
+
+class DecisionBody(BaseModel):
+    """A reviewer's decision on a leased task."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    label: dict[str, Any] | None = Field(
+        default=None, description="A Label: classification, bbox or track (see loupe.schemas)"
+    )
+    comment: Comment | None = None
+    seconds_spent: float = Field(default=0.0, ge=0.0, le=86_400.0, allow_inf_nan=False)
+    idempotency_key: Identifier | None = None
+
+
+class ReassignBody(BaseModel):
+    """A lead moving a task between people or tiers."""
+
+    model_config = ConfigDict(extra="forbid")
+    from_user: Identifier | None = None
+    to_user: Identifier | None = None
+    tier: Tier | None = None
+    reason: ShortText = ""
+
+
+def lease_view(lease: Lease, seconds: float) -> dict[str, Any]:
+    """A lease as the API shows it."""
+    return {
+        "lease_id": lease.lease_id,
+        "task_id": lease.task_id,
+        "expires_at": ms_to_iso(lease.expires_ms),
+        "seconds": seconds,
+    }
+
+
+@router.post("/claim", responses={204: {"description": "nothing to claim"}})
+async def claim(gw: GatewayDep, user: Worker, body: ClaimBody | None = None) -> Response:
+    """Lease the best task the caller may take (204 when there is none)."""
+    tier = user.effective_tier()
+    if tier is None:
+        raise ApiError(403, "forbidden", "this user has no review tier")
+    projects = list(user.projects)
+    if body is not None and body.project is not None:
+        if projects and body.project not in projects:
+            raise ApiError(403, "forbidden", f"you do not work on project {body.project!r}")
+        projects = [body.project]
+    settings = gw.settings
+    try:
+        claimed = await gw.store.claim(
+            user.id,
+            tier=tier,
+            skills=user.skills,
+            projects=projects,
+            lease_ms=int(settings.lease_seconds * 1000),
+            scan_limit=settings.claim_scan_limit,
+        )
+    except RebuildingError as exc:
+        raise ApiError(503, "rebuilding", str(exc)) from None
+    if claimed is None:
+        metrics.CLAIMS.labels("empty").inc()
+        return Response(status_code=204)
+    metrics.CLAIMS.labels("claimed").inc()
+    request = orjson.loads(claimed.request_json)
+    task = task_view(request, claimed.task_id, json_confidence(request["prediction"]))
+    if request.get("show_votes"):
+        task["votes"] = await gw.store.votes(request["item_id"])
+    event = audit_event(
+        actor_of(user),
+        AuditAction.CLAIM,
+        item_id=request["item_id"],
+        project=request["project"],
+        details={"task_id": claimed.task_id, "lease_id": claimed.lease_id},
+    )
+    gw.producer.send_nowait(gw.topic(AUDIT.name), request["item_id"], event.to_json_bytes())
+    lease = Lease(claimed.task_id, claimed.lease_id, claimed.expires_ms)
+    return FastJSONResponse({"task": task, "lease": lease_view(lease, settings.lease_seconds)})
+
+
+async def _missing_lease(gw: GatewayDep, task_id: str) -> ApiError:
+    if not await gw.store.task(task_id):
+        return ApiError(404, "task_not_found", f"no task {task_id!r}")
+    return ApiError(409, "not_lease_holder", f"you do not hold a live lease on task {task_id!r}")
+
+
+@router.post("/{task_id}/heartbeat")
+async def heartbeat(task_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+    """Extend the caller's lease by the lease duration."""
+    seconds = gw.settings.lease_seconds
+    lease = await gw.store.heartbeat(task_id, user.id, int(seconds * 1000))
+    if lease is None:
+        raise await _missing_lease(gw, task_id)
+    return FastJSONResponse(lease_view(lease, seconds))
+
+
+@router.post("/{task_id}/release")
+async def release(task_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+    """Give the task back without deciding; it keeps its place in the queue."""
+    if not await gw.store.release(task_id, user.id):
+        raise await _missing_lease(gw, task_id)
+    task = await gw.store.task(task_id)
+    event = audit_event(
+        actor_of(user),
+        AuditAction.RELEASE,
+        item_id=task["item"].decode() if "item" in task else None,
+        project=task["project"].decode() if "project" in task else None,
+        details={"task_id": task_id},
+    )
+    gw.producer.send_nowait(gw.topic(AUDIT.name), event.item_id or task_id, event.to_json_bytes())
+    return FastJSONResponse({"task_id": task_id, "released": True})
+
+
+def _replayed(stored: bytes, task_id: str) -> FastJSONResponse:
+    result = orjson.loads(stored)
+    if result.get("task_id") != task_id:
+        raise ApiError(
+            409, "idempotency_conflict", "this idempotency key was used for another task"
+        )
+    result["replayed"] = True
+    return FastJSONResponse(result)
+
+
+@router.post("/{task_id}/decision")
+async def decide(
+    task_id: str,
+    body: DecisionBody,
+    gw: GatewayDep,
+    user: Worker,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> FastJSONResponse:
+    """Record the lease holder's decision; answers only after Kafka acknowledged it."""
+    key = body.idempotency_key or idempotency_key
+    if not key:
+        raise ApiError(
+            422, "validation_error", "idempotency_key (body) or Idempotency-Key header required"
+        )
+    settings = gw.settings
+    grace_ms = int((settings.kafka_timeout_s + 5) * 1000)
+    status, payload = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
+    if status == "replay" and payload is not None:
+        return _replayed(payload, task_id)
+    if status != "ok" or payload is None:
+        raise await _missing_lease(gw, task_id)
+    request = orjson.loads(payload)
+    try:
+        label = parse_label(body.label)
+        label = check_label(
+            request["prediction"]["task_type"], request["allowed_classes"], body.action, label
+        )
+    except (LabelError, ValidationError, ValueError) as exc:
+        raise ApiError(422, "invalid_label", _label_message(exc)) from None
+    tier = user.effective_tier() or Tier.LEAD
+    decided_at = utcnow()
+    decision = ReviewDecision(
+        decision_id=str(uuid.uuid5(_DECISION_NAMESPACE, f"{user.id}\x1f{key}")),
+        idempotency_key=key,
+        request_id=request["request_id"],
+        task_id=task_id,
+        item_id=request["item_id"],
+        project=request["project"],
+        reviewer=ReviewerRef(id=user.id, tier=tier),
+        action=body.action,
+        label=label,
+        comment=body.comment,
+        seconds_spent=body.seconds_spent,
+        decided_at=decided_at,
+    )
+    event = audit_event(
+        actor_of(user),
+        AuditAction.ESCALATION if body.action is Action.ESCALATE else AuditAction.DECISION,
+        item_id=decision.item_id,
+        project=decision.project,
+        details={
+            "task_id": task_id,
+            "decision_id": decision.decision_id,
+            "action": body.action.value,
+            "comment": body.comment,
+        },
+        at=decided_at,
+    )
+    try:
+        await gw.producer.send_all(
+            [
+                (gw.topic(REVIEW_DECISIONS.name), decision.item_id, decision.to_json_bytes()),
+                (gw.topic(AUDIT.name), decision.item_id, event.to_json_bytes()),
+            ],
+            settings.kafka_timeout_s,
+        )
+    except DeliveryError as exc:
+        raise ApiError(
+            503, "kafka_unavailable", f"decision not accepted, retry with the same key: {exc}"
+        ) from None
+    kind = {Action.SKIP: "skip", Action.ESCALATE: "escalate"}.get(body.action, "vote")
+    result = {
+        "decision_id": decision.decision_id,
+        "task_id": task_id,
+        "item_id": decision.item_id,
+        "action": body.action.value,
+        "decided_at": decided_at.isoformat(),
+        "replayed": False,
+    }
+    status, stored = await gw.store.commit_decision(
+        task_id,
+        user.id,
+        key,
+        result=result,
+        ttl_s=settings.idempotency_ttl_s,
+        kind=kind,
+        decision_id=decision.decision_id,
+        vote=None if body.action is Action.SKIP else vote_view(decision),
+        seconds=body.seconds_spent,
+    )
+    if status == "replay":
+        return _replayed(stored, task_id)
+    metrics.DECISIONS.labels(body.action.value).inc()
+    return FastJSONResponse(orjson.loads(stored))
+
+
+def _label_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False)
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"label.{where}: {first['msg']}" if where else f"label: {first['msg']}"
+    return str(exc)
+
+
+@router.post("/{task_id}/reassign")
+async def reassign(
+    task_id: str, body: ReassignBody, gw: GatewayDep, lead: LeadUser
+) -> FastJSONResponse:
+    """Revoke leases, move the task to another tier and/or lease it to a named person."""
+    task = await gw.store.task(task_id)
+    if not task:
+        raise ApiError(404, "task_not_found", f"no task {task_id!r}")
+    new_rank = body.tier.rank if body.tier is not None else None
+    rank = new_rank if new_rank is not None else int(task["rank"])
+    if body.to_user is not None:
+        raw = await gw.redis.get(f"{gw.settings.redis_prefix}user:{body.to_user}")
+        if raw is None:
+            raise ApiError(404, "user_not_found", f"no user {body.to_user!r}")
+        from loupe.gateway.users import User  # noqa: PLC0415
+
+        target = User.model_validate_json(raw)
+        target_tier = target.effective_tier()
+        required = set(orjson.loads(task["skills"]))
+        if target_tier is None or target_tier.rank < rank or not required <= set(target.skills):
+            raise ApiError(
+                409, "not_eligible", f"user {body.to_user!r} lacks the tier or skills for this task"
+            )
+    seconds = gw.settings.lease_seconds
+    status, revoked, lease = await gw.store.reassign(
+        task_id, body.from_user, new_rank, body.to_user, int(seconds * 1000)
+    )
+    if status == "not_found":
+        raise ApiError(404, "task_not_found", f"no task {task_id!r}")
+    if status == "closed":
+        raise ApiError(409, "task_closed", f"task {task_id!r} is no longer open")
+    if status == "not_eligible":
+        raise ApiError(
+            409,
+            "not_eligible",
+            f"user {body.to_user!r} already voted, holds it, or the task has no free slot"
+            + (f" (revoked: {', '.join(revoked)})" if revoked else ""),
+        )
+    tier_name = next(t.value for t in Tier if t.rank == rank)
+    event = audit_event(
+        actor_of(lead),
+        AuditAction.REASSIGN,
+        item_id=task["item"].decode(),
+        project=task["project"].decode(),
+        reason=body.reason or None,
+        details={"task_id": task_id, "revoked": revoked, "tier": tier_name, "to": body.to_user},
+    )
+    try:
+        await gw.producer.send_all(
+            [(gw.topic(AUDIT.name), event.item_id or task_id, event.to_json_bytes())],
+            gw.settings.kafka_timeout_s,
+        )
+    except DeliveryError as exc:
+        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+    return FastJSONResponse(
+        {
+            "task_id": task_id,
+            "revoked": revoked,
+            "tier": tier_name,
+            "assigned_to": body.to_user if lease else None,
+            "lease": lease_view(lease, seconds) if lease else None,
+        }
+    )

@@ -1,0 +1,267 @@
+"""Redis Lua scripts: every queue and lease transition is one atomic script.
+
+Keys are built inside the scripts from a prefix (``ARGV[1]``), so the gateway needs a single
+Redis (or a cluster with one hash slot per deployment); see the service README.
+
+Task hash ``<p>t:<task_id>`` fields: ``req`` (ReviewRequest JSON), ``item``, ``project``,
+``rank`` (tier rank), ``overlap``, ``done`` (votes counted), ``active`` (live leases), ``score``
+(queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
+``created_ms``. Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot.
+"""
+
+from __future__ import annotations
+
+ENQUEUE = """
+local p = ARGV[1]
+local t = p .. 't:' .. ARGV[2]
+if redis.call('EXISTS', t) == 1 then return 0 end
+redis.call('HSET', t, 'item', ARGV[3], 'project', ARGV[4], 'rank', ARGV[5], 'overlap', ARGV[6],
+  'done', ARGV[12], 'active', 0, 'score', ARGV[7], 'skills', ARGV[8], 'req', ARGV[9],
+  'created_ms', ARGV[10], 'status', ARGV[11])
+if ARGV[11] == 'open' and tonumber(ARGV[12]) < tonumber(ARGV[6]) then
+  redis.call('ZADD', p .. 'q:' .. ARGV[5], ARGV[7], ARGV[2])
+end
+redis.call('ZADD', p .. 'itasks:' .. ARGV[3], ARGV[10], ARGV[2])
+return 1
+"""
+
+CLAIM = """
+local p, user = ARGV[1], ARGV[2]
+local max_rank, now, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease_id, limit = ARGV[6], tonumber(ARGV[8])
+if redis.call('EXISTS', p .. 'ready') == 0 then return {'rebuilding'} end
+local projects, any_project = {}, ARGV[7] == ''
+for name in string.gmatch(ARGV[7], '[^,]+') do projects[name] = true end
+local skills = {}
+for i = 9, #ARGV do skills[ARGV[i]] = true end
+local scanned = 0
+for rank = max_rank, 0, -1 do
+  local q = p .. 'q:' .. rank
+  local offset, stale, found = 0, {}, nil
+  while scanned < limit and not found do
+    local ids = redis.call('ZRANGE', q, offset, offset + 99)
+    if #ids == 0 then break end
+    offset = offset + #ids
+    for _, id in ipairs(ids) do
+      scanned = scanned + 1
+      local f = redis.call('HMGET', p .. 't:' .. id,
+        'item', 'project', 'overlap', 'done', 'active', 'skills', 'status')
+      if f[7] ~= 'open' or tonumber(f[4]) + tonumber(f[5]) >= tonumber(f[3]) then
+        stale[#stale + 1] = id
+      elseif (any_project or projects[f[2]])
+          and redis.call('SISMEMBER', p .. 'voters:' .. f[1], user) == 0
+          and redis.call('SISMEMBER', p .. 'skip:' .. id, user) == 0
+          and redis.call('HEXISTS', p .. 'holders:' .. id, user) == 0 then
+        local ok = true
+        if f[6] ~= '[]' then
+          for _, s in ipairs(cjson.decode(f[6])) do
+            if not skills[s] then ok = false break end
+          end
+        end
+        if ok then found = {id, f} break end
+      end
+      if scanned >= limit then break end
+    end
+  end
+  for _, id in ipairs(stale) do redis.call('ZREM', q, id) end
+  if found then
+    local id, f = found[1], found[2]
+    local t = p .. 't:' .. id
+    local active = redis.call('HINCRBY', t, 'active', 1)
+    local expiry = now + lease_ms
+    redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
+    redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
+    redis.call('SADD', p .. 'mine:' .. user, id)
+    if tonumber(f[4]) + active >= tonumber(f[3]) then redis.call('ZREM', q, id) end
+    return {'ok', id, lease_id, tostring(expiry), redis.call('HGET', t, 'req')}
+  end
+end
+return {'none'}
+"""
+
+_DROP_LEASE = """
+local function drop_lease(p, id, user)
+  if redis.call('HDEL', p .. 'holders:' .. id, user) == 0 then return false end
+  redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
+  redis.call('SREM', p .. 'mine:' .. user, id)
+  local t = p .. 't:' .. id
+  local active = redis.call('HINCRBY', t, 'active', -1)
+  local f = redis.call('HMGET', t, 'overlap', 'done', 'status', 'rank', 'score')
+  if f[3] == 'open' and tonumber(f[2]) + active < tonumber(f[1]) then
+    redis.call('ZADD', p .. 'q:' .. f[4], f[5], id)
+  end
+  return true
+end
+"""
+
+SWEEP = (
+    _DROP_LEASE
+    + """
+local p, now, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', now, 'LIMIT', 0, max)
+local out = {}
+for _, m in ipairs(due) do
+  local sep = string.find(m, '\\31', 1, true)
+  local id, user = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+  redis.call('ZREM', p .. 'leases', m)
+  if drop_lease(p, id, user) then
+    local f = redis.call('HMGET', p .. 't:' .. id, 'item', 'project')
+    out[#out + 1] = id
+    out[#out + 1] = user
+    out[#out + 1] = f[1] or ''
+    out[#out + 1] = f[2] or ''
+  end
+end
+return out
+"""
+)
+
+RELEASE = (
+    _DROP_LEASE
+    + """
+if drop_lease(ARGV[1], ARGV[2], ARGV[3]) then return 1 end
+return 0
+"""
+)
+
+HEARTBEAT = """
+local p, id, user = ARGV[1], ARGV[2], ARGV[3]
+local now, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local v = redis.call('HGET', p .. 'holders:' .. id, user)
+if not v then return {'not_holder'} end
+local sep = string.find(v, '|', 1, true)
+local lease_id, expiry = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+if expiry < now then return {'not_holder'} end
+expiry = now + lease_ms
+redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
+redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
+return {'ok', lease_id, tostring(expiry)}
+"""
+
+DECIDE_BEGIN = """
+local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
+local r = redis.call('GET', idem)
+if r then return {'replay', r} end
+local v = redis.call('HGET', p .. 'holders:' .. id, user)
+if not v then return {'not_holder'} end
+local sep = string.find(v, '|', 1, true)
+local lease_id, expiry = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+if expiry < now then return {'not_holder'} end
+if expiry < now + grace then
+  expiry = now + grace
+  redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
+  redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
+end
+return {'ok', redis.call('HGET', p .. 't:' .. id, 'req')}
+"""
+
+DECIDE_COMMIT = """
+local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local result, ttl, kind = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local decision_id, vote, seconds = ARGV[8], ARGV[9], ARGV[10]
+local r = redis.call('GET', idem)
+if r then return {'replay', r} end
+local t = p .. 't:' .. id
+if redis.call('HDEL', p .. 'holders:' .. id, user) == 1 then
+  redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
+  redis.call('SREM', p .. 'mine:' .. user, id)
+  redis.call('HINCRBY', t, 'active', -1)
+end
+local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank', 'score', 'item')
+local overlap, done, active = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+local qual = p .. 'quality:' .. user
+if kind == 'skip' then
+  redis.call('SADD', p .. 'skip:' .. id, user)
+  redis.call('HINCRBY', qual, 'skips', 1)
+  redis.call('SADD', p .. 'qusers', user)
+else
+  done = redis.call('HINCRBY', t, 'done', 1)
+  redis.call('SADD', p .. 'voters:' .. f[7], user)
+  redis.call('HSET', p .. 'votes:' .. f[7], decision_id, vote)
+  redis.call('HINCRBY', qual, 'votes', 1)
+  redis.call('SADD', p .. 'qusers', user)
+  redis.call('HINCRBYFLOAT', qual, 'seconds', seconds)
+  if kind == 'escalate' then redis.call('HINCRBY', qual, 'escalations', 1) end
+end
+local q = p .. 'q:' .. f[5]
+if done >= overlap then
+  if f[4] == 'open' then redis.call('HSET', t, 'status', 'complete') end
+  redis.call('ZREM', q, id)
+elseif f[4] == 'open' and done + active < overlap then
+  redis.call('ZADD', q, f[6], id)
+end
+local res = cjson.decode(result)
+res['task_votes'] = done
+res['task_complete'] = done >= overlap
+local encoded = cjson.encode(res)
+redis.call('SET', idem, encoded, 'EX', ttl)
+return {'ok', encoded}
+"""
+
+CLOSE = """
+local p, id, status, revoke = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local t = p .. 't:' .. id
+local f = redis.call('HMGET', t, 'status', 'rank')
+if not f[1] then return {} end
+if f[1] == 'open' or f[1] == 'complete' then redis.call('HSET', t, 'status', status) end
+redis.call('ZREM', p .. 'q:' .. f[2], id)
+local revoked = {}
+if revoke == '1' then
+  for _, user in ipairs(redis.call('HKEYS', p .. 'holders:' .. id)) do
+    redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
+    redis.call('SREM', p .. 'mine:' .. user, id)
+    revoked[#revoked + 1] = user
+  end
+  redis.call('DEL', p .. 'holders:' .. id)
+  redis.call('HSET', t, 'active', 0)
+end
+return revoked
+"""
+
+REASSIGN = (
+    _DROP_LEASE
+    + """
+local p, id, from_user, new_rank, to_user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, lease_ms, lease_id = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local t = p .. 't:' .. id
+local f = redis.call('HMGET', t, 'status', 'rank', 'score', 'item', 'overlap', 'done')
+if not f[1] then return {'not_found'} end
+if f[1] ~= 'open' then return {'closed'} end
+local revoked = {}
+local holders = redis.call('HKEYS', p .. 'holders:' .. id)
+for _, user in ipairs(holders) do
+  if from_user == '' or from_user == user then
+    drop_lease(p, id, user)
+    revoked[#revoked + 1] = user
+  end
+end
+local rank = f[2]
+if new_rank ~= '' and new_rank ~= rank then
+  redis.call('ZREM', p .. 'q:' .. rank, id)
+  redis.call('HSET', t, 'rank', new_rank)
+  rank = new_rank
+  local active = tonumber(redis.call('HGET', t, 'active'))
+  if tonumber(f[6]) + active < tonumber(f[5]) then
+    redis.call('ZADD', p .. 'q:' .. rank, f[3], id)
+  end
+end
+local expiry = ''
+if to_user ~= '' then
+  local active = tonumber(redis.call('HGET', t, 'active'))
+  if tonumber(f[6]) + active >= tonumber(f[5])
+      or redis.call('SISMEMBER', p .. 'voters:' .. f[4], to_user) == 1
+      or redis.call('HEXISTS', p .. 'holders:' .. id, to_user) == 1 then
+    return {'not_eligible', cjson.encode(revoked)}
+  end
+  active = redis.call('HINCRBY', t, 'active', 1)
+  expiry = tostring(now + lease_ms)
+  redis.call('HSET', p .. 'holders:' .. id, to_user, lease_id .. '|' .. expiry)
+  redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. to_user)
+  redis.call('SADD', p .. 'mine:' .. to_user, id)
+  redis.call('SREM', p .. 'skip:' .. id, to_user)
+  if tonumber(f[6]) + active >= tonumber(f[5]) then redis.call('ZREM', p .. 'q:' .. rank, id) end
+end
+return {'ok', cjson.encode(revoked), expiry}
+"""
+)

@@ -1,0 +1,52 @@
+"""Gateway settings (env prefix ``LOUPE_GATEWAY_``) on top of the deployment-wide ones."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from loupe.runtime.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Everything the reviewer gateway reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOUPE_GATEWAY_", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65_535)
+    lease_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    sweep_interval_s: float = Field(default=1.0, gt=0, le=60)
+    claim_scan_limit: int = Field(default=2_000, ge=10, le=1_000_000)
+    """At most this many queued tasks are inspected per claim (skills/voted mismatches)."""
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=16_777_216)
+    idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    kafka_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    """How long a decision waits for Kafka's acknowledgement before answering 503."""
+    consumer_group: str = "loupe-gateway"
+    redis_prefix: str = Field(default="loupe:gw:", max_length=64)
+    users_file: Path = Path("gateway-users.json")
+    """Durable copy of users and token hashes (Redis holds a cache rebuilt from it)."""
+    token_pepper: SecretStr = SecretStr("")
+    """Server secret mixed into token hashes (HMAC-SHA-256); set it in production."""
+    auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    ui_dir: Path | None = None
+    """Static UI folder served at ``/`` (default: the packaged ``ui`` folder)."""
+    start_consumer: bool = True
+    """Run the Kafka consumer (requests, resolutions, conflicts, policy, audit) in-process."""
+    workers_log_level: str = "warning"
+
+    def group_id(self) -> str:
+        """Consumer group, namespaced by the topic prefix so deployments never share offsets."""
+        return f"{self.topic_prefix}{self.consumer_group}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> GatewaySettings:
+    """The process-wide settings, read once from the environment."""
+    return GatewaySettings()

@@ -1,0 +1,228 @@
+"""Async Redis adapter for the HTTP side: claims, leases, decisions and read views."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from loupe.gateway import scripts
+from loupe.schemas import Tier
+
+
+def now_ms() -> int:
+    """Current epoch milliseconds (lease clocks)."""
+    return int(time.time() * 1000)
+
+
+class RebuildingError(RuntimeError):
+    """The working set is being rebuilt from Kafka."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A successful claim."""
+
+    task_id: str
+    lease_id: str
+    expires_ms: int
+    request_json: bytes
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A live lease."""
+
+    task_id: str
+    lease_id: str
+    expires_ms: int
+
+
+class TaskStore:
+    """All queue and lease transitions, each one atomic Lua script."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.r = client
+        self.p = prefix
+        self._claim = client.register_script(scripts.CLAIM)
+        self._sweep = client.register_script(scripts.SWEEP)
+        self._release = client.register_script(scripts.RELEASE)
+        self._heartbeat = client.register_script(scripts.HEARTBEAT)
+        self._begin = client.register_script(scripts.DECIDE_BEGIN)
+        self._commit = client.register_script(scripts.DECIDE_COMMIT)
+        self._close = client.register_script(scripts.CLOSE)
+        self._reassign = client.register_script(scripts.REASSIGN)
+
+    async def claim(
+        self,
+        user: str,
+        *,
+        tier: Tier,
+        skills: list[str],
+        projects: list[str],
+        lease_ms: int,
+        scan_limit: int,
+    ) -> Claimed | None:
+        """Lease the best task this user may take (in ``projects``; empty = any), or None."""
+        lease_id = uuid.uuid4().hex
+        scope = ",".join(projects)
+        args = [self.p, user, tier.rank, now_ms(), lease_ms, lease_id, scope, scan_limit, *skills]
+        result = await self._claim(args=args)
+        status = result[0].decode()
+        if status == "rebuilding":
+            raise RebuildingError("the working set is being rebuilt from Kafka")
+        if status != "ok":
+            return None
+        return Claimed(result[1].decode(), result[2].decode(), int(result[3]), result[4])
+
+    async def heartbeat(self, task_id: str, user: str, lease_ms: int) -> Lease | None:
+        """Extend the caller's lease, or None when they hold none."""
+        result = await self._heartbeat(args=[self.p, task_id, user, now_ms(), lease_ms])
+        if result[0] != b"ok":
+            return None
+        return Lease(task_id, result[1].decode(), int(result[2]))
+
+    async def release(self, task_id: str, user: str) -> bool:
+        """Give a lease back (the task keeps its place)."""
+        return bool(await self._release(args=[self.p, task_id, user]))
+
+    async def sweep(self, limit: int = 1_000) -> list[tuple[str, str, str, str]]:
+        """Return expired leases to the queues; (task, user, item, project) per expired lease."""
+        flat = [v.decode() for v in await self._sweep(args=[self.p, now_ms(), limit])]
+        return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)]
+
+    def idem_key(self, user: str, key: str) -> str:
+        """Redis key of a user's idempotency key."""
+        return f"{self.p}idem:{user}:{key}"
+
+    async def begin_decision(
+        self, task_id: str, user: str, idem_key: str, grace_ms: int
+    ) -> tuple[str, bytes | None]:
+        """('replay', stored result) | ('not_holder', None) | ('ok', request JSON)."""
+        result = await self._begin(
+            args=[self.p, task_id, user, self.idem_key(user, idem_key), now_ms(), grace_ms]
+        )
+        status = result[0].decode()
+        return status, (result[1] if len(result) > 1 else None)
+
+    async def commit_decision(
+        self,
+        task_id: str,
+        user: str,
+        idem_key: str,
+        *,
+        result: dict[str, Any],
+        ttl_s: int,
+        kind: str,
+        decision_id: str,
+        vote: dict[str, Any] | None,
+        seconds: float,
+    ) -> tuple[str, bytes]:
+        """Record an acknowledged decision; returns (status, stored result JSON)."""
+        reply = await self._commit(
+            args=[
+                self.p,
+                task_id,
+                user,
+                self.idem_key(user, idem_key),
+                orjson.dumps(result),
+                ttl_s,
+                kind,
+                decision_id,
+                orjson.dumps(vote),
+                repr(float(seconds)),
+            ]
+        )
+        return reply[0].decode(), reply[1]
+
+    async def close(self, task_id: str, status: str, revoke: bool) -> list[str]:
+        """Take a task out of the queues (status resolved/closed); list revoked holders."""
+        revoked = await self._close(args=[self.p, task_id, status, "1" if revoke else "0"])
+        return [user.decode() for user in revoked]
+
+    async def reassign(
+        self,
+        task_id: str,
+        from_user: str | None,
+        new_rank: int | None,
+        to_user: str | None,
+        lease_ms: int,
+    ) -> tuple[str, list[str], Lease | None]:
+        """Revoke/move/assign a task; returns (status, revoked users, new lease)."""
+        lease_id = uuid.uuid4().hex
+        reply = await self._reassign(
+            args=[
+                self.p,
+                task_id,
+                from_user or "",
+                "" if new_rank is None else new_rank,
+                to_user or "",
+                now_ms(),
+                lease_ms,
+                lease_id,
+            ]
+        )
+        status = reply[0].decode()
+        revoked_raw = orjson.loads(reply[1]) if len(reply) > 1 else []
+        revoked = list(revoked_raw) if isinstance(revoked_raw, list) else []
+        lease = None
+        if status == "ok" and to_user and len(reply) > 2 and reply[2]:
+            lease = Lease(task_id, lease_id, int(reply[2]))
+        return status, revoked, lease
+
+    async def task(self, task_id: str) -> dict[str, bytes]:
+        """The raw task hash (empty when unknown)."""
+        data: dict[bytes, bytes] = await self.r.hgetall(f"{self.p}t:{task_id}")
+        return {k.decode(): v for k, v in data.items()}
+
+    async def item_task_ids(self, item_id: str) -> list[str]:
+        """Every task of an item, oldest first."""
+        ids = await self.r.zrange(f"{self.p}itasks:{item_id}", 0, -1)
+        return [i.decode() for i in ids]
+
+    async def my_leases(self, user: str) -> list[Lease]:
+        """The caller's live leases."""
+        leases = []
+        for raw_id in await self.r.smembers(f"{self.p}mine:{user}"):
+            task_id = raw_id.decode()
+            value = await self.r.hget(f"{self.p}holders:{task_id}", user)
+            if value:
+                lease_id, expiry = value.decode().split("|")
+                leases.append(Lease(task_id, lease_id, int(expiry)))
+        return sorted(leases, key=lambda lease: lease.expires_ms)
+
+    async def queue_sizes(self, max_rank: int) -> dict[str, int]:
+        """Tasks with a free slot per tier, for tiers up to ``max_rank``."""
+        pipe = self.r.pipeline(transaction=False)
+        tiers = [t for t in Tier if t.rank <= max_rank]
+        for tier in tiers:
+            pipe.zcard(f"{self.p}q:{tier.rank}")
+        counts = await pipe.execute()
+        return {tier.value: int(n) for tier, n in zip(tiers, counts, strict=True)}
+
+    async def votes(self, item_id: str) -> list[dict[str, Any]]:
+        """Counted votes on an item, oldest first."""
+        raw = await self.r.hvals(f"{self.p}votes:{item_id}")
+        return sorted((orjson.loads(v) for v in raw), key=lambda v: v["decided_at"])
+
+    async def resolved(self, item_id: str) -> bytes | None:
+        """The latest resolved label JSON of an item."""
+        value: bytes | None = await self.r.get(f"{self.p}resolved:{item_id}")
+        return value
+
+    async def sorted_json(self, key: str, newest_first: bool = False, limit: int = -1) -> list[Any]:
+        """Members of a JSON sorted set (history, comments, conflicts)."""
+        end = -1 if limit < 0 else limit - 1
+        if newest_first:
+            raw = await self.r.zrevrange(f"{self.p}{key}", 0, end)
+        else:
+            raw = await self.r.zrange(f"{self.p}{key}", 0, end)
+        return [orjson.loads(v) for v in raw]
+
+    async def add_sorted(self, key: str, raw: bytes, score: int) -> None:
+        """Add a JSON member to a sorted set (idempotent for identical bytes)."""
+        await self.r.zadd(f"{self.p}{key}", {raw: score})

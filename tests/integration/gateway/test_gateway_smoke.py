@@ -1,0 +1,62 @@
+"""Claim → decide round trip against real Kafka and Redis."""
+
+from __future__ import annotations
+
+import orjson
+
+from harness.kafka import produce, read_all
+from loupe.gateway.logic import Role
+from loupe.schemas import ReviewDecision, decode
+from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
+
+
+async def test_claim_decide_round_trip(gateway, make_request, kafka_bootstrap, topic_prefix):
+    gateway.add_user("ann", Role.REVIEWER)
+    request = make_request("item-1", overlap=1)
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [("item-1", request)])
+
+    async def queued():
+        return await gateway.queue_size("ann", "reviewer") == 1
+
+    await gateway.wait_for(queued, what="request queued")
+    claim = await gateway.call("POST", "/v1/tasks/claim", "ann")
+    assert claim.status_code == 200, claim.text
+    body = claim.json()
+    assert body["task"]["item_id"] == "item-1"
+    assert body["task"]["confidence"] is not None
+    task_id = body["task"]["task_id"]
+    decision = await gateway.call(
+        "POST",
+        f"/v1/tasks/{task_id}/decision",
+        "ann",
+        json={
+            "action": "correct",
+            "label": {"kind": "classification", "label": "dog"},
+            "seconds_spent": 3.5,
+            "idempotency_key": "k1",
+        },
+    )
+    assert decision.status_code == 200, decision.text
+    result = decision.json()
+    assert result["task_complete"] is True and result["replayed"] is False
+    again = await gateway.call(
+        "POST",
+        f"/v1/tasks/{task_id}/decision",
+        "ann",
+        json={
+            "action": "correct",
+            "label": {"kind": "classification", "label": "dog"},
+            "idempotency_key": "k1",
+        },
+    )
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert again.json()["decision_id"] == result["decision_id"]
+    records = read_all(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", expect=1)
+    decisions = [decode(ReviewDecision, r.value()) for r in records]
+    assert [d.decision_id for d in decisions] == [result["decision_id"]]
+    assert (
+        decisions[0].label is not None
+        and orjson.loads(decisions[0].label.model_dump_json())["label"] == "dog"
+    )
+    empty = await gateway.call("POST", "/v1/tasks/claim", "ann")
+    assert empty.status_code == 204
