@@ -56,6 +56,10 @@ class OnlineReliability:
             found.tier = tier
         return found
 
+    def stats_tier(self, project: str, reviewer: str) -> Tier:
+        """The highest tier a known reviewer acted at."""
+        return self._stats[(project, reviewer)].tier
+
     def observe(
         self,
         project: str,
@@ -119,5 +123,13 @@ class OnlineReliability:
             "tier": stats.tier.value,
             "accuracy": self.accuracy(project, reviewer, stats.tier),
             "observations": stats.observations,
-            "confusion": {t: dict(row) for t, row in sorted(stats.counts.items())},
+            "confusion": {
+                _readable(t): {_readable(a): n for a, n in row.items()}
+                for t, row in sorted(stats.counts.items())
+            },
         }
+
+
+def _readable(name: str) -> str:
+    """Class names as shown in snapshots (the internal reject marker becomes ``rejected``)."""
+    return name.lstrip("\x00")
