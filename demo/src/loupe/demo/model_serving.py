@@ -44,7 +44,7 @@ class StreamConfig:
     held_out: str = "0"
     novel_share: float = 0.10
     """Share of stream items that belong to the held-out class (capped by what the data has)."""
-    warmup_items: int = 250
+    warmup_items: int = 450
     """The first items of the stream are familiar digits only (novelty reference warm-up)."""
     train_fraction: float = 0.5
     """Share of each familiar class used to train the model; the rest can be streamed."""
@@ -170,10 +170,10 @@ def _stream_order(
         )
     if config.warmup_items > n_familiar:
         raise ValueError("warmup_items cannot exceed the familiar items in the stream")
-    familiar = rng.permutation(np.array(familiar_pool))[:n_familiar].tolist()
+    familiar = [int(i) for i in rng.permutation(np.array(familiar_pool))[:n_familiar]]
     warmup, rest = familiar[: config.warmup_items], familiar[config.warmup_items :]
-    mixed = np.array(rest + novel_pool[:n_novel])
-    return warmup + rng.permutation(mixed).tolist()
+    mixed = rng.permutation(np.array(rest + novel_pool[:n_novel]))
+    return warmup + [int(i) for i in mixed]
 
 
 def to_prediction(item: DemoItem, model: ServedModel, project: str) -> Prediction:

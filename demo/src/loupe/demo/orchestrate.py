@@ -1,0 +1,307 @@
+"""Start and stop everything the demo runs: the local stack and the four services as processes.
+
+Every service is a separate ``loupe <service>`` process configured through environment
+variables only, with its output in ``<run dir>/logs/<service>.log``. Stopping sends SIGTERM to
+each process group (services in reverse start order), waits, then SIGKILLs whatever is left, and
+finally stops the private stack, so nothing the demo started keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from loupe.demo.policy import PROJECT, policy_document
+from loupe.runtime.kafka import ensure_topics
+from loupe.schemas import ProjectPolicy
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("router", "resolver", "metrics", "gateway")
+
+
+class OrchestrationError(RuntimeError):
+    """A part of the demo deployment did not come up."""
+
+
+def free_port() -> int:
+    """A currently free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def loupe_command() -> list[str]:
+    """How to run the ``loupe`` CLI of this environment (the script next to the interpreter)."""
+    script = Path(sys.executable).with_name("loupe")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from loupe.runtime.cli import main; main()"]
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as a child process in its own process group."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_file: Path
+    health_url: str | None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Launch the process with its output appended to its log file."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*loupe_command(), *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_file)
+
+    def running(self) -> bool:
+        """Whether the process is still alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        """Wait until the health endpoint answers 200; fail early if the process died."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise OrchestrationError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
+            if self.health_url is None:
+                return
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.health_url, timeout=2.0).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise OrchestrationError(
+            f"{self.name} not healthy after {timeout_s:.0f} s; see {self.log_file}:\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the log (for error messages)."""
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM the process group, wait, SIGKILL if needed; return the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s: killing it", self.name, timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers the service itself started
+        return process.returncode
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Where Kafka and Redis are for this run."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    kafka_version: str
+    source: str
+
+
+@contextlib.contextmanager
+def private_stack(state_dir: Path) -> Iterator[Infra]:
+    """A private local stack (Kafka + Redis) on free loopback ports, stopped on exit."""
+    from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415  (only when used)
+
+    settings = StackSettings(
+        state_dir=state_dir,
+        kafka_port=free_port(),
+        controller_port=free_port(),
+        redis_port=free_port(),
+        topic_partitions=1,
+    )
+    stack = LocalStack(settings)
+    try:
+        info = stack.up()
+        yield Infra(info.kafka_bootstrap, info.redis_url, info.kafka_version, "private local stack")
+    finally:
+        stack.down()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a person (or Prometheus) finds the running services."""
+
+    gateway: str
+    router_metrics: str
+    resolver_metrics: str
+    metrics: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Deployment:
+    """The four services of one demo run, sharing a fresh topic prefix."""
+
+    infra: Infra
+    run_dir: Path
+    prefix: str
+    policy: ProjectPolicy
+    services: list[ServiceProcess] = field(default_factory=list)
+    endpoints: Endpoints | None = None
+
+    @property
+    def logs(self) -> Path:
+        """Folder holding every service's log."""
+        return self.run_dir / "logs"
+
+    def base_env(self) -> dict[str, str]:
+        """Deployment-wide settings every service gets."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "LOUPE_KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka_bootstrap,
+                "LOUPE_REDIS_URL": self.infra.redis_url,
+                "LOUPE_TOPIC_PREFIX": self.prefix,
+                "LOUPE_LOG_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def prepare(self) -> None:
+        """Create this run's topics (one partition each), the router's policy file, the specs."""
+        ensure_topics(self.infra.kafka_bootstrap, prefix=self.prefix, partitions=1)
+        policy_dir = self.run_dir / "policies"
+        policy_dir.mkdir(parents=True, exist_ok=True)
+        (policy_dir / f"{PROJECT}.json").write_text(
+            json.dumps(policy_document(self.policy, version=1), indent=2)
+        )
+        self.services = self.service_specs()
+
+    def service_specs(self) -> list[ServiceProcess]:
+        """The four services with their per-service settings (free ports, run-scoped names)."""
+        ports = {name: free_port() for name in SERVICES}
+        redis_prefix = f"loupe:gw:{self.prefix}"
+        run = self.prefix.rstrip(".")
+        specific: Mapping[str, dict[str, str]] = {
+            "router": {
+                "LOUPE_ROUTER_POLICY_DIR": str(self.run_dir / "policies"),
+                "LOUPE_ROUTER_GROUP_ID": f"{run}-router",
+                "LOUPE_ROUTER_INSTANCE_ID": "demo-0",
+                "LOUPE_ROUTER_HEALTH_PORT": str(ports["router"]),
+                "LOUPE_ROUTER_BATCH_TIMEOUT_MS": "50",
+            },
+            "resolver": {
+                "LOUPE_RESOLVER_APP_ID": f"{run}-resolver",
+                "LOUPE_RESOLVER_DATA_DIR": str(self.run_dir / "resolver-data"),
+                "LOUPE_RESOLVER_HEALTH_PORT": str(ports["resolver"]),
+                "LOUPE_RESOLVER_PARTITIONS": "1",
+                "LOUPE_RESOLVER_SNAPSHOT_INTERVAL_S": "10",
+            },
+            "metrics": {
+                "LOUPE_METRICS_METRICS_PORT": str(ports["metrics"]),
+                "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": redis_prefix,
+                "LOUPE_METRICS_QUEUE_POLL_INTERVAL_S": "2",
+                "LOUPE_METRICS_LAG_POLL_INTERVAL_S": "5",
+                "LOUPE_METRICS_CONSUMER_GROUP": f"{run}-metrics",
+                "LOUPE_METRICS_TRANSACTIONAL_ID": f"{run}-metrics-adaptive",
+                # The demo measures one fixed, tuned policy; the adaptive controller would move it.
+                "LOUPE_METRICS_ADAPTIVE_ENABLED": "false",
+            },
+            "gateway": {
+                "LOUPE_GATEWAY_PORT": str(ports["gateway"]),
+                "LOUPE_GATEWAY_USERS_FILE": str(self.run_dir / "gateway-users.json"),
+                "LOUPE_GATEWAY_REDIS_PREFIX": redis_prefix,
+                "LOUPE_GATEWAY_CONSUMER_GROUP": "gateway",
+            },
+        }
+        base = self.base_env()
+        host = "http://127.0.0.1"
+        health = {
+            "router": f"{host}:{ports['router']}/healthz",
+            "resolver": f"{host}:{ports['resolver']}/healthz",
+            "metrics": f"{host}:{ports['metrics']}/healthz",
+            "gateway": f"{host}:{ports['gateway']}/healthz",
+        }
+        self.endpoints = Endpoints(
+            gateway=f"{host}:{ports['gateway']}",
+            router_metrics=f"{host}:{ports['router']}/metrics",
+            resolver_metrics=f"{host}:{ports['resolver']}/metrics",
+            metrics=f"{host}:{ports['metrics']}/metrics",
+        )
+        return [
+            ServiceProcess(
+                name=name,
+                args=[name],
+                env={**base, **specific[name]},
+                log_file=self.logs / f"{name}.log",
+                health_url=health[name],
+            )
+            for name in SERVICES
+        ]
+
+    def user_env(self) -> dict[str, str]:
+        """Environment for ``loupe users`` (same users file and Redis as the gateway)."""
+        return next(s for s in self.services if s.name == "gateway").env
+
+    def add_admin(self, user_id: str = "demo-admin") -> str:
+        """Create the admin account with ``loupe users add`` and return its token."""
+        result = subprocess.run(
+            [*loupe_command(), "users", "add", user_id, "--role", "admin", "--name", "Demo admin",
+             "--token"],
+            env=self.user_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise OrchestrationError(f"loupe users add failed: {result.stderr.strip()[-500:]}")
+        lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise OrchestrationError(f"loupe users add printed no token: {result.stdout!r}")
+        return lines[-1]
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        """Start every service and wait until each is healthy."""
+        for service in self.services:
+            service.start()
+        for service in self.services:
+            service.wait_healthy(timeout_s)
+
+    def check_alive(self) -> list[str]:
+        """Names of services that have exited."""
+        return [s.name for s in self.services if s.process is not None and not s.running()]
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop every service (reverse order); return their exit codes."""
+        return {service.name: service.stop() for service in reversed(self.services)}
