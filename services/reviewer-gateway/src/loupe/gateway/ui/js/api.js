@@ -25,7 +25,8 @@ function messageOf(status, body) {
       ? error.details.map((d) => `${d.loc ?? ""}: ${d.msg ?? ""}`).join("; ") : "";
     return details ? `${error.message} (${details})` : String(error.message ?? error.code);
   }
-  return typeof body === "string" && body ? body.slice(0, 300) : `HTTP ${status}`;
+  const plain = typeof body === "string" && body && !body.trimStart().startsWith("<");
+  return plain ? body.slice(0, 300) : `The gateway answered HTTP ${status}.`;
 }
 
 /** Call the API; resolves to parsed JSON (or null for 204), rejects with ApiError. */

@@ -107,6 +107,7 @@ async function start() {
       ? "That token was not accepted." : err.message;
     return signInScreen(why);
   }
+  replace(view, h("p", { class: "muted" }, "Loading…"));
   renderHeader(session.me);
   await refreshQueues();
   clearInterval(queueTimer);

@@ -80,7 +80,9 @@ export async function showHistory(view, itemId, me) {
         item.resolved ? `resolved (revision ${item.resolved.revision})` : "not resolved yet") : null,
       h("p", {}, h("a", { href: link }, "Diff"), " · ", h("a", { href: "#/review" }, "Back to review")),
       h("h2", {}, "Comments"), thread, form),
-    seesAudit(me) ? h("section", { class: "panel" }, h("h2", {}, "Audit trail"), audit) : null));
+    seesAudit(me) ? h("section", { class: "panel" }, h("div", { class: "row" }, h("h2", {}, "Audit trail"),
+      h("button", { type: "button", class: "ghost", id: "audit-refresh", onclick: () => loadAudit() }, "Refresh")),
+    audit) : null));
   await loadComments();
   if (seesAudit(me)) await loadAudit();
   return null;

@@ -1,0 +1,125 @@
+"""The UI's pure modules (geometry, track edits, shortcuts, policy parsing, media rules), run in
+the real browser from the files the gateway serves."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def run(ui, module: str, body: str):
+    """Import a UI module in the page and evaluate `body` with it bound to `m`."""
+    ui.page.goto(ui.gateway.url + "/")
+    return ui.page.evaluate(f"import('/js/{module}.js').then((m) => {{ {body} }})")
+
+
+def test_resize_and_move_stay_inside_the_image(ui):
+    image = "{width: 100, height: 80}"
+    out = run(
+        ui,
+        "geometry",
+        f"""
+      const box = {{label: 'cat', x: 10, y: 10, w: 20, h: 20}};
+      return [m.resizeBox(box, 'nw', -50, -50, {image}), m.resizeBox(box, 'se', 500, 500, {image}),
+              m.resizeBox(box, 'ne', -100, 0, {image}), m.moveBox(box, 1000, -1000, {image}),
+              m.rectFromDrag(5, 5, 6, 6, {image}), m.rectFromDrag(90, 70, 10, 10, {image})];""",
+    )
+    nw, se, shrunk, moved, tiny, dragged = out
+    assert (nw["x"], nw["y"], nw["w"], nw["h"]) == (0, 0, 30, 30)
+    assert (se["x"], se["y"], se["w"], se["h"]) == (10, 10, 90, 70)
+    assert shrunk["w"] == 4  # never below the minimum size
+    assert (moved["x"], moved["y"]) == (80, 0)
+    assert tiny is None
+    assert dragged == {"x": 10, "y": 10, "w": 80, "h": 60}
+
+
+def test_normalised_boxes_round_trip_inside_bounds(ui):
+    out = run(
+        ui,
+        "geometry",
+        """
+      const image = {width: 333, height: 77};
+      const box = {label: 'a', x: 0.3, y: 0.5, w: 0.7, h: 0.5};
+      const px = m.toPixels(box, image, 'normalized');
+      return m.fromPixels(px, image, 'normalized');""",
+    )
+    assert out["x"] + out["w"] <= 1.0 and out["y"] + out["h"] <= 1.0
+    assert abs(out["x"] - 0.3) < 1e-6 and abs(out["w"] - 0.7) < 1e-6
+
+
+def test_identity_switch_swaps_ids_from_the_frame_on(ui):
+    out = run(
+        ui,
+        "trackmath",
+        """
+      const f = (n, a, b) => ({
+        frame: n, boxes: [{track_id: a, label: 'cat'}, {track_id: b, label: 'dog'}]});
+      const frames = [f(0, 't1', 't2'), f(1, 't1', 't2'), f(2, 't2', 't1')];
+      return [m.switchIdentity(frames, 2, 't2', 't1'), m.freshTrackId(frames),
+              m.trackIds(frames)];""",
+    )
+    switched, fresh, ids = out
+    assert [[b["track_id"] for b in f["boxes"]] for f in switched] == [["t1", "t2"]] * 3
+    assert fresh == "t3"
+    assert ids == ["t1", "t2"]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("3", {"type": "class", "index": 2}),
+        ("A", {"type": "action", "action": "approve"}),
+        ("r", {"type": "action", "action": "reject"}),
+        ("s", {"type": "action", "action": "skip"}),
+        ("e", {"type": "action", "action": "escalate"}),
+        ("Enter", {"type": "submit"}),
+        ("?", {"type": "help"}),
+        ("0", None),
+    ],
+)
+def test_shortcuts(ui, key, expected):
+    got = run(ui, "keys", f"return m.commandFor({{key: {key!r}, target: document.body}});")
+    assert got == expected
+
+
+def test_shortcuts_are_off_while_typing_a_comment(ui):
+    got = run(
+        ui,
+        "keys",
+        """
+      const area = document.createElement('textarea');
+      return m.commandFor({key: 'a', target: area});""",
+    )
+    assert got is None
+
+
+def test_policy_fields_accept_scores_only(ui):
+    out = run(
+        ui,
+        "policy",
+        """
+      const p = (t, nullable) => {
+        try { return m.parseScore(t, 'x', nullable); } catch (e) { return e.message; }
+      };
+      return [p('0.3'), p(''), p('', true), p('1.2'), p('abc'), p('NaN')];""",
+    )
+    assert out == [0.3, "x is required", None] + ["x must be a number from 0 to 1"] * 3
+
+
+def test_media_addresses(ui):
+    out = run(
+        ui,
+        "media",
+        """
+      return [m.mediaUrl('javascript:alert(1)'), m.mediaUrl('data:text/html,<b>x</b>'),
+              m.mediaUrl('data:image/png;base64,AAAA'), m.mediaUrl('/media/a.png'),
+              m.mediaUrl('//evil.example/a.png'),
+              m.mediaUrl('https://cdn.example/f{frame:4}.jpg', 7)];""",
+    )
+    assert out == [
+        None,
+        None,
+        "data:image/png;base64,AAAA",
+        "/media/a.png",
+        None,
+        "https://cdn.example/f0007.jpg",
+    ]

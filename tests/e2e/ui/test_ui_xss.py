@@ -1,0 +1,45 @@
+"""Item text, class names and comments are rendered as text: markup in them never executes."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+EVIL_TEXT = (
+    'Totally normal caption <script>window.__xss = "script"; alert("script")</script> '
+    "and <img src=x onerror=\"window.__xss = 'img'; alert('img')\"> the end"
+)
+EVIL_CLASS = "<img src=y onerror=\"window.__xss='class'\">"
+EVIL_COMMENT = "<svg onload=\"window.__xss='comment'\"></svg><script>alert('c')</script>"
+
+
+def test_markup_in_items_classes_and_comments_renders_inert(ui, gateway, seed):
+    seed.publish(
+        seed.text_item("txt-x", EVIL_TEXT, label="cat", classes=["cat", EVIL_CLASS, "dog"])
+    )
+    gateway.wait_for_queue("sam")
+    ui.sign_in("sam")
+    page = ui.page
+
+    expect(page.locator("#item-text")).to_have_text(EVIL_TEXT)
+    expect(page.locator(f".class-btn[data-class='{EVIL_CLASS}'] .name")).to_have_text(EVIL_CLASS)
+    assert page.locator("main img, main script, main svg[onload]").count() == 0
+    ui.screenshot("15-xss-item-inert")
+
+    page.keyboard.press("c")
+    page.keyboard.type(EVIL_COMMENT)
+    page.keyboard.press("Escape")
+    page.keyboard.press("2")  # the class whose name is markup
+    page.keyboard.press("Enter")
+    expect(page.locator("#no-task")).to_be_visible()
+    [decision] = seed.decisions(expect=1)
+    assert decision.label.label == EVIL_CLASS
+    assert decision.comment == EVIL_COMMENT
+
+    page.goto(gateway.url + "/#/items/txt-x/history")
+    page.fill("#new-comment", EVIL_COMMENT)
+    page.click("#comment-form button[type=submit]")
+    expect(page.locator("#comments li.comment .body").first).to_have_text(EVIL_COMMENT)
+
+    assert page.evaluate("window.__xss") is None
+    assert ui.dialogs == []
+    assert page.locator("main script, main img, main svg[onload]").count() == 0
