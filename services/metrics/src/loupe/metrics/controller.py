@@ -6,16 +6,17 @@ the current knobs) is compared with the target error:
 * **raise** when some model's *lower* bound is above the target: multiply the project's
   spot-check rate by ``spot_up_factor`` and raise that model's confidence threshold by
   ``threshold_up_step`` (within limits);
-* **lower** (slowly) when every model with evidence has its *upper* bound below the target and
-  enough samples (``min_samples_lower`` > ``min_samples_raise``): multiply the spot-check rate by
-  ``spot_down_factor`` and lower thresholds by the smaller ``threshold_down_step``;
+* **lower** (slowly) when every model with evidence has its *upper* bound below
+  ``target * lower_below`` (a dead band under the target) and ``min_samples_lower`` samples
+  (more than ``min_samples_raise``): multiply the spot-check rate by ``spot_down_factor`` and
+  lower thresholds by the smaller ``threshold_down_step``;
 * otherwise hold.
 
-Why it does not oscillate: raising and lowering need disjoint conditions (lower bound above vs
-upper bound below the target), each change restarts the evidence, lowering needs more evidence
-and moves in smaller steps, and a model's threshold is never lowered again after the controller
-had to raise it (its ``floor``) until a person changes the knobs. So on any stationary error
-stream the threshold changes direction at most once and the spot-check rate at most once.
+Why it does not oscillate: the raise and lower conditions are separated by a dead band, so
+repeated looks at a stationary stream cannot trigger both; each change restarts the evidence;
+lowering needs more evidence and moves in smaller steps; and a model's threshold is never
+lowered again after the controller had to raise it (its ``floor``) until a person changes the
+knobs. On a stationary error stream the knobs change direction at most once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class ControllerConfig:
     """Targets, evidence requirements, step sizes and hard limits."""
 
     target_error: float = 0.05
+    lower_below: float = 0.8
+    """Lower only when the upper bound is below ``target_error * lower_below``."""
     min_samples_raise: int = 50
     min_samples_lower: int = 200
     spot_check_min: float = 0.01
@@ -54,6 +57,8 @@ class ControllerConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.target_error < 1.0:
             raise ValueError("target_error must be in (0, 1)")
+        if not 0.0 < self.lower_below <= 1.0:
+            raise ValueError("lower_below must be in (0, 1]")
         if not 0.0 <= self.spot_check_min <= self.spot_check_max <= 1.0:
             raise ValueError("need 0 <= spot_check_min <= spot_check_max <= 1")
         if not 0.0 <= self.threshold_min <= self.threshold_max <= 1.0:
@@ -73,7 +78,7 @@ class ModelView:
     threshold: float
     evidence: Interval
     floor: float | None = None
-    """Threshold the controller last had to raise from; it will not lower below it again."""
+    """Threshold the controller last had to raise from; while set, the threshold is not lowered."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,8 @@ class Adjustment:
 def _verdict(config: ControllerConfig, evidence: Interval) -> Direction | None:
     if evidence.n >= config.min_samples_raise and evidence.lower > config.target_error:
         return Direction.RAISE
-    if evidence.n >= config.min_samples_lower and evidence.upper < config.target_error:
+    floor = config.target_error * config.lower_below
+    if evidence.n >= config.min_samples_lower and evidence.upper < floor:
         return Direction.LOWER
     return None
 
@@ -156,5 +162,7 @@ def decide(
         Direction.LOWER,
         (spot_check_rate, new_rate),
         lowered,
-        reason=f"lower review: upper bound below {target} ({evidence})",
+        reason=(
+            f"lower review: upper bound below {config.lower_below:.2f} x {target} ({evidence})"
+        ),
     )

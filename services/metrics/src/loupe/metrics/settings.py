@@ -52,6 +52,8 @@ class MetricsSettings(ServiceSettings):
     adaptive_enabled: bool = True
     adaptive_interval_s: float = Field(default=30.0, gt=0, le=86_400)
     adaptive_target_error: float = Field(default=0.05, gt=0.0, lt=1.0)
+    adaptive_lower_below: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Lower review only when the upper bound is below target x this (a dead band)."""
     adaptive_min_samples_raise: int = Field(default=50, ge=1)
     adaptive_min_samples_lower: int = Field(default=200, ge=1)
     adaptive_spot_check_min: float = Field(default=0.01, ge=0.0, le=1.0)
@@ -69,6 +71,7 @@ class MetricsSettings(ServiceSettings):
         """The adaptive controller's configuration (validated)."""
         return ControllerConfig(
             target_error=self.adaptive_target_error,
+            lower_below=self.adaptive_lower_below,
             min_samples_raise=self.adaptive_min_samples_raise,
             min_samples_lower=self.adaptive_min_samples_lower,
             spot_check_min=self.adaptive_spot_check_min,
