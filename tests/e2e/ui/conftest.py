@@ -43,6 +43,7 @@ from loupe.schemas import (
     TrackedBox,
     TrackFrame,
     TracksLabel,
+    Units,
     Vote,
     decode,
     utcnow,
@@ -201,7 +202,7 @@ class Seed:
                 )
             frames.append(TrackFrame(frame=n, boxes=[a, b]))
         label = TracksLabel(
-            image=ImageSize(width=320, height=240), units="normalized", frames=frames
+            image=ImageSize(width=320, height=240), units=Units.NORMALIZED, frames=frames
         )
         return self._request(
             self._prediction(

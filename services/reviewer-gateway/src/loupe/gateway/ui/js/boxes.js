@@ -1,7 +1,7 @@
 // Bounding-box editor: boxes over the image; select, move, resize, add, delete, relabel.
 
 import { createStage } from "./boxstage.js";
-import { colourFor, h, kbdHint, pct } from "./dom.js";
+import { colourFor, h, kbdHint, pct, replace } from "./dom.js";
 import { centredBox, fromPixels, isLowScore, moveBox, toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
 
@@ -94,7 +94,7 @@ export function boxesEditor(task, classes, onChange) {
       low ? h("span", { class: "badge reason" }, "low score") : null,
       entry.touched && entry.orig ? h("span", { class: "badge" }, "edited") : null);
     }));
-    picker.replaceChildren(
+    replace(picker,
       h("button", { type: "button", id: "add-box", onclick: () => addBox(centredBox(image)) }, "Add box ", kbdHint("N")),
       selected === null ? h("span", { class: "muted" }, "Select a box to relabel or delete it.")
         : [classSelect(classes, entries[selected].box.label, relabel, "box-class"),

@@ -5,6 +5,11 @@ import { isLowScore, moveBox, rectFromDrag, resizeBox } from "./geometry.js";
 
 const HANDLES = ["nw", "ne", "sw", "se"];
 
+/** Caption size in image units: about 14 screen pixels when the image fills the stage. */
+export function labelFontSize(image) {
+  return Math.max(image.width / 52, image.height / 40);
+}
+
 /**
  * Create a stage. `options`: image {width,height}, href (image URL or null), lowThreshold,
  * caption(box) → text, colour(box) → css colour, onSelect(index|null), onChange(index, box),
@@ -24,6 +29,7 @@ export function createStage(options) {
   let boxes = [];
   let drag = null;
   const handleSize = Math.max(6, Math.min(image.width, image.height) / 60);
+  const fontSize = labelFontSize(image);
 
   function point(event) {
     const matrix = svg.getScreenCTM().inverse();
@@ -39,8 +45,9 @@ export function createStage(options) {
     const body = s("rect", { class: "body", x: box.x, y: box.y, width: box.w, height: box.h,
       stroke: colour, dataset: { part: "body" } });
     const caption = options.caption ? options.caption(box) : box.label;
-    const textY = box.y > 18 ? box.y - 5 : box.y + 15;
-    group.append(body, s("text", { x: box.x + 3, y: textY }, caption));
+    const textY = box.y > fontSize * 1.4 ? box.y - fontSize * 0.35 : box.y + fontSize * 1.1;
+    group.append(body, s("text", { x: box.x + fontSize * 0.2, y: textY, "font-size": fontSize,
+      "stroke-width": fontSize / 5 }, caption));
     if (selected) {
       for (const handle of HANDLES) {
         const hx = handle.includes("w") ? box.x : box.x + box.w;

@@ -2,6 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { h, pct, replace, s } from "./dom.js";
+import { labelFontSize } from "./boxstage.js";
 import { toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
 
@@ -21,7 +22,10 @@ function classificationDiff(c) {
         c.changed ? " (changed)" : " (unchanged)")));
 }
 
-/** Every drawn box of a boxes diff: {kind, box (pixels), side: "before" | "after"}. */
+/**
+ * Every drawn box of a boxes diff: {kind, side: "before" | "after", box (pixels), caption}.
+ * Only one box per change carries a caption (the corrected one; the model's when removed).
+ */
 export function boxesToDraw(diff) {
   const image = diff.original.image;
   const before = diff.original.boxes.map((b) => toPixels(b, image, diff.original.units));
@@ -29,8 +33,11 @@ export function boxesToDraw(diff) {
   const drawn = [];
   for (const kind of KINDS) {
     for (const entry of diff.boxes[kind] || []) {
-      if (entry.before !== undefined && kind !== "kept" && kind !== "added") drawn.push({ kind, side: "before", box: before[entry.before] });
-      if (entry.after !== undefined) drawn.push({ kind, side: "after", box: after[entry.after] });
+      const caption = kind === "relabelled" ? `${entry.label_before} → ${entry.label_after}` : `${entry.label} · ${kind}`;
+      if (entry.before !== undefined && kind !== "kept") {
+        drawn.push({ kind, side: "before", box: before[entry.before], caption: kind === "removed" ? caption : "" });
+      }
+      if (entry.after !== undefined) drawn.push({ kind, side: "after", box: after[entry.after], caption });
     }
   }
   return drawn.filter((d) => d.box);
@@ -38,16 +45,18 @@ export function boxesToDraw(diff) {
 
 function boxesDiff(diff, uri) {
   const image = diff.original.image;
+  const font = labelFontSize(image);
   const svg = s("svg", { viewBox: `0 0 ${image.width} ${image.height}`, role: "img", "aria-label": "Boxes diff" },
     s("rect", { x: 0, y: 0, width: image.width, height: image.height, fill: "#3a414d" }));
   const href = mediaUrl(uri);
   if (href) svg.append(s("image", { href, x: 0, y: 0, width: image.width, height: image.height, preserveAspectRatio: "none" }));
-  for (const { kind, side, box } of boxesToDraw(diff)) {
+  for (const { kind, side, box, caption } of boxesToDraw(diff)) {
     svg.append(s("g", { class: `diff-box diff-${kind}`, dataset: { kind, side } },
       s("rect", { x: box.x, y: box.y, width: box.w, height: box.h, fill: "none", stroke: COLOURS[kind],
-        "stroke-width": side === "before" ? 2 : 3, "stroke-dasharray": side === "before" ? "6 4" : "",
+        "stroke-width": side === "before" ? 2 : 3, "stroke-dasharray": side === "before" ? "6 4" : null,
         "vector-effect": "non-scaling-stroke" }),
-      s("text", { x: box.x + 3, y: box.y > 18 ? box.y - 5 : box.y + 15 }, `${box.label} · ${kind}`)));
+      caption ? s("text", { x: box.x + font * 0.2, y: box.y > font * 1.4 ? box.y - font * 0.35 : box.y + font * 1.1,
+        "font-size": font, "stroke-width": font / 5 }, caption) : null));
   }
   const rows = KINDS.flatMap((kind) => (diff.boxes[kind] || []).map((e) => h("tr", { class: `diff-${kind}`, dataset: { kind } },
     h("td", {}, kind), h("td", {}, e.label ?? `${e.label_before} → ${e.label_after}`),

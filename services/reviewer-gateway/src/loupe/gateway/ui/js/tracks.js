@@ -2,7 +2,7 @@
 
 import { classSelect } from "./boxes.js";
 import { createStage } from "./boxstage.js";
-import { colourFor, h, kbdHint, pct } from "./dom.js";
+import { colourFor, h, kbdHint, pct, replace } from "./dom.js";
 import { centredBox, fromPixels, isLowScore, moveBox, toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
 import { freshTrackId, removeTrackBox, setTrackBox, switchIdentity, trackIds } from "./trackmath.js";
@@ -115,7 +115,7 @@ export function tracksEditor(task, classes, onChange) {
     h("span", { class: "swatch", style: `background: ${colourFor(box.track_id)}` }),
     h("strong", {}, box.track_id), h("span", {}, box.label),
     h("span", { class: "score" }, typeof box.score === "number" ? pct(box.score) : ""))));
-    tools.replaceChildren(
+    replace(tools,
       h("button", { type: "button", id: "add-box", onclick: () => addTrackBox(centredBox(image)) }, "New track box ", kbdHint("N")),
       selected === null ? h("span", { class: "muted" }, "Select a track box to fix it or mark an identity switch.")
         : [classSelect(classes, current().boxes.find((b) => b.track_id === selected).label,
