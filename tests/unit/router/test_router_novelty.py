@@ -52,6 +52,35 @@ def test_shifted_distribution_is_mostly_novel() -> None:
     assert sum(flagged) > 190
 
 
+def test_a_burst_of_outliers_neither_raises_nor_lowers_the_cut_off() -> None:
+    reference = Reference(DIM)
+    for x in stream(10, 400):
+        assess(reference, x, warmup=200, quantile=0.995)
+    before = reference.cutoff()
+    flagged = [assess(reference, x, warmup=200, quantile=0.995).novel for x in stream(11, 100, 9.0)]
+    assert all(flagged)
+    assert before * 0.8 < reference.cutoff() < before * 1.3
+    late = [assess(reference, x, warmup=200, quantile=0.995).novel for x in stream(12, 3_000)]
+    assert sum(late) / len(late) < 0.02
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=1, max_size=300))
+def test_tracked_median_equals_a_fresh_computation(distances: list[float]) -> None:
+    tracked = Reference(2)
+    tracked.record(distances[0])
+    tracked.median()  # start tracking after the first record
+    for d in distances[1:]:
+        tracked.record(d)
+    fresh = Reference(2)
+    for d in distances:
+        fresh.record(d)
+    assert tracked.median() == fresh.median()
+    ordered = sorted(distances)
+    true_median = ordered[(len(ordered) + 1) // 2 - 1]
+    assert true_median <= tracked.median() * (1 + 1e-12)
+
+
 def test_dimension_change_is_novel() -> None:
     reference = Reference(DIM)
     verdict = assess(reference, np.zeros(DIM + 1), warmup=10, quantile=0.9)

@@ -1,14 +1,18 @@
 """Streaming out-of-distribution detection on prediction embeddings (pure, no I/O).
 
 One ``Reference`` per (model version, class): a running mean and per-dimension variance
-(Welford) and a log-binned histogram of the distances of accepted embeddings. The distance of an
-embedding is its root-mean-square z-score against the reference (a diagonal Mahalanobis
-distance, normalised by dimension). The cut-off is a quantile of the recorded distances.
+(Welford) and a log-binned histogram of distances. The distance of an embedding is its
+root-mean-square z-score against the reference (a diagonal Mahalanobis distance, normalised by
+dimension).
 
-Life of a reference: the first ``warmup`` embeddings only build it (their distances are
-recorded from ``warmup // 2`` on, so the cut-off is calibrated when warm-up ends); afterwards an
-embedding farther than the cut-off is novel and does not change the reference, any other one is
-folded in, so the reference keeps following the in-distribution data.
+Life of a reference: the first ``warmup`` embeddings only build it; the distances of its second
+half are recorded, and when warm-up ends their ``quantile`` / median ratio fixes the *shape* of
+the cut-off. From then on every distance is recorded (novel ones too) and the cut-off is
+``median of all recorded distances x that ratio``: the median follows the scale of the data as
+the reference matures, and stays put under any share of outliers below one half, which a plain
+quantile would not (it either absorbs a burst of outliers or, fed only accepted distances,
+creeps down because it never sees its own tail). A novel embedding does not change the mean and
+variance; any other one is folded in, so the reference keeps following in-distribution data.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ NOT_NOVEL = NoveltyVerdict(False)
 class Reference:
     """What one model version normally embeds for one class."""
 
-    __slots__ = ("_cutoff", "_cutoff_at", "_scale", "_scale_at", "count", "hist", "m2", "mean",
-                 "recorded")
+    __slots__ = ("_below", "_median_bin", "_scale", "_scale_at", "count", "hist", "m2", "mean",
+                 "recorded", "tail_ratio")
 
     def __init__(self, dim: int) -> None:
         self.count = 0
@@ -71,10 +75,12 @@ class Reference:
         self.m2: FloatArray = np.zeros(dim)
         self.hist = np.zeros(N_BINS, dtype=np.int64)
         self.recorded = 0
+        self.tail_ratio: float | None = None
         self._scale: FloatArray | None = None
         self._scale_at = -1
-        self._cutoff: float | None = None
-        self._cutoff_at = (-1, -1.0)
+        self._median_bin = -1
+        """Histogram bin holding the median (-1: not tracked yet); ``_below`` counts lower bins."""
+        self._below = 0
 
     @property
     def dim(self) -> int:
@@ -100,21 +106,51 @@ class Reference:
         return math.sqrt(float(np.dot(z * z, self._scale)) / self.dim)
 
     def record(self, distance: float) -> None:
-        """Count an in-distribution distance towards the cut-off."""
-        self.hist[distance_bin(distance)] += 1
+        """Count a distance towards the cut-off (the median bin is tracked in O(1))."""
+        index = distance_bin(distance)
+        self.hist[index] += 1
         self.recorded += 1
+        if self._median_bin < 0:
+            return
+        if index < self._median_bin:
+            self._below += 1
+        rank = (self.recorded + 1) // 2
+        while self._below >= rank:
+            self._median_bin -= 1
+            self._below -= int(self.hist[self._median_bin])
+        while self._below + int(self.hist[self._median_bin]) < rank:
+            self._below += int(self.hist[self._median_bin])
+            self._median_bin += 1
 
-    def cutoff(self, quantile: float) -> float:
-        """The ``quantile`` of recorded distances (upper bin edge; inf when none recorded)."""
+    def median(self) -> float:
+        """The median recorded distance (upper bin edge; inf when none recorded)."""
         if self.recorded == 0:
             return math.inf
-        if self._cutoff is None or self._cutoff_at != (self.recorded, quantile):
+        if self._median_bin < 0:
+            rank = (self.recorded + 1) // 2
             cumulative = np.cumsum(self.hist)
-            rank = max(1, math.ceil(quantile * self.recorded))
-            index = int(np.searchsorted(cumulative, rank, side="left"))
-            self._cutoff = bin_upper_edge(index)
-            self._cutoff_at = (self.recorded, quantile)
-        return self._cutoff
+            self._median_bin = int(np.searchsorted(cumulative, rank, side="left"))
+            self._below = int(cumulative[self._median_bin] - self.hist[self._median_bin])
+        return bin_upper_edge(self._median_bin)
+
+    def quantile(self, level: float) -> float:
+        """The ``level`` quantile of recorded distances (upper bin edge; inf when none)."""
+        if self.recorded == 0:
+            return math.inf
+        rank = max(1, math.ceil(level * self.recorded))
+        index = int(np.searchsorted(np.cumsum(self.hist), rank, side="left"))
+        return bin_upper_edge(index)
+
+    def calibrate(self, level: float) -> None:
+        """Fix the cut-off's shape from the warm-up distances: ``level`` quantile / median."""
+        if self.recorded:
+            self.tail_ratio = self.quantile(level) / max(self.median(), MIN_DISTANCE)
+
+    def cutoff(self) -> float:
+        """Median of recorded distances times the calibrated ratio (inf before calibration)."""
+        if self.tail_ratio is None:
+            return math.inf
+        return max(self.median(), MIN_DISTANCE) * self.tail_ratio
 
     def to_json(self) -> dict[str, Any]:
         """A compact, JSON-ready snapshot (arrays as base64 little-endian float64)."""
@@ -125,6 +161,9 @@ class Reference:
             "mean": _pack(self.mean),
             "m2": _pack(self.m2),
             "hist": [[int(i), int(self.hist[i])] for i in nonzero],
+            "tail_ratio": self.tail_ratio
+            if self.tail_ratio is not None and math.isfinite(self.tail_ratio)
+            else None,
         }
 
     @classmethod
@@ -137,6 +176,8 @@ class Reference:
         for index, count in data["hist"]:
             reference.hist[int(index)] = int(count)
         reference.recorded = int(reference.hist.sum())
+        ratio = data.get("tail_ratio")
+        reference.tail_ratio = None if ratio is None else float(ratio)
         return reference
 
 
@@ -166,11 +207,13 @@ def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float)
             reference.record(distance)
         reference.observe(x)
         return NOT_NOVEL
-    cutoff = reference.cutoff(quantile)
+    if reference.tail_ratio is None:
+        reference.calibrate(quantile)
+    cutoff = reference.cutoff()
+    reference.record(distance)
     if distance > cutoff:
         return NoveltyVerdict(
             True, f"embedding distance {distance:.3g} above cut-off {cutoff:.3g}", distance
         )
-    reference.record(distance)
     reference.observe(x)
     return NoveltyVerdict(False, distance=distance)
