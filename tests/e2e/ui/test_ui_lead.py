@@ -26,7 +26,7 @@ def test_a_lead_resolves_a_conflict(ui, gateway, seed):
     expect(card.locator(".vote[data-reviewer=bob] .vote-label")).to_have_text("dog")
     ui.screenshot("12-lead-conflicts")
 
-    card.locator(".reason").fill("dog: the ears decide it")
+    card.locator("input.final-reason").fill("dog: the ears decide it")
     card.locator(".vote[data-reviewer=bob] .pick-vote").click()
     expect(card.locator(".status")).to_contain_text("Final call sent (correct: dog)")
 

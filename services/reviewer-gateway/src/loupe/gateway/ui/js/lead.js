@@ -23,7 +23,7 @@ function voteCard(vote, onPick) {
 }
 
 function conflictCard(conflict) {
-  const reason = h("input", { type: "text", class: "reason", maxlength: 500, placeholder: "Reason for the final call",
+  const reason = h("input", { type: "text", class: "final-reason", maxlength: 500, placeholder: "Reason for the final call",
     "aria-label": "Reason" });
   const status = h("p", { class: "status", role: "status" });
   const card = h("article", { class: "panel conflict", dataset: { item: conflict.item_id, conflict: conflict.conflict_id } });

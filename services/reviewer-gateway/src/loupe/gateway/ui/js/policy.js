@@ -50,7 +50,8 @@ export async function policyEditor(pane, me) {
     "aria-label": "Project", size: 16 });
   const body = h("div", { id: "policy-body" });
   const load = h("button", { type: "button", id: "policy-load", onclick: () => open(project.value.trim()) }, "Load");
-  replace(pane, h("h1", {}, "Policy"), h("div", { class: "row" }, h("label", {}, "Project ", project), load), body);
+  replace(pane, h("section", { class: "panel" }, h("h1", {}, "Policy"),
+    h("div", { class: "row" }, h("label", {}, "Project ", project), load), body));
 
   async function open(name) {
     if (!name) return;
@@ -88,6 +89,7 @@ export async function policyEditor(pane, me) {
       h("h2", {}, "Per-class confidence thresholds"),
       h("div", { class: "policy-form" }, Object.entries(classInputs).map(([name, input]) => [h("span", {}, name), input])),
       h("div", { class: "row", style: "margin-top: 12px" }, reason, save), error);
+    form.addEventListener("input", () => { error.textContent = ""; });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.textContent = "";

@@ -156,6 +156,9 @@ export async function showReview(view, me, { refreshQueues }) {
     if (!current) return;
     current.expired = true;
     current.clock.stop();
+    const lease = view.querySelector("#lease");
+    lease.textContent = "expired";
+    lease.classList.add("low");
     const banner = view.querySelector("#lease-expired");
     replace(banner, h("span", {}, message || "Your lease on this task expired: it went back to the queue and this decision can no longer be sent."),
       h("button", { type: "button", id: "claim-next", onclick: () => next() }, "Claim the next task"));
