@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from loupe.metrics.aggregate import MetricsState
 from loupe.metrics.exporter import ExportOptions
-from loupe.metrics.scenario import MODEL, PROJECT, Record, Scenario, build
+from loupe.metrics.scenario import MODEL, PROJECT, Record, Scenario, build, mismatches
 from loupe.metrics.settings import CostRates
 from loupe.metrics.stats import wilson
 
@@ -150,3 +150,14 @@ def test_labels_are_bounded(scrape, feed) -> None:
     )
     assert not any(v.startswith("task-") for v in label_values)
     assert len(samples) < 400
+
+
+def test_expected_samples_match_and_a_wrong_number_is_reported(scrape, feed) -> None:
+    samples = scrape(feed(MetricsState(), SCENARIO.records))
+    assert mismatches(SCENARIO.expected, samples) == []
+    key = ("loupe_spot_check_errors", (("model", MODEL), ("project", PROJECT)))
+    samples[key] += 1
+    assert mismatches(SCENARIO.expected, samples) == [
+        f"loupe_spot_check_errors{{'project': '{PROJECT}', 'model': '{MODEL}'}}: "
+        f"expected {SCENARIO.expected.spot_errors}, got {SCENARIO.expected.spot_errors + 1.0}"
+    ]

@@ -362,3 +362,53 @@ def _review(b: _Builder, prediction: Prediction, truth: str, i: int) -> None:
         e.model_errors_reviewed += 1
         e.corrections["1"] += 1
     b.resolve(prediction, 1, truth, method=method, votes=votes)
+
+
+def expected_samples(e: Expected) -> list[tuple[str, dict[str, str], float]]:
+    """(metric, labels, value) the metrics endpoint must show after the scripted run."""
+    p, m = {"project": PROJECT}, {"project": PROJECT, "model": MODEL}
+    out: list[tuple[str, dict[str, str], float]] = [
+        ("loupe_predictions_total", m, e.predictions),
+        ("loupe_dlq_total", {"error_kind": "malformed_json", "service": "router"}, e.dead_letters),
+        ("loupe_review_items", p, e.review_items),
+        ("loupe_escalated_items", p, e.escalated_items),
+        ("loupe_reviewed_items", m, e.reviewed_items),
+        ("loupe_model_errors_reviewed", m, e.model_errors_reviewed),
+        ("loupe_spot_check_samples", m, e.spot_samples),
+        ("loupe_spot_check_errors", m, e.spot_errors),
+        ("loupe_errors_prevented", p, e.model_errors_reviewed + e.spot_errors),
+        ("loupe_review_seconds_total", p, e.review_seconds),
+        ("loupe_lease_expiries_total", p, e.lease_expiries),
+    ]
+    out += [("loupe_routed_total", {**m, "route": r}, n) for r, n in e.routed.items()]
+    out += [
+        ("loupe_review_requests_total", {**p, "tier": t}, n) for t, n in e.requests_by_tier.items()
+    ]
+    for name, n in e.multi_vote.items():
+        out.append(("loupe_multi_vote_items", {**p, "class": name}, n))
+        out.append(("loupe_disagreed_items", {**p, "class": name}, e.disagreed[name]))
+    for reviewer, n in e.scored.items():
+        out.append(("loupe_reviewer_scored_decisions", {"reviewer": reviewer}, n))
+        out.append(("loupe_reviewer_agreement", {"reviewer": reviewer}, e.agreed[reviewer] / n))
+        out.append(
+            ("loupe_reviewer_outlier", {"reviewer": reviewer}, float(reviewer in e.outliers))
+        )
+    out += [
+        ("loupe_label_revisions_total", {**p, "revision": r}, n) for r, n in e.revisions.items()
+    ]
+    out += [
+        ("loupe_label_corrections_total", {**p, "revision": r}, n) for r, n in e.corrections.items()
+    ]
+    return out
+
+
+def mismatches(
+    e: Expected, samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+) -> list[str]:
+    """Human-readable differences between the expected and the scraped samples (empty: all ok)."""
+    problems = []
+    for name, labels, want in expected_samples(e):
+        got = samples.get((name, tuple(sorted(labels.items()))))
+        if got is None or abs(got - want) > 1e-9 * max(1.0, abs(want)):
+            problems.append(f"{name}{labels}: expected {want}, got {got}")
+    return problems
