@@ -90,8 +90,6 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
         partitions=settings.partitions,
         key_type=str,
         value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
     )
 
     async def send(output: str, key: str, value: bytes) -> None:

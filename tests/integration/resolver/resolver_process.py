@@ -1,0 +1,94 @@
+"""Run the real resolver worker as a subprocess (so tests can kill -9 and restart it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from loupe.runtime.kafka import consumer_config
+
+
+class ResolverProcess:
+    """``python -m loupe.resolver`` against a test broker, with its own state directory."""
+
+    def __init__(self, bootstrap: str, prefix: str, state_dir: Path, log_path: Path) -> None:
+        self.env = {
+            **os.environ,
+            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "LOUPE_TOPIC_PREFIX": prefix,
+            "LOUPE_RESOLVER_DATA_DIR": str(state_dir),
+            "LOUPE_RESOLVER_HEALTH_PORT": "0",
+            "LOUPE_RESOLVER_SNAPSHOT_INTERVAL_S": "2",
+            "LOUPE_RESOLVER_LOG_LEVEL": "warning",
+        }
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ResolverProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "loupe.resolver"], env=self.env, stdout=log, stderr=log
+        )
+        return self
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def collect(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Message]], bool],
+    workers: list[ResolverProcess],
+    timeout_s: float = 180.0,
+    idle_s: float = 3.0,
+) -> list[Message]:
+    """Read ``topic`` from the start until ``until(records)`` holds and the topic went quiet.
+
+    Fails at once (with the worker's log) when a resolver process died, and at ``timeout_s``.
+    """
+    consumer = Consumer(consumer_config(bootstrap, f"test-collect-{uuid.uuid4().hex}"))
+    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            for worker in workers:
+                if worker.process is not None and worker.process.poll() is not None:
+                    raise AssertionError(f"resolver exited:\n{worker.log_tail()}")
+            batch = consumer.consume(1000, timeout=0.5)
+            fresh = [m for m in batch if m.error() is None]
+            if fresh:
+                records.extend(fresh)
+                last = time.monotonic()
+            if until(records) and time.monotonic() - last >= idle_s:
+                return records
+    finally:
+        consumer.close()
+    tails = "\n".join(w.log_tail(2000) for w in workers)
+    raise AssertionError(f"timed out with {len(records)} records on {topic}\n{tails}")
