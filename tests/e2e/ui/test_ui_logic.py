@@ -1,21 +1,53 @@
 """The UI's pure modules (geometry, track edits, shortcuts, policy parsing, media rules), run in
-the real browser from the files the gateway serves."""
+the real browser. They need no gateway: the UI folder is served by a plain static file server."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+
 import pytest
+from playwright.sync_api import Browser, Page
+
+from loupe.gateway.app import ui_directory
+from loupe.gateway.settings import GatewaySettings
 
 
-def run(ui, module: str, body: str):
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output clean."""
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser) -> Iterator[Page]:
+    """A page on the UI's static files (loopback, free port), shared by this module's tests."""
+    folder = ui_directory(GatewaySettings())
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+    yield page
+    context.close()
+    server.shutdown()
+    assert not errors, errors
+
+
+def run(page: Page, module: str, body: str):
     """Import a UI module in the page and evaluate `body` with it bound to `m`."""
-    ui.page.goto(ui.gateway.url + "/")
-    return ui.page.evaluate(f"import('/js/{module}.js').then((m) => {{ {body} }})")
+    return page.evaluate(f"import('/js/{module}.js').then((m) => {{ {body} }})")
 
 
-def test_resize_and_move_stay_inside_the_image(ui):
+def test_resize_and_move_stay_inside_the_image(page):
     image = "{width: 100, height: 80}"
     out = run(
-        ui,
+        page,
         "geometry",
         f"""
       const box = {{label: 'cat', x: 10, y: 10, w: 20, h: 20}};
@@ -32,9 +64,9 @@ def test_resize_and_move_stay_inside_the_image(ui):
     assert dragged == {"x": 10, "y": 10, "w": 80, "h": 60}
 
 
-def test_normalised_boxes_round_trip_inside_bounds(ui):
+def test_normalised_boxes_round_trip_inside_bounds(page):
     out = run(
-        ui,
+        page,
         "geometry",
         """
       const image = {width: 333, height: 77};
@@ -46,9 +78,9 @@ def test_normalised_boxes_round_trip_inside_bounds(ui):
     assert abs(out["x"] - 0.3) < 1e-6 and abs(out["w"] - 0.7) < 1e-6
 
 
-def test_identity_switch_swaps_ids_from_the_frame_on(ui):
+def test_identity_switch_swaps_ids_from_the_frame_on(page):
     out = run(
-        ui,
+        page,
         "trackmath",
         """
       const f = (n, a, b) => ({
@@ -76,14 +108,14 @@ def test_identity_switch_swaps_ids_from_the_frame_on(ui):
         ("0", None),
     ],
 )
-def test_shortcuts(ui, key, expected):
-    got = run(ui, "keys", f"return m.commandFor({{key: {key!r}, target: document.body}});")
+def test_shortcuts(page, key, expected):
+    got = run(page, "keys", f"return m.commandFor({{key: {key!r}, target: document.body}});")
     assert got == expected
 
 
-def test_shortcuts_are_off_while_typing_a_comment(ui):
+def test_shortcuts_are_off_while_typing_a_comment(page):
     got = run(
-        ui,
+        page,
         "keys",
         """
       const area = document.createElement('textarea');
@@ -92,9 +124,9 @@ def test_shortcuts_are_off_while_typing_a_comment(ui):
     assert got is None
 
 
-def test_policy_fields_accept_scores_only(ui):
+def test_policy_fields_accept_scores_only(page):
     out = run(
-        ui,
+        page,
         "policy",
         """
       const p = (t, nullable) => {
@@ -105,9 +137,9 @@ def test_policy_fields_accept_scores_only(ui):
     assert out == [0.3, "x is required", None] + ["x must be a number from 0 to 1"] * 3
 
 
-def test_media_addresses(ui):
+def test_media_addresses(page):
     out = run(
-        ui,
+        page,
         "media",
         """
       return [m.mediaUrl('javascript:alert(1)'), m.mediaUrl('data:text/html,<b>x</b>'),
