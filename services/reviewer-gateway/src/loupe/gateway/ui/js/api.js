@@ -48,6 +48,7 @@ export async function request(method, path, body, extraHeaders = {}) {
   const text = await response.text();
   let parsed = text;
   try { parsed = text ? JSON.parse(text) : null; } catch { /* keep the text */ }
+  if (response.status === 401) window.dispatchEvent(new CustomEvent("loupe:unauthorized"));
   if (!response.ok) throw new ApiError(response.status, messageOf(response.status, parsed), parsed);
   return parsed;
 }

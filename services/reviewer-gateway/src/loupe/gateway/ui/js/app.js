@@ -8,7 +8,7 @@ import { showLead } from "./lead.js";
 import { showReview } from "./review.js";
 
 const view = document.getElementById("view");
-const session = { me: null, leave: null };
+const session = { me: null, leave: null, signingOut: false };
 let queueTimer = null;
 
 /** Whether the signed-in person may use lead features. */
@@ -90,11 +90,17 @@ async function route() {
 }
 
 async function signOut(message) {
-  if (session.leave) { await session.leave(); session.leave = null; }
-  clearInterval(queueTimer);
-  token.clear();
-  session.me = null;
-  signInScreen(message);
+  if (session.signingOut) return;
+  session.signingOut = true;
+  try {
+    if (session.leave) { await session.leave(); session.leave = null; }
+  } finally {
+    clearInterval(queueTimer);
+    token.clear();
+    session.me = null;
+    session.signingOut = false;
+    signInScreen(message);
+  }
 }
 
 async function start() {
@@ -117,5 +123,8 @@ async function start() {
 
 document.getElementById("signout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", route);
+window.addEventListener("loupe:unauthorized", () => {
+  if (session.me) signOut("Your session ended; sign in again.");
+});
 window.addEventListener("unhandledrejection", (event) => toast(String(event.reason?.message ?? event.reason), "error"));
 start();

@@ -10,6 +10,8 @@ function apply(node, attrs) {
       node.addEventListener(name.slice(2).toLowerCase(), value);
     } else if (name === "dataset") {
       Object.assign(node.dataset, value);
+    } else if (name === "style") {
+      node.style.cssText = String(value); // CSSOM, so a strict style-src CSP still allows it
     } else if (name === "text") {
       node.textContent = String(value);
     } else if (name === "value" && "value" in node) {
