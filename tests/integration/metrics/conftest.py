@@ -1,0 +1,223 @@
+"""A running metrics service fed the scripted run through a real broker, with a seeded gateway
+Redis, a consumer group with lag, and a real Prometheus scraping it (one run per session)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.infra import Infra, free_port
+from harness.kafka import produce
+from loupe.metrics.scenario import PROJECT, Scenario, build
+from loupe.metrics.service import MetricsService
+from loupe.metrics.settings import MetricsSettings
+from loupe.runtime.health import HealthServer
+from loupe.runtime.kafka import ensure_topics
+from loupe.schemas.topics import PREDICTIONS
+
+ROOT = Path(__file__).resolve().parents[3]
+RULES = ROOT / "deploy" / "prometheus" / "rules"
+PROMETHEUS = "/usr/bin/prometheus"
+QUEUED_AGE_S = 7_200
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    """Fetch and parse a /metrics endpoint."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def consumed(url: str) -> float:
+    """Records the service has folded in (any outcome), from its own counter."""
+    return sum(
+        value for (name, _), value in scrape(url).items() if name == "loupe_metrics_events_total"
+    )
+
+
+def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.5):
+    """Poll ``check()`` until it returns something truthy; fail with ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+class RunningService:
+    """The metrics service on a background thread with its /metrics server on a free port."""
+
+    def __init__(self, settings: MetricsSettings, port: int = 0) -> None:
+        self.service = MetricsService(settings)
+        self.server = HealthServer("127.0.0.1", port, self.service.health, self.service.registry)
+        self.server.start()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/metrics"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        self.server.stop()
+        assert not self.thread.is_alive(), "the service did not stop"
+
+
+@dataclass
+class MetricsRun:
+    infra: Infra
+    prefix: str
+    settings: MetricsSettings
+    scenario: Scenario
+    service: RunningService
+    prometheus_url: str
+    lag_group: str
+
+    scrape = staticmethod(scrape)
+    wait_for = staticmethod(wait_for)
+    consumed = staticmethod(consumed)
+
+    def samples(self) -> Samples:
+        """The running service's current samples."""
+        return scrape(self.service.url)
+
+    def restart(self) -> None:
+        """Stop the service and start a fresh instance on the same port (Prometheus's target)."""
+        port = self.service.server.port
+        self.service.close()
+        self.service = RunningService(self.settings, port)
+
+
+def _seed_gateway_queues(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    now_ms = int(time.time() * 1000)
+    tasks = {
+        "t-old": (1, now_ms - QUEUED_AGE_S * 1000, "open"),
+        "t-new": (1, now_ms - 10_000, "open"),
+        "t-done": (1, now_ms - 99_000_000, "complete"),
+        "t-senior": (2, now_ms - 60_000, "open"),
+    }
+    for task_id, (rank, created_ms, status) in tasks.items():
+        client.hset(
+            f"{prefix}t:{task_id}",
+            mapping={"project": PROJECT, "status": status, "created_ms": created_ms},
+        )
+        client.zadd(f"{prefix}q:{rank}", {task_id: created_ms})
+    client.close()
+
+
+def _commit_lagging_group(bootstrap: str, group: str, topic: str) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.commit(
+        offsets=[TopicPartition(topic, number, 0) for number in partitions], asynchronous=False
+    )
+    consumer.close()
+
+
+def _start_prometheus(tmp: Path, target: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files:\n  - {RULES}/*.rules.yml\n"
+        "scrape_configs:\n  - job_name: loupe-metrics\n"
+        f"    static_configs:\n      - targets: ['{target}']\n"
+    )
+    log = (tmp / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, (tmp / "prometheus.log").read_text()
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(ready, 60, "prometheus to be ready")
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsRun]:
+    prefix = f"m{uuid.uuid4().hex[:10]}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+    gateway_prefix = f"{prefix}gw:"
+    _seed_gateway_queues(infra.redis_url, gateway_prefix)
+    lag_group = f"{prefix}router"
+    _commit_lagging_group(infra.kafka_bootstrap, lag_group, f"{prefix}{PREDICTIONS.name}")
+    settings = MetricsSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        redis_url=infra.redis_url,
+        topic_prefix=prefix,
+        metrics_port=0,
+        consumer_group=f"{prefix}metrics",
+        gateway_redis_prefix=gateway_prefix,
+        queue_poll_interval_s=0.5,
+        lag_poll_interval_s=1.0,
+        lag_groups=[lag_group],
+        adaptive_interval_s=1.0,
+        transactional_id=f"{prefix}metrics-adaptive",
+    )
+    scenario = build(1_000)
+    service = RunningService(settings)
+    process, prometheus_url = _start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{service.server.port}"
+    )
+    try:
+        half = len(scenario.records) // 2
+        phases = ((scenario.records[:half], half), (scenario.records[half:], len(scenario.records)))
+        for records, produced in phases:
+            _produce(infra.kafka_bootstrap, prefix, records)
+            wait_for(lambda n=produced: consumed(service.url) >= n, 120, f"{produced} records")
+            time.sleep(4)  # a few scrapes between the phases, so rates are non-zero
+        run = MetricsRun(infra, prefix, settings, scenario, service, prometheus_url, lag_group)
+        yield run
+        service = run.service  # the instance running now (tests may restart it)
+    finally:
+        service.close()
+        process.terminate()
+        process.wait(30)
+
+
+def _produce(bootstrap: str, prefix: str, records: list) -> None:
+    by_topic: dict[str, list] = {}
+    for spec, key, event in records:
+        by_topic.setdefault(spec.full_name(prefix), []).append((key, event))
+    for topic, pairs in by_topic.items():
+        produce(bootstrap, topic, pairs)
