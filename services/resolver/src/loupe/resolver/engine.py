@@ -307,7 +307,8 @@ class Engine:
         root = state.root
         assert root is not None
         at = _latest(pool + ([final] if final else []), root.created_at)
-        self._learn(state, consensus.label, pool, final)
+        history = [s for s in state.round_votes() if s.vote.action in COUNTED_ACTIONS]
+        self._learn(state, consensus.label, history, final)
         state.status = "resolved"
         prediction = root.prediction
         min_iou = root.consolidation.min_box_iou
@@ -336,7 +337,7 @@ class Engine:
             method=ResolutionMethod.AUTO if spot_confirmed else method,
             provenance=Provenance(
                 prediction=prediction,
-                votes=[s.vote for s in pool + ([final] if final else [])][-MAX_VOTES:],
+                votes=[s.vote for s in history][-MAX_VOTES:],
                 decided_by=decided_by[:MAX_VOTES],
                 escalation_path=state.escalation_path[-8:],
                 request_ids=list(state.round_levels)[-16:],
@@ -357,7 +358,7 @@ class Engine:
                     item_id=state.item_id,
                     project=root.project,
                     request_id=(state.request or root).request_id,
-                    votes=[s.vote for s in pool][-MAX_VOTES:],
+                    votes=[s.vote for s in history][-MAX_VOTES:],
                     disagreement=consensus.disagreement,
                     resolution=_RESOLUTION_OF[method],
                     classes=consensus.classes,
