@@ -86,23 +86,34 @@ _COUNTERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 def families(state: MetricsState, options: ExportOptions, status: ServiceStatus) -> list[Metric]:
     """Every ``loupe_*`` metric family for one scrape."""
     return [
-        *_counters(state),
+        *_counters(state, skip=("events",)),
         *_histograms(state),
         *_flow_gauges(state),
         *_quality(state, options),
         *_reviewers(state, options),
         *_cost(state, options),
         *_policy(state, options),
-        *_operations(status),
+        *operational(state, status),
     ]
 
 
-def _counters(state: MetricsState) -> Iterator[Metric]:
+def operational(state: MetricsState, status: ServiceStatus) -> list[Metric]:
+    """Only the service's own families (what is shown while the start-up replay runs)."""
+    return [*_counters(state, only=("events",)), *_operations(status)]
+
+
+def _counters(
+    state: MetricsState, only: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+) -> Iterator[Metric]:
     for key, name, doc, labels in _COUNTERS:
+        if (only and key not in only) or key in skip:
+            continue
         family = CounterMetricFamily(name, doc, labels=labels)
         for values in state.keys(key):
             family.add_metric(list(values), state.counters[key, *values])
         yield family
+    if only:
+        return
     seconds = CounterMetricFamily(
         "loupe_review_seconds_total", "Seconds reviewers spent on decisions", labels=["project"]
     )

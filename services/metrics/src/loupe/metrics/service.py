@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from loupe.metrics.adaptive import apply_locally, evaluate
 from loupe.metrics.aggregate import MetricsState
-from loupe.metrics.exporter import ExportOptions, ServiceStatus, families
+from loupe.metrics.exporter import ExportOptions, ServiceStatus, families, operational
 from loupe.metrics.lag import read_lag
 from loupe.metrics.queues import QueueStats, read_queued, summarise
 from loupe.metrics.settings import MetricsSettings
@@ -124,8 +124,14 @@ class MetricsService:
     # --- exposition ---------------------------------------------------------------------------
 
     def families(self) -> list[Metric]:
-        """Metric families for one scrape (consistent snapshot under the state lock)."""
+        """Metric families for one scrape (consistent snapshot under the state lock).
+
+        Until the start-up replay is complete only the service's own metrics are shown, so
+        Prometheus never sees the partial totals of a replay as a counter reset.
+        """
         with self._lock:
+            if not self.status.caught_up:
+                return operational(self.state, self.status)
             return families(self.state, self.options, self.status)
 
     def health(self) -> tuple[bool, dict[str, object]]:
