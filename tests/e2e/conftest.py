@@ -91,6 +91,15 @@ class Gateway:
         except urllib.error.HTTPError as err:
             raise HttpError(err.code, err.read().decode(errors="replace")) from err
 
+    def item(self, item_id: str, user: str) -> Any:
+        """``GET /v1/items/{id}`` as `user`, or None while the gateway does not know the item."""
+        try:
+            return self.call("GET", f"/v1/items/{item_id}", user)
+        except HttpError as err:
+            if err.status == 404:
+                return None
+            raise
+
     def wait_until(self, check: Any, what: str, timeout_s: float = 60.0) -> Any:
         """Poll `check()` until it returns something truthy (bounded in time)."""
         deadline = time.monotonic() + timeout_s

@@ -11,12 +11,14 @@ from loupe.schemas import Action
 TEXT = "A small reddish animal with a bushy tail crosses the road at dusk."
 
 
-def test_keyboard_only_correct_then_approve(ui, gateway, seed):
+def test_keyboard_only_correct_approve_skip_escalate(ui, gateway, seed):
     seed.publish(
         seed.text_item("txt-1", TEXT, label="cat", top=0.55),
         seed.text_item("txt-2", "A tabby sleeping on a windowsill.", label="cat", top=0.6),
+        seed.text_item("txt-3", "Blurry shape behind a fence.", label="dog", top=0.5),
+        seed.text_item("txt-4", "Something with feathers, maybe.", label="owl", top=0.4),
     )
-    gateway.wait_for_queue("ann", 2)
+    gateway.wait_for_queue("ann", 4)
     ui.sign_in("ann")
     page = ui.page
 
@@ -41,17 +43,22 @@ def test_keyboard_only_correct_then_approve(ui, gateway, seed):
     expect(page.locator(".class-btn.chosen")).to_have_attribute("data-class", "fox")
     expect(page.locator("#submit")).to_have_text("Submit: correct")
     page.keyboard.press("Enter")
-    expect(page.locator("#item-id")).not_to_have_text(first)
 
-    # approve: "a", Enter
-    second = page.locator("#item-id").inner_text()
-    page.keyboard.press("a")
-    page.keyboard.press("Enter")
+    # approve: "a", Enter; then skip: "s", Enter; then escalate: "e", Enter
+    done = [first]
+    for key in "ase":
+        expect(page.locator("#item-id")).not_to_have_text(done[-1])
+        done.append(page.locator("#item-id").inner_text())
+        page.keyboard.press(key)
+        page.keyboard.press("Enter")
     expect(page.locator("#no-task")).to_be_visible()
     expect(page.locator("#last-diff")).to_be_visible()
 
-    decisions = {d.item_id: d for d in seed.decisions(expect=2)}
-    assert set(decisions) == {first, second}
+    decisions = {d.item_id: d for d in seed.decisions(expect=4)}
+    assert set(decisions) == set(done)
+    second, skipped, escalated = done[1:]
+    assert decisions[skipped].action is Action.SKIP and decisions[skipped].label is None
+    assert decisions[escalated].action is Action.ESCALATE
     corrected, approved = decisions[first], decisions[second]
     assert corrected.action is Action.CORRECT
     assert corrected.label is not None and corrected.label.label == "fox"

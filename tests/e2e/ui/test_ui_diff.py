@@ -7,6 +7,12 @@ from playwright.sync_api import expect
 from loupe.schemas import Box, BoxesLabel, ClassificationLabel, ImageSize
 
 
+def _resolved(gateway, item_id: str) -> bool:
+    """Whether the gateway has consumed the item's request and its final label."""
+    item = gateway.item(item_id, "ann")
+    return bool(item and item.get("resolved"))
+
+
 def test_boxes_diff_is_colour_coded(ui, gateway, seed):
     [request] = seed.publish(seed.box_item("img-d"))
     final = BoxesLabel(
@@ -18,9 +24,7 @@ def test_boxes_diff_is_colour_coded(ui, gateway, seed):
         ],
     )
     seed.resolved(request, final)
-    gateway.wait_until(
-        lambda: gateway.call("GET", "/v1/items/img-d", "ann").get("resolved"), "the resolution"
-    )
+    gateway.wait_until(lambda: _resolved(gateway, "img-d"), "the resolution")
     ui.sign_in("ann")
     page = ui.page
     page.goto(gateway.url + "/#/items/img-d/diff")
@@ -43,9 +47,7 @@ def test_boxes_diff_is_colour_coded(ui, gateway, seed):
 def test_classification_diff_side_by_side(ui, gateway, seed):
     [request] = seed.publish(seed.text_item("txt-d", "a fox at dusk", label="cat", top=0.55))
     seed.resolved(request, ClassificationLabel(label="fox"))
-    gateway.wait_until(
-        lambda: gateway.call("GET", "/v1/items/txt-d", "ann").get("resolved"), "the resolution"
-    )
+    gateway.wait_until(lambda: _resolved(gateway, "txt-d"), "the resolution")
     ui.sign_in("ann")
     page = ui.page
     page.goto(gateway.url + "/#/items/txt-d/diff")
