@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.infra import Infra, free_port
-from harness.kafka import produce
 from loupe.metrics.scenario import PROJECT, Scenario, build
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
+from loupe.metrics.smoke import publish, scrape
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas.topics import PREDICTIONS
@@ -32,17 +31,6 @@ PROMETHEUS = "/usr/bin/prometheus"
 QUEUED_AGE_S = 7_200
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(url: str) -> Samples:
-    """Fetch and parse a /metrics endpoint."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def consumed(url: str) -> float:
@@ -203,7 +191,7 @@ def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         half = len(scenario.records) // 2
         phases = ((scenario.records[:half], half), (scenario.records[half:], len(scenario.records)))
         for records, produced in phases:
-            _produce(infra.kafka_bootstrap, prefix, records)
+            publish(settings, records)
             wait_for(lambda n=produced: consumed(service.url) >= n, 120, f"{produced} records")
             time.sleep(4)  # a few scrapes between the phases, so rates are non-zero
         run = MetricsRun(infra, prefix, settings, scenario, service, prometheus_url, lag_group)
@@ -213,11 +201,3 @@ def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         service.close()
         process.terminate()
         process.wait(30)
-
-
-def _produce(bootstrap: str, prefix: str, records: list) -> None:
-    by_topic: dict[str, list] = {}
-    for spec, key, event in records:
-        by_topic.setdefault(spec.full_name(prefix), []).append((key, event))
-    for topic, pairs in by_topic.items():
-        produce(bootstrap, topic, pairs)

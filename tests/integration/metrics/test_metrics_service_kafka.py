@@ -7,6 +7,7 @@ import time
 from harness.kafka import read_all
 from loupe.metrics.policies import AUDIT_KIND, CONTROLLER_ACTOR
 from loupe.metrics.scenario import MODEL, PROJECT, mismatches
+from loupe.metrics.smoke import verify
 from loupe.schemas import AuditAction, AuditEvent, PolicyUpdate, decode
 from loupe.schemas.topics import AUDIT, CONTROL_POLICY
 
@@ -23,8 +24,8 @@ def _policy_audits(run) -> list[AuditEvent]:
 
 
 def test_scripted_run_gives_exact_numbers(metrics_run) -> None:
+    assert verify(metrics_run.service.url, metrics_run.scenario.expected, 30) == []
     samples = metrics_run.samples()
-    assert mismatches(metrics_run.scenario.expected, samples) == []
     assert samples["loupe_metrics_caught_up", ()] == 1.0
 
 

@@ -45,3 +45,33 @@ def run() -> None:
         service.run(stop)
     finally:
         server.stop()
+
+
+@metrics.command()
+@click.option("--count", type=click.IntRange(10, 100_000), default=1_000, show_default=True)
+@click.option(
+    "--verify",
+    "verify_url",
+    default=None,
+    help="A metrics service's /metrics URL to check against the expected numbers afterwards.",
+)
+@click.option("--timeout", type=click.FloatRange(1, 3_600), default=120.0, show_default=True)
+def scenario(count: int, verify_url: str | None, timeout: float) -> None:
+    """Publish the scripted run (project 'scripted') and optionally verify the exported numbers.
+
+    For smoke tests of a fresh deployment or topic prefix: running it twice doubles counters.
+    """
+    from loupe.metrics.scenario import build  # noqa: PLC0415
+    from loupe.metrics.settings import get_settings  # noqa: PLC0415
+    from loupe.metrics.smoke import publish, verify  # noqa: PLC0415
+
+    settings = get_settings()
+    run = build(count)
+    published = publish(settings, run.records)
+    click.echo(f"published {published} records to prefix {settings.topic_prefix!r}")
+    if verify_url is None:
+        return
+    problems = verify(verify_url, run.expected, timeout)
+    if problems:
+        raise click.ClickException("metrics differ:\n" + "\n".join(problems))
+    click.echo("all expected numbers match")
