@@ -54,3 +54,36 @@ def test_classification_diff_side_by_side(ui, gateway, seed):
     expect(page.locator("#diff-classes .diff-before")).to_have_text("cat 55%")
     expect(page.locator("#diff-classes .diff-after")).to_have_text("fox (changed)")
     ui.screenshot("10-diff-classification")
+
+
+def test_tracks_diff_lists_identity_switches(ui, gateway, seed):
+    [request] = seed.publish(seed.track_item("vid-d"))
+    model = request.prediction.label
+    fixed = model.model_copy(
+        update={
+            "frames": [
+                frame.model_copy(
+                    update={
+                        "boxes": [
+                            box.model_copy(
+                                update={"track_id": "t1" if box.label == "cat" else "t2"}
+                            )
+                            for box in frame.boxes
+                        ]
+                    }
+                )
+                for frame in model.frames
+            ]
+        }
+    )
+    seed.resolved(request, fixed)
+    gateway.wait_until(lambda: _resolved(gateway, "vid-d"), "the resolution")
+    ui.sign_in("ann")
+    page = ui.page
+    page.goto(gateway.url + "/#/items/vid-d/diff")
+    rows = page.locator("#switch-table tbody tr")
+    expect(rows.first).to_be_visible()
+    assert rows.count() >= 1
+    expect(rows.first.locator("td").first).to_have_text("2")  # the model swapped ids at frame 2
+    expect(page.locator("#diff-summary")).not_to_contain_text("identity switches 0")
+    ui.screenshot("10b-diff-tracks")

@@ -155,3 +155,27 @@ def test_media_addresses(page):
         None,
         "https://cdn.example/f0007.jpg",
     ]
+
+
+def test_ui_source_has_no_html_sinks():
+    """Data reaches the DOM only as text: no HTML-parsing or code-evaluating sinks in the UI."""
+    folder = ui_directory(GatewaySettings())
+    sinks = [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setTimeout("',
+        "javascript:",
+    ]
+    sources = sorted(folder.glob("js/*.js"))
+    assert len(sources) >= 10
+    for source in sources:
+        text = source.read_text()
+        code = "\n".join(line for line in text.splitlines() if not line.strip().startswith("//"))
+        for sink in sinks:
+            assert sink not in code, f"{source.name} uses {sink}"
+    page = (folder / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing loaded from elsewhere

@@ -75,8 +75,10 @@ function tracksDiff(t) {
     KINDS.map((kind) => h("td", { class: `num diff-${kind}` }, String((f[kind] || []).length)))));
   return [
     h("h2", {}, "Identity switches"),
+    h("p", { class: "muted" }, "A model track whose object the corrected label follows under another id from that frame on."),
     switches.length ? h("table", { id: "switch-table" }, h("thead", {}, h("tr", {}, h("th", { class: "num" }, "frame"),
-      h("th", {}, "model track"), h("th", {}, "was"), h("th", {}, "corrected track"))), h("tbody", {}, switches))
+      h("th", {}, "model track"), h("th", {}, "corrected track before"), h("th", {}, "corrected track from here"))),
+    h("tbody", {}, switches))
       : h("p", { class: "muted", id: "switch-table" }, "No identity switches."),
     h("h2", {}, "Per frame"),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", { class: "num" }, "frame"), KINDS.map((k) => h("th", { class: "num" }, k)))),

@@ -6,7 +6,7 @@ export const SHORTCUTS = [
   ["R", "reject the item (cannot be labelled)"],
   ["S", "skip (give the task back)"],
   ["E", "escalate to the next tier"],
-  ["Enter", "submit the chosen action"],
+  ["Enter", "submit the chosen action (Ctrl+Enter from the comment box)"],
   ["C", "focus the comment box (Esc leaves it)"],
   ["Delete", "delete the selected box"],
   ["N", "add a box"],

@@ -5,6 +5,7 @@ import { boxesEditor } from "./boxes.js";
 import { classificationEditor } from "./classify.js";
 import { badge, h, kbdHint, pct, replace, toast, when } from "./dom.js";
 import { commandFor, SHORTCUTS } from "./keys.js";
+import { describeLabel } from "./lead.js";
 import { leaseClock } from "./lease.js";
 import { mediaUrl } from "./media.js";
 import { tracksEditor } from "./tracks.js";
@@ -37,6 +38,21 @@ function itemPanel(task) {
   }
   if (!parts.length && task.task_type === "classification") parts.push(h("p", { class: "muted" }, "This item has no text or image."));
   return parts;
+}
+
+/** Earlier votes and the conflict that escalated this task (shown only when the API sends them). */
+function priorVotes(task) {
+  const votes = task.votes || task.conflict?.votes || [];
+  if (!votes.length) return null;
+  const d = task.conflict?.disagreement;
+  return h("section", { class: "panel prior-votes", id: "prior-votes" },
+    h("h2", {}, task.conflict ? "Escalated: the earlier votes disagreed" : "Other votes"),
+    d ? h("p", { class: "muted" }, `agreement ${pct(d.agreement)}`,
+      d.mean_iou != null ? ` · mean IoU ${d.mean_iou.toFixed(2)}` : "",
+      d.identity_switches ? ` · ${d.identity_switches} identity switches` : "") : null,
+    h("div", { class: "votes" }, votes.map((v) => h("div", { class: "vote", dataset: { reviewer: v.reviewer.id } },
+      h("div", { class: "row" }, h("strong", {}, v.reviewer.id), badge(v.reviewer.tier, "tier"), badge(v.action)),
+      h("p", {}, describeLabel(v.label))))));
 }
 
 function editorFor(task, onChange) {
@@ -186,7 +202,8 @@ export async function showReview(view, me, { refreshQueues }) {
       h("h2", {}, "Decision"), actions, comment,
       h("div", { class: "submit-row" }, submitButton, kbdHint("Enter")), lastDoneLinks());
     const banner = h("div", { class: "lease-expired", id: "lease-expired", role: "alert", hidden: true });
-    const main = h("div", { class: "main" }, h("h1", {}, `Review · ${task.task_type}`), itemPanel(task), current.editor.node);
+    const main = h("div", { class: "main" }, h("h1", {}, `Review · ${task.task_type}`), itemPanel(task),
+      current.editor.node, priorVotes(task));
     replace(view, banner, h("div", { class: "grid-review review", dataset: { taskId: task.task_id, taskType: task.task_type } }, main, side), help);
     current.clock = leaseClock({ task, lease, node: leaseNode, heartbeat: api.heartbeat, onExpired: () => expire() });
     paintActions();
