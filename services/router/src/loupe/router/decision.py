@@ -102,12 +102,12 @@ def _classification_check(
             )
         )
     if policy.margin is not None and len(label.scores) > 1:
-        runner_up, second = max(
-            ((name, score) for name, score in label.scores.items() if name != label.label),
-            key=lambda pair: pair[1],
-        )
+        others = dict(label.scores)
+        del others[label.label]
+        second = max(others.values())
         margin = top - second
         if margin < policy.margin:
+            runner_up = next(name for name, score in others.items() if score == second)
             reasons.append(
                 ReviewReason(
                     code=ReasonCode.LOW_MARGIN,

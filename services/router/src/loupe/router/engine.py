@@ -153,6 +153,13 @@ class RoutingEngine:
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
         self.encoder = OutputEncoder()
+        self._last_ms: tuple[int, str] = (-1, "")
+
+    def _iso(self, timestamp_ms: int) -> str:
+        """ISO form of a record timestamp (consecutive records often share one)."""
+        if self._last_ms[0] != timestamp_ms:
+            self._last_ms = (timestamp_ms, iso_from_ms(timestamp_ms))
+        return self._last_ms[1]
 
     def _accept(self, record: InputRecord) -> tuple[Prediction, ActivePolicy]:
         raw = record.value
@@ -226,7 +233,7 @@ class RoutingEngine:
         plan = decision.review
         request_id = request_id_for(prediction.prediction_id) if plan is not None else None
         if decision.auto_accept:
-            first_seen = iso_from_ms(record.timestamp_ms) if record.timestamp_ms else now
+            first_seen = self._iso(record.timestamp_ms) if record.timestamp_ms else now
             value = self.encoder.resolved_label(
                 prediction,
                 raw,

@@ -95,15 +95,19 @@ class Reference:
         self.m2 += delta * (x - self.mean)
 
     def distance(self, x: FloatArray) -> float:
-        """Root-mean-square z-score of ``x`` against this reference (needs two observations)."""
-        if self._scale_at != self.count:
+        """Root-mean-square z-score of ``x`` against this reference (needs two observations).
+
+        The inverse variances are refreshed when the count has grown by 1/64 (at least one):
+        a change of under 2 % in the variance estimate, for a fraction of the cost per item.
+        They are part of the snapshot, so a restored reference gives the same distances.
+        """
+        if self._scale is None or self.count >= self._scale_at + max(1, self._scale_at // 64):
             variance = self.m2 / (self.count - 1)
             floor = _RELATIVE_VARIANCE_FLOOR * float(variance.mean()) + _ABSOLUTE_VARIANCE_FLOOR
-            self._scale = 1.0 / (variance + floor)
+            self._scale = 1.0 / ((variance + floor) * self.dim)
             self._scale_at = self.count
-        assert self._scale is not None
         z = x - self.mean
-        return math.sqrt(float(np.dot(z * z, self._scale)) / self.dim)
+        return math.sqrt(float(np.dot(z * z, self._scale)))
 
     def record(self, distance: float) -> None:
         """Count a distance towards the cut-off (the median bin is tracked in O(1))."""
@@ -161,6 +165,8 @@ class Reference:
             "mean": _pack(self.mean),
             "m2": _pack(self.m2),
             "hist": [[int(i), int(self.hist[i])] for i in nonzero],
+            "scale": None if self._scale is None else _pack(self._scale),
+            "scale_at": self._scale_at,
             "tail_ratio": self.tail_ratio
             if self.tail_ratio is not None and math.isfinite(self.tail_ratio)
             else None,
@@ -176,6 +182,9 @@ class Reference:
         for index, count in data["hist"]:
             reference.hist[int(index)] = int(count)
         reference.recorded = int(reference.hist.sum())
+        if data.get("scale") is not None:
+            reference._scale = _unpack(data["scale"], reference.dim)
+            reference._scale_at = int(data["scale_at"])
         ratio = data.get("tail_ratio")
         reference.tail_ratio = None if ratio is None else float(ratio)
         return reference

@@ -2,9 +2,12 @@
 
 Each batch (up to ``batch_max_messages`` records or ``batch_timeout_ms``) is one Kafka
 transaction holding its outputs, the changelog records of the state it changed and the input
-offsets (``send_offsets_to_transaction``). On an abortable error the transaction is aborted, the
-consumer rewound to the committed offsets and the state restored from the committed changelog,
-so the batch is routed again from scratch. Downstream consumers read with read_committed.
+offsets (``send_offsets_to_transaction``). Committing is pipelined: while batch N's offsets and
+commit travel to the broker on a helper thread, batch N+1 is consumed and routed (in memory
+only); its records are produced in a new transaction once N has committed. If N fails, the
+transaction is aborted, the consumer rewound to the committed offsets, the state restored from
+the committed changelog and the routed-but-unpublished batch N+1 dropped, so both are routed
+again from scratch. Downstream consumers read with read_committed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -27,7 +32,7 @@ from confluent_kafka import (
 
 from loupe.router import metrics
 from loupe.router.encoding import iso_now
-from loupe.router.engine import InputRecord, OutputTopics, RoutingEngine
+from loupe.router.engine import InputRecord, Output, OutputTopics, RoutingEngine
 from loupe.router.kafka_io import ensure_state_topic, partition_count, restore_states
 from loupe.router.metrics import BatchTally
 from loupe.router.policies import PolicyBook
@@ -51,11 +56,30 @@ STALL_AFTER_S = 120.0
 """/healthz turns unhealthy when the loop has not come round for this long."""
 
 
+@dataclass
+class RoutedBatch:
+    """A routed batch waiting to be published: outputs, changelog records, next offsets."""
+
+    size: int
+    started: float
+    outputs: list[Output] = field(default_factory=list)
+    changelog: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    offsets: dict[int, int] = field(default_factory=dict)
+    tally: BatchTally = field(default_factory=BatchTally)
+
+
 class RouterService:
     """One router instance: a member of the router consumer group with its own producer."""
 
-    def __init__(self, settings: RouterSettings, book: PolicyBook) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        book: PolicyBook,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """``on_batch(records, seconds)`` is told of every committed batch (benchmarks)."""
         self.settings = settings
+        self.on_batch = on_batch
         self.book = book
         self.bootstrap = settings.kafka_bootstrap_servers
         self.input_topic = settings.topic(PREDICTIONS.name)
@@ -75,6 +99,9 @@ class RouterService:
         self._last_loop = time.monotonic()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-commit")
+        self._in_flight: tuple[RoutedBatch, Future[None]] | None = None
+        self._rewound = False
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then leave the group and return from ``run``."""
@@ -123,16 +150,22 @@ class RouterService:
                 self._last_loop = time.monotonic()
                 feed.poll()
                 messages = self._consumer.consume(settings.batch_max_messages, timeout_s)
-                if messages:
-                    self._route_batch(messages)
+                self._rewound = False  # set when settling the previous batch fails
+                batch = self._route(messages) if messages else None
+                self._settle()
+                if batch is not None and not self._rewound:
+                    self._publish(batch)
+            self._settle()
         finally:
             self._started = False
+            self._committer.shutdown(wait=True)
             self._consumer.close()
             feed.close()
             self._producer.flush(KAFKA_TIMEOUT_S)
             log.info("router %s stopped", settings.instance_id)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()
         wanted = {tp.partition for tp in partitions}
         kept = {p: s for p, s in self.states.items() if p in wanted}
         restored = restore_states(
@@ -147,14 +180,92 @@ class RouterService:
         log.info("assigned partitions %s", sorted(wanted))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()  # the transaction in flight ends before the partitions move on
         log.info("partitions %s revoked", sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()
         lost = sorted(tp.partition for tp in partitions)
         log.warning("partitions %s lost; forgetting their state", lost)
         for tp in partitions:
             self.states.pop(tp.partition, None)
         metrics.ASSIGNED.set(len(self.states))
+
+    def _route(self, messages: Sequence[Message]) -> RoutedBatch:
+        """Route a batch in memory (state changes included); nothing is produced yet."""
+        batch = RoutedBatch(size=len(messages), started=time.perf_counter())
+        now = iso_now()
+        route, add_output, tally = self.engine.route, batch.outputs.extend, batch.tally.add
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                log.warning("consumer error: %s", error)
+                continue
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None
+            state = self.states.get(partition)
+            if state is None:  # not assigned through _on_assign (should not happen)
+                state = self.states[partition] = restore_states(
+                    self.bootstrap, self.settings.state_topic, [partition],
+                    timeout_s=self.settings.restore_timeout_s,
+                )[partition]
+            kind, timestamp = message.timestamp()
+            record = InputRecord(
+                message.value(),
+                message.key(),
+                self.input_topic,
+                partition,
+                offset,
+                None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+            )
+            routed = route(record, state, now)
+            add_output(routed.outputs)
+            batch.offsets[partition] = offset + 1
+            tally(routed)
+        for partition in batch.offsets:
+            batch.changelog.extend(
+                (partition, key, value) for key, value in self.states[partition].drain_changes()
+            )
+        return batch
+
+    def _publish(self, batch: RoutedBatch) -> None:
+        """Produce a routed batch in a new transaction and commit it on the helper thread."""
+        assert self._producer is not None and self._consumer is not None
+        if not batch.offsets:
+            return
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            for output in batch.outputs:
+                self._produce(output.topic, output.value, output.key)
+            for partition, key, value in batch.changelog:
+                self._produce(self.settings.state_topic, value, key, partition)
+        except KafkaException as exc:
+            self._abort_and_rewind(exc.args[0])
+            return
+        offsets = [TopicPartition(self.input_topic, p, o) for p, o in batch.offsets.items()]
+        group = self._consumer.consumer_group_metadata()
+        self._in_flight = (batch, self._committer.submit(self._commit, offsets, group))
+
+    def _settle(self) -> None:
+        """Wait for the transaction in flight; account for it, or abort and rewind."""
+        if self._in_flight is None:
+            return
+        batch, future = self._in_flight
+        self._in_flight = None
+        try:
+            future.result()
+        except KafkaException as exc:
+            self._abort_and_rewind(exc.args[0])
+            return
+        batch.tally.publish()
+        self.committed_batches += 1
+        elapsed = time.perf_counter() - batch.started
+        metrics.BATCH_SECONDS.observe(elapsed)
+        metrics.BATCH_SIZE.observe(batch.size)
+        self._publish_state_gauges()
+        if self.on_batch is not None:
+            self.on_batch(batch.size, elapsed)
 
     def _produce(
         self, topic: str, value: bytes, key: bytes | None, partition: int | None = None
@@ -170,62 +281,10 @@ class RouterService:
             except BufferError:
                 self._producer.poll(0.05)
 
-    def _route_batch(self, messages: Sequence[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None
-        started = time.perf_counter()
-        now = iso_now()
-        tally = BatchTally()
-        offsets: dict[int, int] = {}
-        self._producer.begin_transaction()
-        try:
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    log.warning("consumer error: %s", error)
-                    continue
-                partition, offset = message.partition(), message.offset()
-                assert partition is not None and offset is not None
-                state = self.states.get(partition)
-                if state is None:  # not assigned through _on_assign (should not happen)
-                    state = self.states[partition] = restore_states(
-                        self.bootstrap, self.settings.state_topic, [partition],
-                        timeout_s=self.settings.restore_timeout_s,
-                    )[partition]
-                kind, timestamp = message.timestamp()
-                record = InputRecord(
-                    message.value(),
-                    message.key(),
-                    self.input_topic,
-                    partition,
-                    offset,
-                    None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-                )
-                routed = self.engine.route(record, state, now)
-                for output in routed.outputs:
-                    self._produce(output.topic, output.value, output.key)
-                offsets[partition] = offset + 1
-                tally.add(routed)
-            for partition in offsets:
-                for key, value in self.states[partition].drain_changes():
-                    self._produce(self.settings.state_topic, value, key, partition)
-            if offsets:
-                self._producer.send_offsets_to_transaction(
-                    [TopicPartition(self.input_topic, p, o) for p, o in offsets.items()],
-                    self._consumer.consumer_group_metadata(),
-                    KAFKA_TIMEOUT_S,
-                )
-            self._commit()
-        except KafkaException as exc:
-            self._abort_and_rewind(exc.args[0])
-            return
-        tally.publish()
-        self.committed_batches += 1
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(len(messages))
-        self._publish_state_gauges()
-
-    def _commit(self) -> None:
+    def _commit(self, offsets: list[TopicPartition], group: object) -> None:
+        """Send the input offsets and commit (on the helper thread; retriable errors retried)."""
         assert self._producer is not None
+        self._producer.send_offsets_to_transaction(offsets, group, KAFKA_TIMEOUT_S)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 self._producer.commit_transaction(KAFKA_TIMEOUT_S)
@@ -242,9 +301,10 @@ class RouterService:
         if error.fatal():
             log.error("fatal producer error (fenced by a newer instance?): %s", error)
             raise KafkaException(error)
-        log.warning("aborting transaction and replaying the batch: %s", error)
+        log.warning("aborting transaction and replaying from the last commit: %s", error)
         self._producer.abort_transaction(KAFKA_TIMEOUT_S)
         metrics.ABORTS.inc()
+        self._rewound = True
         assignment = self._consumer.assignment()
         committed = self._consumer.committed(assignment, timeout=KAFKA_TIMEOUT_S)
         for tp in committed:
