@@ -210,8 +210,26 @@ class Seed:
             )
         )
 
+    def escalated(self, request: ReviewRequest, labels: dict[str, str]) -> ReviewRequest:
+        """The next-tier request the resolver publishes when the votes on `request` disagree."""
+        record = self._conflict_record(request, labels)
+        return request.model_copy(
+            update={
+                "request_id": f"{request.request_id}-esc1",
+                "required_tier": Tier.SENIOR,
+                "escalation_level": 1,
+                "conflict": record,
+                "reasons": [ReviewReason(code=ReasonCode.ESCALATION, detail="votes disagreed")],
+            }
+        )
+
     def conflict(self, request: ReviewRequest, labels: dict[str, str]) -> ConflictRecord:
         """Publish a ConflictRecord (as the resolver would): one vote per reviewer -> class."""
+        record = self._conflict_record(request, labels)
+        self.gateway.publish(LABELS_CONFLICTS, [(record.item_id, record)])
+        return record
+
+    def _conflict_record(self, request: ReviewRequest, labels: dict[str, str]) -> ConflictRecord:
         votes = [
             Vote(
                 decision_id=f"dec-{who}-{request.item_id}",
@@ -234,7 +252,6 @@ class Seed:
             classes=sorted(set(labels.values())),
             created_at=utcnow(),
         )
-        self.gateway.publish(LABELS_CONFLICTS, [(record.item_id, record)])
         return record
 
     def resolved(self, request: ReviewRequest, label: object, revision: int = 2) -> ResolvedLabel:
