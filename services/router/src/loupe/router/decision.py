@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from loupe.schemas import (
     BoxesLabel,
@@ -32,8 +32,7 @@ MAX_SKILLS = 16
 _SPOT_CHECK_SPACE = float(2**64)
 
 
-@dataclass(frozen=True)
-class Observations:
+class Observations(NamedTuple):
     """What the router's memory says about a prediction (see ``loupe.router.engine``)."""
 
     novelty: tuple[str, ...] = ()
@@ -42,8 +41,7 @@ class Observations:
     """(class, observed share) of each predicted class below the rare-class floor."""
 
 
-@dataclass(frozen=True)
-class ReviewPlan:
+class ReviewPlan(NamedTuple):
     """Why and how an item is to be reviewed."""
 
     reasons: tuple[ReviewReason, ...]
@@ -55,8 +53,7 @@ class ReviewPlan:
     spot_check: bool
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """Auto-accept, review, or both (a spot check)."""
 
     auto_accept: bool

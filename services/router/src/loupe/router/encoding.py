@@ -46,11 +46,17 @@ def _s(text: str) -> bytes:
     return orjson.dumps(text)
 
 
+_RESOLVED_HEAD = b'{"schema_version":' + str(SCHEMA_VERSION).encode() + b',"item_id":'
+_NOT_SPOT_CHECKED = b'[],"reasons":[]},"spot_checked":false'
+_SPOT_CHECKED = b'],"reasons":["spot_check"]},"spot_checked":true'
+
+
 class OutputEncoder:
     """Builds output records; caches the per-policy-version JSON fragments."""
 
     def __init__(self) -> None:
         self._policy_parts: dict[tuple[str, int, int], tuple[bytes, bytes]] = {}
+        self._times: dict[str, bytes] = {}
 
     def _policy_fragments(self, active: ActivePolicy) -> tuple[bytes, bytes]:
         key = (active.policy.project, active.version, id(active))
@@ -82,25 +88,35 @@ class OutputEncoder:
         resolved_at: str,
     ) -> bytes:
         """A ``ResolvedLabel``: revision 1, method ``auto``, provenance = the prediction."""
-        spot = spot_check_request is not None
+        label = prediction.label
+        if spot_check_request is None:
+            provenance_tail = _NOT_SPOT_CHECKED
+        else:
+            provenance_tail = b"".join((b"[", _s(spot_check_request), _SPOT_CHECKED))
         return b"".join(
             (
-                b'{"schema_version":', str(SCHEMA_VERSION).encode(),
-                b',"item_id":', _s(prediction.item_id),
+                _RESOLVED_HEAD, _s(prediction.item_id),
                 b',"project":', _s(prediction.project),
                 b',"revision":1,"outcome":"labelled","label":',
-                prediction.label.__pydantic_serializer__.to_json(prediction.label),
+                label.__pydantic_serializer__.to_json(label),
                 b',"confidence":', b"null" if confidence is None else orjson.dumps(confidence),
                 b',"method":"auto","provenance":{"prediction":', raw,
                 b',"votes":[],"decided_by":[],"escalation_path":[],"request_ids":',
-                b"[" + _s(spot_check_request) + b"]" if spot_check_request else b"[]",
-                b',"reasons":', b'["spot_check"]' if spot else b"[]",
-                b'},"spot_checked":', b"true" if spot else b"false",
-                b',"first_seen_at":', _s(first_seen_at),
-                b',"resolved_at":', _s(resolved_at),
+                provenance_tail,
+                b',"first_seen_at":', self._time(first_seen_at),
+                b',"resolved_at":', self._time(resolved_at),
                 b"}",
             )
         )
+
+    def _time(self, text: str) -> bytes:
+        """A JSON string for a timestamp (the batch's few distinct values are cached)."""
+        encoded = self._times.get(text)
+        if encoded is None:
+            if len(self._times) > 4_096:
+                self._times.clear()
+            encoded = self._times[text] = _s(text)
+        return encoded
 
     def review_request(
         self,
@@ -131,7 +147,7 @@ class OutputEncoder:
                 b',"safety_critical":', b"true" if plan.safety_critical else b"false",
                 b',"spot_check":', b"true" if plan.spot_check else b"false",
                 b',"escalation_level":0,"conflict":null,', policy_tail,
-                b',"created_at":', _s(created_at),
+                b',"created_at":', self._time(created_at),
                 b"}",
             )
         )

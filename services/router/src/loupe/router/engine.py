@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,8 +48,7 @@ class Route(StrEnum):
     DLQ = "dlq"
 
 
-@dataclass(frozen=True)
-class InputRecord:
+class InputRecord(NamedTuple):
     """One consumed ``predictions`` record."""
 
     value: bytes | None
@@ -68,8 +68,7 @@ class OutputTopics:
     dlq: str
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     """One record to produce."""
 
     topic: str
@@ -77,8 +76,7 @@ class Output:
     value: bytes
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
     """The outcome for one input: its route, its outputs and why."""
 
     route: Route

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +50,7 @@ def bin_upper_edge(index: int) -> float:
     return MIN_DISTANCE * BIN_RATIO**index
 
 
-@dataclass(frozen=True)
-class NoveltyVerdict:
+class NoveltyVerdict(NamedTuple):
     """Whether an embedding is novel, and why (a short human-readable detail)."""
 
     novel: bool
