@@ -6,7 +6,7 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from loupe.runtime.settings import ServiceSettings
@@ -34,9 +34,17 @@ class RouterSettings(ServiceSettings):
     """Larger predictions are dead-lettered (their review request would not fit a record)."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
     restore_timeout_s: float = Field(default=120.0, gt=0)
-    health_host: str = "127.0.0.1"
-    health_port: int = Field(default=8091, ge=0, le=65_535)
-    """0 picks a free port (logged at start)."""
+    health_host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_HOST", "LOUPE_ROUTER_METRICS_HOST"),
+    )
+    health_port: int = Field(
+        default=8091,
+        ge=0,
+        le=65_535,
+        validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_PORT", "LOUPE_ROUTER_METRICS_PORT"),
+    )
+    """Serves /metrics and /healthz; 0 picks a free port (logged at start)."""
 
     @property
     def transactional_id(self) -> str:
