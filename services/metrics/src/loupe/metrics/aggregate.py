@@ -165,11 +165,23 @@ class MetricsState:
         self._update(event.item_id, event.project, update)
 
     def on_audit(self, event: AuditEvent) -> None:
-        """Audit records: lease expiries are counted, policy changes feed the controller."""
+        """Audit records: lease expiries are counted, policy changes feed the controller, and a
+        resolution at revision 1 confirms a spot check (the resolver publishes no new label)."""
         if event.action is AuditAction.LEASE_EXPIRED:
             self.counters["lease_expiries", event.project or "unknown"] += 1
         elif event.action is AuditAction.POLICY_CHANGE:
             self.policies.on_audit(event)
+        elif (
+            event.action is AuditAction.RESOLUTION
+            and event.item_id is not None
+            and event.project is not None
+            and event.details.get("revision") == 1
+        ):
+
+            def update(state: ItemState) -> None:
+                state.confirmed_at_revision_1 = True
+
+            self._update(event.item_id, event.project, update)
 
     def on_policy(self, event: PolicyUpdate) -> None:
         """A project's policy changed."""

@@ -56,6 +56,8 @@ class ItemState:
     spot_overlap: int = 1
     spot_policy_version: int = 0
     escalated: bool = False
+    confirmed_at_revision_1: bool = False
+    """The resolver recorded a resolution at revision 1 (for a spot check: model confirmed)."""
     conflict: bool = False
     revision: int = 0
     last_label: AnyLabel | None = None
@@ -75,13 +77,16 @@ class ItemState:
     def spot_check_outcome(self, min_iou: float) -> bool | None:
         """True when the spot check found a model error, False when it confirmed, None pending.
 
-        A person-made revision decides; without one, the item is confirmed once the required
-        number of reviewers all stated the model's label.
+        A person-made revision decides; without one, the item is confirmed by the resolver's
+        revision-1 resolution audit record, or once the required number of reviewers all stated
+        the model's label.
         """
         if not self.spot_check or self.prediction is None:
             return None
         if self.resolved_by_people:
             return not labels_agree(self.prediction, self.human_final, min_iou)
+        if self.confirmed_at_revision_1:
+            return False
         opinions = [d for d in self.decisions.values() if d.action in OPINIONS]
         if len(opinions) < self.spot_overlap:
             return None

@@ -129,7 +129,9 @@ def policy(version: int = 1, spot_check_rate: float = 0.1) -> PolicyUpdate:
     )
 
 
-class _Builder:
+class Builder:
+    """Collects scripted records and counts what they should produce."""
+
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.expected = Expected()
@@ -235,7 +237,7 @@ class _Builder:
 
 def build(count: int = 1_000, dead_letters: int = 10, lease_expiries: int = 3) -> Scenario:
     """The scripted run for ``count`` predictions."""
-    b = _Builder()
+    b = Builder()
     e = b.expected
     b.add(CONTROL_POLICY, PROJECT, policy())
     for i in range(count):
@@ -291,7 +293,7 @@ def build(count: int = 1_000, dead_letters: int = 10, lease_expiries: int = 3) -
     return Scenario(b.records, e)
 
 
-def _spot_check(b: _Builder, prediction: Prediction, truth: str, i: int) -> None:
+def _spot_check(b: Builder, prediction: Prediction, truth: str, i: int) -> None:
     e = b.expected
     b.request(prediction, "spot", Tier.REVIEWER, ReasonCode.SPOT_CHECK, spot_check=True, overlap=1)
     e.review_items += 1
@@ -310,7 +312,7 @@ def _spot_check(b: _Builder, prediction: Prediction, truth: str, i: int) -> None
         )
 
 
-def _review(b: _Builder, prediction: Prediction, truth: str, i: int) -> None:
+def _review(b: Builder, prediction: Prediction, truth: str, i: int) -> None:
     e = b.expected
     predicted = prediction.label
     assert isinstance(predicted, ClassificationLabel)

@@ -61,8 +61,8 @@ CONSUMED: tuple[TopicSpec, ...] = (
     CONTROL_POLICY,
     AUDIT,
 )
-_AUDIT_MARKERS = (b'"lease_expired"', b'"policy_change"')
-"""Audit records are pre-filtered on bytes: only these two actions matter here."""
+_AUDIT_MARKERS = (b'"lease_expired"', b'"policy_change"', b'"resolution"')
+"""Audit records are pre-filtered on bytes: only these actions matter here."""
 _IDLE_CAUGHT_UP_S = 5.0
 _BATCH = 500
 
