@@ -313,7 +313,7 @@ class MetricsService:
             lag = read_lag(
                 admin, watermarks, topics, self.settings.lag_groups, self.settings.max_lag_groups
             )
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             log.warning("cannot read consumer lag: %s", exc)
             with self._lock:
                 self.status.lag_up = False
