@@ -68,6 +68,13 @@ def test_respects_limits() -> None:
     assert change is not None and change.thresholds == {} and change.spot_check_rate[1] == 0.1
 
 
+def test_never_moves_a_knob_the_wrong_way_when_a_person_set_it_beyond_the_limits() -> None:
+    raise_ = decide(CONFIG, 0.8, {"m": view(50, 100, threshold=0.995)})
+    assert raise_ is None  # rate above max and threshold above max: nothing to raise
+    lower = decide(CONFIG, 0.001, {"m": view(0, 1000, threshold=0.3)})
+    assert lower is None  # rate below min and threshold below min: nothing to lower
+
+
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="target_error"):
         ControllerConfig(target_error=0.0)

@@ -118,10 +118,8 @@ def decide(
     if raising:
         new_rate = spot_check_rate
         if config.adjust_spot_check:
-            new_rate = min(
-                config.spot_check_max,
-                max(config.spot_check_min, spot_check_rate * config.spot_up_factor),
-            )
+            raised = max(config.spot_check_min, spot_check_rate * config.spot_up_factor)
+            new_rate = max(spot_check_rate, min(config.spot_check_max, raised))
         thresholds: dict[str, tuple[float, float]] = {}
         if config.adjust_threshold:
             for name in raising:
