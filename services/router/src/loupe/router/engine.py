@@ -33,6 +33,8 @@ from loupe.schemas import (
 
 log = logging.getLogger(__name__)
 
+NOTHING_OBSERVED = Observations()
+
 WHOLE_ITEM = "*"
 """Reference class of box and track embeddings, which describe the whole image or clip."""
 MAX_DLQ_ORIGINAL_BYTES = 65_536
@@ -107,8 +109,8 @@ def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -
         state.meta_dirty = True
         if flag_versions:
             findings.append(f"unseen model version {model}")
-    task_type = prediction.task_type
-    if task_type.value not in state.task_types:
+    task_type = prediction.task_type  # a StrEnum: equal to, and hashed like, its value
+    if task_type not in state.task_types:
         state.task_types.add(task_type.value)
         state.meta_dirty = True
         if flag_types:
@@ -134,12 +136,16 @@ def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -
     classes = label_classes(prediction.label)
     rare: list[tuple[str, float]] = []
     review = policy.review
-    if state.observations >= max(1, review.rare_class_min_observations):
+    if review.rare_class_floor > 0 and state.observations >= max(
+        1, review.rare_class_min_observations
+    ):
         for name in sorted(classes):
             share = state.class_counts.get(name, 0) / state.observations
             if share < review.rare_class_floor:
                 rare.append((name, share))
     state.count_classes(classes)
+    if not findings and not rare:
+        return NOTHING_OBSERVED
     return Observations(novelty=tuple(findings), rare_classes=tuple(rare))
 
 

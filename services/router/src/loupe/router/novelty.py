@@ -18,7 +18,9 @@ variance; any other one is folded in, so the reference keeps following in-distri
 from __future__ import annotations
 
 import base64
+import bisect
 import math
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -71,7 +73,7 @@ class Reference:
         self.count = 0
         self.mean: FloatArray = np.zeros(dim)
         self.m2: FloatArray = np.zeros(dim)
-        self.hist = np.zeros(N_BINS, dtype=np.int64)
+        self.hist = [0] * N_BINS
         self.recorded = 0
         self.tail_ratio: float | None = None
         self._scale: FloatArray | None = None
@@ -87,13 +89,21 @@ class Reference:
 
     def observe(self, x: FloatArray) -> None:
         """Fold one embedding into the running mean and variance (Welford)."""
-        self.count += 1
-        delta = x - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (x - self.mean)
+        z = x - self.mean
+        self.fold(z, z * z)
 
-    def distance(self, x: FloatArray) -> float:
-        """Root-mean-square z-score of ``x`` against this reference (needs two observations).
+    def fold(self, z: FloatArray, zz: FloatArray) -> None:
+        """Welford's update from the deviation ``z = x - mean`` and its square ``zz``.
+
+        ``mean += z / n`` and ``m2 += z * (x - new mean)``, where ``x - new mean = z (n-1)/n``.
+        """
+        self.count += 1
+        n = self.count
+        self.mean += z * (1.0 / n)
+        self.m2 += zz * ((n - 1) / n)
+
+    def measure(self, x: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """Distance of ``x`` (RMS z-score; needs two observations), its deviation and square.
 
         The inverse variances are refreshed when the count has grown by 1/64 (at least one):
         a change of under 2 % in the variance estimate, for a fraction of the cost per item.
@@ -105,24 +115,38 @@ class Reference:
             self._scale = 1.0 / ((variance + floor) * self.dim)
             self._scale_at = self.count
         z = x - self.mean
-        return math.sqrt(float(np.dot(z * z, self._scale)))
+        zz = z * z
+        return math.sqrt(float(zz.dot(self._scale))), z, zz
+
+    def distance(self, x: FloatArray) -> float:
+        """Root-mean-square z-score of ``x`` against this reference (needs two observations)."""
+        return self.measure(x)[0]
 
     def record(self, distance: float) -> None:
         """Count a distance towards the cut-off (the median bin is tracked in O(1))."""
         index = distance_bin(distance)
-        self.hist[index] += 1
+        hist = self.hist
+        hist[index] += 1
         self.recorded += 1
-        if self._median_bin < 0:
+        median_bin = self._median_bin
+        if median_bin < 0:
             return
-        if index < self._median_bin:
-            self._below += 1
+        below = self._below + (index < median_bin)
         rank = (self.recorded + 1) // 2
-        while self._below >= rank:
-            self._median_bin -= 1
-            self._below -= int(self.hist[self._median_bin])
-        while self._below + int(self.hist[self._median_bin]) < rank:
-            self._below += int(self.hist[self._median_bin])
-            self._median_bin += 1
+        while below >= rank:
+            median_bin -= 1
+            below -= hist[median_bin]
+        while below + hist[median_bin] < rank:
+            below += hist[median_bin]
+            median_bin += 1
+        self._median_bin, self._below = median_bin, below
+
+    def quantile(self, level: float) -> float:
+        """The ``level`` quantile of recorded distances (upper bin edge; inf when none)."""
+        if self.recorded == 0:
+            return math.inf
+        rank = max(1, math.ceil(level * self.recorded))
+        return bin_upper_edge(bisect.bisect_left(list(accumulate(self.hist)), rank))
 
     def median(self) -> float:
         """The median recorded distance (upper bin edge; inf when none recorded)."""
@@ -130,18 +154,10 @@ class Reference:
             return math.inf
         if self._median_bin < 0:
             rank = (self.recorded + 1) // 2
-            cumulative = np.cumsum(self.hist)
-            self._median_bin = int(np.searchsorted(cumulative, rank, side="left"))
-            self._below = int(cumulative[self._median_bin] - self.hist[self._median_bin])
+            cumulative = list(accumulate(self.hist))
+            self._median_bin = bisect.bisect_left(cumulative, rank)
+            self._below = cumulative[self._median_bin] - self.hist[self._median_bin]
         return bin_upper_edge(self._median_bin)
-
-    def quantile(self, level: float) -> float:
-        """The ``level`` quantile of recorded distances (upper bin edge; inf when none)."""
-        if self.recorded == 0:
-            return math.inf
-        rank = max(1, math.ceil(level * self.recorded))
-        index = int(np.searchsorted(np.cumsum(self.hist), rank, side="left"))
-        return bin_upper_edge(index)
 
     def calibrate(self, level: float) -> None:
         """Fix the cut-off's shape from the warm-up distances: ``level`` quantile / median."""
@@ -156,13 +172,12 @@ class Reference:
 
     def to_json(self) -> dict[str, Any]:
         """A compact, JSON-ready snapshot (arrays as base64 little-endian float64)."""
-        nonzero = np.flatnonzero(self.hist)
         return {
             "count": self.count,
             "dim": self.dim,
             "mean": _pack(self.mean),
             "m2": _pack(self.m2),
-            "hist": [[int(i), int(self.hist[i])] for i in nonzero],
+            "hist": [[i, n] for i, n in enumerate(self.hist) if n],
             "scale": None if self._scale is None else _pack(self._scale),
             "scale_at": self._scale_at,
             "tail_ratio": self.tail_ratio
@@ -179,7 +194,7 @@ class Reference:
         reference.m2 = _unpack(data["m2"], reference.dim)
         for index, count in data["hist"]:
             reference.hist[int(index)] = int(count)
-        reference.recorded = int(reference.hist.sum())
+        reference.recorded = sum(reference.hist)
         if data.get("scale") is not None:
             reference._scale = _unpack(data["scale"], reference.dim)
             reference._scale_at = int(data["scale_at"])
@@ -208,11 +223,11 @@ def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float)
     if reference.count < 2:
         reference.observe(x)
         return NOT_NOVEL
-    distance = reference.distance(x)
+    distance, z, zz = reference.measure(x)
     if reference.count < warmup:
         if reference.count >= warmup // 2:
             reference.record(distance)
-        reference.observe(x)
+        reference.fold(z, zz)
         return NOT_NOVEL
     if reference.tail_ratio is None:
         reference.calibrate(quantile)
@@ -222,5 +237,5 @@ def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float)
         return NoveltyVerdict(
             True, f"embedding distance {distance:.3g} above cut-off {cutoff:.3g}", distance
         )
-    reference.observe(x)
+    reference.fold(z, zz)
     return NoveltyVerdict(False, distance=distance)
