@@ -69,8 +69,10 @@ def test_respects_limits() -> None:
 
 
 def test_never_moves_a_knob_the_wrong_way_when_a_person_set_it_beyond_the_limits() -> None:
-    raise_ = decide(CONFIG, 0.8, {"m": view(50, 100, threshold=0.995)})
-    assert raise_ is None  # rate above max and threshold above max: nothing to raise
+    raise_ = decide(CONFIG, 0.8, {"m": view(50, 100, threshold=0.8)})
+    assert raise_ is not None and raise_.spot_check_rate == (0.8, 0.8)  # not cut to the max
+    assert raise_.thresholds == {"m": (0.8, 0.85)}
+    assert decide(CONFIG, 0.8, {"m": view(50, 100, threshold=0.995)}) is None
     lower = decide(CONFIG, 0.001, {"m": view(0, 1000, threshold=0.3)})
     assert lower is None  # rate below min and threshold below min: nothing to lower
 
