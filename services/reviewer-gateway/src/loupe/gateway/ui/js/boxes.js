@@ -1,7 +1,7 @@
 // Bounding-box editor: boxes over the image; select, move, resize, add, delete, relabel.
 
 import { createStage } from "./boxstage.js";
-import { colourFor, h, kbdHint, pct, replace } from "./dom.js";
+import { colourIn, h, kbdHint, pct, replace } from "./dom.js";
 import { centredBox, fromPixels, isLowScore, moveBox, toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
 
@@ -32,8 +32,9 @@ export function boxesEditor(task, classes, onChange) {
 
   const stage = createStage({
     image, lowThreshold: undefined,
-    caption: (box) => (typeof box.score === "number" ? `${box.label} ${pct(box.score)}` : box.label),
-    colour: (box) => colourFor(box.label),
+    caption: (box) => (typeof box.score === "number"
+      ? `${box.label} ${pct(box.score)}${isLowScore(box) ? " · low" : ""}` : box.label),
+    colour: (box) => colourIn(classes, box.label),
     onSelect: (index) => { selected = index; paint(); },
     onChange: (index, box, { live }) => {
       entries[index] = { ...entries[index], box, touched: true };
@@ -46,7 +47,7 @@ export function boxesEditor(task, classes, onChange) {
   const node = h("section", { class: "panel editor", "aria-label": "Boxes" },
     h("div", { class: "stage", id: "stage" }, stage.node),
     h("p", { class: "muted" }, "Drag a box to move it, its corners to resize, empty space to draw a new one. ",
-      "Dashed boxes scored below 50%."),
+      "Dashed orange boxes: the model scored them below 50%."),
     picker, list);
 
   function label() {
@@ -88,7 +89,7 @@ export function boxesEditor(task, classes, onChange) {
       const low = isLowScore(box);
       return h("li", { class: `${i === selected ? "selected" : ""} ${low ? "low" : ""}`.trim(),
         dataset: { index: String(i), label: box.label }, onclick: () => { selected = i; paint(); } },
-      h("span", { class: "swatch", style: `background: ${colourFor(box.label)}` }),
+      h("span", { class: "swatch", style: `background: ${colourIn(classes, box.label)}` }),
       h("span", { class: "name" }, box.label),
       h("span", { class: "score" }, typeof box.score === "number" ? pct(box.score) : entry.orig ? "" : "new"),
       low ? h("span", { class: "badge reason" }, "low score") : null,

@@ -78,6 +78,15 @@ export function toast(message, kind = "info") {
   setTimeout(() => note.remove(), kind === "error" ? 8000 : 3500);
 }
 
+const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#911eb4", "#42d4f4", "#f032e6", "#f58231",
+  "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3"];
+
+/** A colour for a name: distinct palette colours in the order of `names`, else a stable hash. */
+export function colourIn(names, name) {
+  const index = names.indexOf(name);
+  return index >= 0 && index < PALETTE.length ? PALETTE[index] : colourFor(name);
+}
+
 /** A stable colour for a string id (track ids, classes). */
 export function colourFor(id) {
   let hash = 0;

@@ -2,7 +2,7 @@
 
 import { classSelect } from "./boxes.js";
 import { createStage } from "./boxstage.js";
-import { colourFor, h, kbdHint, pct, replace } from "./dom.js";
+import { colourIn, h, kbdHint, pct, replace } from "./dom.js";
 import { centredBox, fromPixels, isLowScore, moveBox, toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
 import { freshTrackId, removeTrackBox, setTrackBox, switchIdentity, trackIds } from "./trackmath.js";
@@ -12,6 +12,7 @@ export function tracksEditor(task, classes, onChange) {
   const model = task.prediction.label;
   const { image, units } = model;
   let frames = model.frames;
+  const modelTracks = trackIds(model.frames);
   let position = 0;
   let selected = null; // track id on the current frame
   let switches = [];
@@ -20,7 +21,7 @@ export function tracksEditor(task, classes, onChange) {
   const stage = createStage({
     image,
     caption: (box) => `${box.track_id} · ${box.label}${typeof box.score === "number" ? ` ${pct(box.score)}` : ""}`,
-    colour: (box) => colourFor(box.track_id),
+    colour: (box) => colourIn(modelTracks, box.track_id),
     onSelect: (index) => { selected = index === null ? null : pixelBoxes()[index].track_id; paint(); },
     onChange: (index, box, { live }) => {
       const { track_id: id, label, x, y, w, h: height } = { ...fromPixels(box, image, units) };
@@ -112,7 +113,7 @@ export function tracksEditor(task, classes, onChange) {
     list.replaceChildren(...current().boxes.map((box) => h("li", {
       class: `${box.track_id === selected ? "selected" : ""} ${isLowScore(box) ? "low" : ""}`.trim(),
       dataset: { track: box.track_id, label: box.label }, onclick: () => { selected = box.track_id; paint(); } },
-    h("span", { class: "swatch", style: `background: ${colourFor(box.track_id)}` }),
+    h("span", { class: "swatch", style: `background: ${colourIn(modelTracks, box.track_id)}` }),
     h("strong", {}, box.track_id), h("span", {}, box.label),
     h("span", { class: "score" }, typeof box.score === "number" ? pct(box.score) : ""))));
     replace(tools,
