@@ -22,6 +22,8 @@ from loupe.router.policies import parse_policy_document
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import (
     Actor,
+    AuditAction,
+    AuditEvent,
     ClassificationLabel,
     DeadLetter,
     ErrorKind,
@@ -223,30 +225,46 @@ def test_mixed_predictions_are_each_routed_exactly_once(router_env: Any) -> None
 
 
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(router_env: Any) -> None:
+    """kill -9 one instance, SIGTERM the next mid-stream, a third finishes: exactly once."""
     records, kinds = mixed_inputs(20_000, seed=11)
     bootstrap = router_env.infra.kafka_bootstrap
     topic = router_env.topic("predictions")
-    feeder = threading.Thread(
-        target=lambda: [produce(bootstrap, topic, records[i : i + 2_000]) and time.sleep(0.3)
-                        for i in range(0, len(records), 2_000)],
-        daemon=True,
-    )
+
+    def feed() -> None:
+        for i in range(0, len(records), 2_000):
+            produce(bootstrap, topic, records[i : i + 2_000])
+            time.sleep(0.3)
+
+    def committed() -> int:
+        return _committed(bootstrap, router_env.group_id, topic)
+
+    def wait_for(count: int, router: Any) -> None:
+        deadline = time.monotonic() + 120
+        while committed() < count:
+            assert time.monotonic() < deadline, router.log()
+            assert router.process.poll() is None, router.log()
+            time.sleep(0.05)
+
+    feeder = threading.Thread(target=feed, daemon=True)
     small_batches = {"LOUPE_ROUTER_BATCH_MAX_MESSAGES": "100"}
     first = router_env.start("crashy", **small_batches)
     first.wait_healthy()
     feeder.start()
-    deadline = time.monotonic() + 120
-    while _committed(bootstrap, router_env.group_id, topic) < 4_000:
-        assert time.monotonic() < deadline, first.log()
-        time.sleep(0.05)
+    wait_for(4_000, first)
     first.kill()
-    at_kill = _committed(bootstrap, router_env.group_id, topic)
-    assert at_kill < len(records), "the router finished before it could be killed"
+    assert committed() < len(records), "the router finished before it could be killed"
+
     second = router_env.start("crashy", **small_batches)
     second.wait_healthy()
+    wait_for(9_000, second)
+    assert second.terminate() == 0, second.log()  # SIGTERM: commit the batch in flight, exit 0
+    assert committed() < len(records), "the router finished before SIGTERM"
+
+    third = router_env.start("crashy", **small_batches)
+    third.wait_healthy()
     feeder.join(120)
     wait_committed(router_env, len(records))
-    assert second.terminate() == 0, second.log()
+    assert third.terminate() == 0, third.log()
     check_exactly_once(read_outputs(router_env), kinds, partitions=6)
 
 
@@ -292,4 +310,8 @@ def test_policy_update_changes_routing_without_restart(router_env: Any) -> None:
     )
     assert all(r.policy_version == 2 for r in after_requests)
     assert sum(int(label.item_id[2:]) >= 60 for label in out.resolved) >= 50
+    (audit,) = read_all(bootstrap, router_env.topic("audit"), expect=1, idle_s=1.0)
+    event = decode(AuditEvent, audit.value())
+    assert event.action is AuditAction.POLICY_CHANGE and event.project == "demo"
+    assert event.details["version"] == 2 and event.details["previous_version"] == 1
     assert router.terminate() == 0

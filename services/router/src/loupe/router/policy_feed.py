@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -19,8 +20,16 @@ from loupe.router.kafka_io import policy_update_from
 from loupe.router.metrics import POLICY_VERSION
 from loupe.router.policies import PolicyBook
 from loupe.runtime.kafka import consumer_config
+from loupe.schemas import PolicyUpdate
 
 log = logging.getLogger(__name__)
+
+
+class AppliedUpdate(NamedTuple):
+    """A policy update now in force, and the version it replaced (None: a new project)."""
+
+    update: PolicyUpdate
+    previous_version: int | None
 
 
 class PolicyFeed:
@@ -60,26 +69,30 @@ class PolicyFeed:
                 elif error is not None:
                     raise KafkaException(error)
                 else:
-                    applied += self._apply(message)
+                    applied += self._apply(message) is not None
         return applied
 
-    def poll(self) -> int:
-        """Apply updates that arrived since the last call (never blocks); return how many."""
-        applied = 0
+    def poll(self) -> list[AppliedUpdate]:
+        """Apply updates that arrived since the last call (never blocks); return those applied."""
+        applied: list[AppliedUpdate] = []
         for message in self._consumer.consume(100, timeout=0):
             error = message.error()
             if error is None:
-                applied += self._apply(message)
+                if (change := self._apply(message)) is not None:
+                    applied.append(change)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("control.policy consumer error: %s", error)
         return applied
 
-    def _apply(self, message: Message) -> int:
+    def _apply(self, message: Message) -> AppliedUpdate | None:
         update = policy_update_from(message)
-        if update is None or not self.book.apply(update):
-            return 0
+        if update is None:
+            return None
+        previous = self.book.get(update.project)
+        if not self.book.apply(update):
+            return None
         POLICY_VERSION.labels(update.project).set(update.version)
-        return 1
+        return AppliedUpdate(update, previous.version if previous else None)
 
     def publish_versions(self) -> None:
         """Export the version in force of every known project."""

@@ -31,16 +31,19 @@ from confluent_kafka import (
 )
 
 from loupe.router import metrics
+from loupe.router.audit import policy_applied
 from loupe.router.encoding import iso_now
 from loupe.router.engine import InputRecord, Output, OutputTopics, RoutingEngine
 from loupe.router.kafka_io import ensure_state_topic, partition_count, restore_states
 from loupe.router.metrics import BatchTally
 from loupe.router.policies import PolicyBook
-from loupe.router.policy_feed import PolicyFeed
+from loupe.router.policy_feed import AppliedUpdate, PolicyFeed
 from loupe.router.settings import RouterSettings
 from loupe.router.state import PartitionState
 from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.schemas import utcnow
 from loupe.schemas.topics import (
+    AUDIT,
     CONTROL_POLICY,
     LABELS_RESOLVED,
     PREDICTIONS,
@@ -66,6 +69,7 @@ class RoutedBatch:
     changelog: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
     tally: BatchTally = field(default_factory=BatchTally)
+    audits: list[Output] = field(default_factory=list)
 
 
 class RouterService:
@@ -102,6 +106,8 @@ class RouterService:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-commit")
         self._in_flight: tuple[RoutedBatch, Future[None]] | None = None
         self._rewound = False
+        self._pending_audits: list[Output] = []
+        self._audit_topic = settings.topic(AUDIT.name)
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then leave the group and return from ``run``."""
@@ -148,13 +154,19 @@ class RouterService:
         try:
             while not self._stop.is_set():
                 self._last_loop = time.monotonic()
-                feed.poll()
+                self._queue_audits(feed.poll())
                 messages = self._consumer.consume(settings.batch_max_messages, timeout_s)
                 self._rewound = False  # set when settling the previous batch fails
                 batch = self._route(messages) if messages else None
+                if self._pending_audits:
+                    batch = batch or RoutedBatch(size=0, started=time.perf_counter())
+                    batch.audits, self._pending_audits = self._pending_audits, []
                 self._settle()
-                if batch is not None and not self._rewound:
-                    self._publish(batch)
+                if batch is not None:
+                    if self._rewound:
+                        self._pending_audits[:0] = batch.audits
+                    else:
+                        self._publish(batch)
             self._settle()
         finally:
             self._started = False
@@ -163,6 +175,15 @@ class RouterService:
             feed.close()
             self._producer.flush(KAFKA_TIMEOUT_S)
             log.info("router %s stopped", settings.instance_id)
+
+    def _queue_audits(self, applied: list[AppliedUpdate]) -> None:
+        """Audit records for policy versions this instance started applying (next batch)."""
+        for change in applied:
+            event = policy_applied(
+                change.update, change.previous_version, self.settings.instance_id, utcnow()
+            )
+            key = change.update.project.encode()
+            self._pending_audits.append(Output(self._audit_topic, key, event.to_json_bytes()))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle()
@@ -231,16 +252,19 @@ class RouterService:
     def _publish(self, batch: RoutedBatch) -> None:
         """Produce a routed batch in a new transaction and commit it on the helper thread."""
         assert self._producer is not None and self._consumer is not None
-        if not batch.offsets:
+        if not batch.offsets and not batch.audits:
             return
         producer = self._producer
         try:
             producer.begin_transaction()
             for output in batch.outputs:
                 self._produce(output.topic, output.value, output.key)
+            for output in batch.audits:
+                self._produce(output.topic, output.value, output.key)
             for partition, key, value in batch.changelog:
                 self._produce(self.settings.state_topic, value, key, partition)
         except KafkaException as exc:
+            self._pending_audits[:0] = batch.audits
             self._abort_and_rewind(exc.args[0])
             return
         offsets = [TopicPartition(self.input_topic, p, o) for p, o in batch.offsets.items()]
@@ -256,7 +280,10 @@ class RouterService:
         try:
             future.result()
         except KafkaException as exc:
+            self._pending_audits[:0] = batch.audits
             self._abort_and_rewind(exc.args[0])
+            return
+        if batch.size == 0:
             return
         batch.tally.publish()
         self.committed_batches += 1
@@ -284,7 +311,8 @@ class RouterService:
     def _commit(self, offsets: list[TopicPartition], group: object) -> None:
         """Send the input offsets and commit (on the helper thread; retriable errors retried)."""
         assert self._producer is not None
-        self._producer.send_offsets_to_transaction(offsets, group, KAFKA_TIMEOUT_S)
+        if offsets:
+            self._producer.send_offsets_to_transaction(offsets, group, KAFKA_TIMEOUT_S)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 self._producer.commit_transaction(KAFKA_TIMEOUT_S)
