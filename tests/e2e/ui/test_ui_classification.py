@@ -11,14 +11,15 @@ from loupe.schemas import Action
 TEXT = "A small reddish animal with a bushy tail crosses the road at dusk."
 
 
-def test_keyboard_only_correct_approve_skip_escalate(ui, gateway, seed):
+def test_keyboard_only_correct_approve_skip_escalate_reject(ui, gateway, seed):
     seed.publish(
         seed.text_item("txt-1", TEXT, label="cat", top=0.55),
         seed.text_item("txt-2", "A tabby sleeping on a windowsill.", label="cat", top=0.6),
         seed.text_item("txt-3", "Blurry shape behind a fence.", label="dog", top=0.5),
         seed.text_item("txt-4", "Something with feathers, maybe.", label="owl", top=0.4),
+        seed.text_item("txt-5", "(the image caption is empty)", label="fox", top=0.3),
     )
-    gateway.wait_for_queue("ann", 4)
+    gateway.wait_for_queue("ann", 5)
     ui.sign_in("ann")
     page = ui.page
 
@@ -44,9 +45,9 @@ def test_keyboard_only_correct_approve_skip_escalate(ui, gateway, seed):
     expect(page.locator("#submit")).to_have_text("Submit: correct")
     page.keyboard.press("Enter")
 
-    # approve: "a", Enter; then skip: "s", Enter; then escalate: "e", Enter
+    # approve: "a", Enter; skip: "s", Enter; escalate: "e", Enter; reject: "r", Enter
     done = [first]
-    for key in "ase":
+    for key in "aser":
         expect(page.locator("#item-id")).not_to_have_text(done[-1])
         done.append(page.locator("#item-id").inner_text())
         page.keyboard.press(key)
@@ -54,9 +55,10 @@ def test_keyboard_only_correct_approve_skip_escalate(ui, gateway, seed):
     expect(page.locator("#no-task")).to_be_visible()
     expect(page.locator("#last-diff")).to_be_visible()
 
-    decisions = {d.item_id: d for d in seed.decisions(expect=4)}
+    decisions = {d.item_id: d for d in seed.decisions(expect=5)}
     assert set(decisions) == set(done)
-    second, skipped, escalated = done[1:]
+    second, skipped, escalated, rejected = done[1:]
+    assert decisions[rejected].action is Action.REJECT and decisions[rejected].label is None
     assert decisions[skipped].action is Action.SKIP and decisions[skipped].label is None
     assert decisions[escalated].action is Action.ESCALATE
     corrected, approved = decisions[first], decisions[second]
