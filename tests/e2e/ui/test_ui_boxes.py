@@ -1,4 +1,4 @@
-"""Bounding boxes over the image: the low-score box is highlighted; move one box, draw one."""
+"""Bounding boxes over the image: low scores highlighted; move, resize, draw, relabel, delete."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> No
     page.mouse.up()
 
 
-def test_move_a_box_and_add_one(ui, gateway, seed):
+def test_move_resize_and_add_boxes(ui, gateway, seed):
     seed.publish(seed.box_item("img-1"))
     gateway.wait_for_queue("ann")
     ui.sign_in("ann")
@@ -41,6 +41,9 @@ def test_move_a_box_and_add_one(ui, gateway, seed):
     # move the cat box (20, 30, 90x70) right by 30 and down by 10 image pixels
     drag(page, (60, 60), (90, 70))
     expect(page.locator("#submit")).to_have_text("Submit: correct")
+    # resize it: drag its bottom-right handle (now at 140, 110) by (+10, +10)
+    expect(page.locator("#stage g.box.selected rect.handle")).to_have_count(4)
+    drag(page, (140, 110), (150, 120))
     # draw a new box on empty space, then relabel it with "4" (owl)
     drag(page, (130, 140), (170, 200))
     expect(page.locator("#stage g.box")).to_have_count(4)
@@ -57,7 +60,7 @@ def test_move_a_box_and_add_one(ui, gateway, seed):
     moved = boxes[0]
     assert moved.label == "cat"
     assert abs(moved.x - 50) <= 1.5 and abs(moved.y - 40) <= 1.5
-    assert (moved.w, moved.h) == (90, 70)
+    assert abs(moved.w - 100) <= 1.5 and abs(moved.h - 80) <= 1.5
     assert boxes[1].model_dump() == {
         "label": "dog",
         "score": 0.31,
