@@ -59,6 +59,8 @@ def test_a_lead_publishes_a_policy_update_and_sees_reviewer_quality(ui, gateway,
     page = ui.page
     page.click("#nav a[href='#/lead']")
     page.click("#tab-policy")
+    page.fill("#policy-project", "demo")
+    page.click("#policy-load")
     expect(page.locator("#policy-version")).to_contain_text("Version 1")
 
     page.fill("#policy-spot-check", "1.5")

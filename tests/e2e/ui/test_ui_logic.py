@@ -124,6 +124,19 @@ def test_shortcuts_are_off_while_typing_a_comment(page):
     assert got is None
 
 
+def test_arrows_on_the_frame_slider_are_left_to_the_slider(page):
+    got = run(
+        page,
+        "keys",
+        """
+      const slider = document.createElement('input');
+      slider.type = 'range';
+      return [m.commandFor({key: 'ArrowRight', target: slider}),
+              m.commandFor({key: 'Enter', target: slider})];""",
+    )
+    assert got == [None, {"type": "submit"}]
+
+
 def test_policy_fields_accept_scores_only(page):
     out = run(
         page,

@@ -31,7 +31,7 @@ export function boxesEditor(task, classes, onChange) {
   let dirty = false;
 
   const stage = createStage({
-    image, lowThreshold: undefined,
+    image,
     caption: (box) => (typeof box.score === "number"
       ? `${box.label} ${pct(box.score)}${isLowScore(box) ? " · low" : ""}` : box.label),
     colour: (box) => colourIn(classes, box.label),

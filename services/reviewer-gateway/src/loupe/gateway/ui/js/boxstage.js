@@ -28,6 +28,7 @@ export function createStage(options) {
   svg.append(backdrop, picture, layer, draft);
   let boxes = [];
   let drag = null;
+  let shownHref = null;
   const handleSize = Math.max(6, Math.min(image.width, image.height) / 60);
   const fontSize = labelFontSize(image);
 
@@ -62,7 +63,8 @@ export function createStage(options) {
 
   function render(nextBoxes, selected, href) {
     boxes = nextBoxes;
-    if (href !== undefined) {
+    if (href !== undefined && href !== shownHref) {
+      shownHref = href;
       if (href) picture.setAttribute("href", href); else picture.removeAttribute("href");
     }
     layer.replaceChildren(...boxes.map((box, i) => boxNode(box, i, i === selected)));

@@ -35,6 +35,8 @@ export function commandFor(event) {
   const key = event.key;
   if (key === "Escape") return { type: "escape" };
   if (typingInto(event.target)) return null;
+  const onSlider = event.target?.tagName?.toLowerCase() === "input" && event.target.type === "range";
+  if (onSlider && key.startsWith("Arrow")) return null; // the slider moves itself
   if (/^[1-9]$/.test(key)) return { type: "class", index: Number(key) - 1 };
   const lower = key.length === 1 ? key.toLowerCase() : key;
   if (ACTION_KEYS[lower]) return { type: "action", action: ACTION_KEYS[lower] };

@@ -3,6 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { h, replace, toast, when } from "./dom.js";
 
+const PROJECT_KEY = "loupe.policyProject";
 const FIELDS = [
   ["confidence.default", "Confidence threshold", "review when the top score is below this"],
   ["confidence.margin", "Margin threshold", "review when top-1 minus top-2 is below this (empty: off)"],
@@ -46,15 +47,21 @@ function numberInput(id, value) {
 
 /** Render the policy tab into `pane`. */
 export async function policyEditor(pane, me) {
-  const project = h("input", { id: "policy-project", type: "text", value: me.projects?.[0] || "demo",
-    "aria-label": "Project", size: 16 });
+  const remembered = sessionStorage.getItem(PROJECT_KEY) || me.projects?.[0] || "";
+  const project = h("input", { id: "policy-project", type: "text", value: remembered,
+    "aria-label": "Project", size: 16, placeholder: "project" });
   const body = h("div", { id: "policy-body" });
   const load = h("button", { type: "button", id: "policy-load", onclick: () => open(project.value.trim()) }, "Load");
+  project.addEventListener("keydown", (event) => { if (event.key === "Enter") open(project.value.trim()); });
   replace(pane, h("section", { class: "panel" }, h("h1", {}, "Policy"),
     h("div", { class: "row" }, h("label", {}, "Project ", project), load), body));
 
   async function open(name) {
-    if (!name) return;
+    if (!name) {
+      replace(body, h("p", { class: "muted" }, "Type a project name and load its policy."));
+      return;
+    }
+    sessionStorage.setItem(PROJECT_KEY, name);
     let doc;
     try {
       doc = await api.policy(name);

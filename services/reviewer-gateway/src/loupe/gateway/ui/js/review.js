@@ -171,7 +171,7 @@ export async function showReview(view, me, { refreshQueues }) {
   function expire(message) {
     if (!current) return;
     current.expired = true;
-    current.clock.stop();
+    current.clock?.stop();
     const lease = view.querySelector("#lease");
     lease.textContent = "expired";
     lease.classList.add("low");
