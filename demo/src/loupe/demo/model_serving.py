@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.ensemble import VotingClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
@@ -40,15 +41,17 @@ LABEL_SCHEMA = LabelSchemaRef(id="digits", version=1)
 class StreamConfig:
     """How the demo's prediction stream is drawn from the digits dataset."""
 
-    items: int = 900
+    items: int = 700
     held_out: str = "0"
     novel_share: float = 0.10
     """Share of stream items that belong to the held-out class (capped by what the data has)."""
-    warmup_items: int = 450
+    warmup_items: int = 400
     """The first items of the stream are familiar digits only (novelty reference warm-up)."""
-    train_fraction: float = 0.5
+    train_fraction: float = 0.6
     """Share of each familiar class used to train the model; the rest can be streamed."""
     seed: int = 7
+    ensemble: int = 5
+    """Number of small neural networks whose averaged scores the model serves."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,13 @@ def build_stream(config: StreamConfig) -> DemoStream:
     scaler = StandardScaler().fit(images[train_idx])
     train_x = scaler.transform(images[train_idx])
     train_y = targets[train_idx]
-    classifier = MLPClassifier((64,), alpha=1e-3, max_iter=1_000, random_state=config.seed)
+    classifier = VotingClassifier(
+        [
+            (f"mlp{i}", _network(config.seed * 100 + i))
+            for i in range(config.ensemble)
+        ],
+        voting="soft",
+    )
     classifier.fit(train_x, train_y)
     projection = LinearDiscriminantAnalysis().fit(train_x, train_y)
     train_accuracy = float(classifier.score(train_x, train_y))
@@ -151,6 +160,10 @@ def build_stream(config: StreamConfig) -> DemoStream:
         train_accuracy=train_accuracy,
     )
     return DemoStream(model=model, items=tuple(items))
+
+
+def _network(seed: int) -> MLPClassifier:
+    return MLPClassifier((64,), alpha=1e-3, max_iter=1_000, random_state=seed)
 
 
 def _stream_order(

@@ -30,13 +30,13 @@ PROJECT = "digits"
 class PolicyKnobs:
     """The tunable numbers of the demo policy."""
 
-    confidence: float = 0.85
-    novelty_warmup: int = 45
+    confidence: float = 0.75
+    novelty_warmup: int = 40
     """Embeddings per class before the novelty detector may flag (the stream's familiar-only
     prefix is long enough for every class to finish warming up before the held-out class
     appears)."""
-    novelty_quantile: float = 0.97
-    spot_check_rate: float = 0.02
+    novelty_quantile: float = 0.9
+    spot_check_rate: float = 0.01
     overlap: int = 2
 
 

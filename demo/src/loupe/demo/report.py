@@ -256,3 +256,40 @@ def build_report(
         elapsed_s=elapsed_s,
     )
 
+
+
+def render_text(report: DemoReport) -> str:
+    """The report as a few readable lines for the terminal."""
+    reduction = f"{report.error_reduction:.1f}x" if report.error_reduction else "∞ (no errors left)"
+    lines = [
+        f"Loupe demo report ({report.elapsed_s:.0f} s)",
+        f"  items {report.items}: auto-accepted {report.auto_accepted}, sent to review "
+        f"{report.reviewed} ({report.review_fraction:.1%}, incl. {report.spot_checked} spot "
+        f"checks), unresolved {report.unresolved}; malformed sent {report.malformed_sent}, "
+        f"DLQ {report.dlq}",
+        f"  error rate: model {report.model_error_rate:.2%} ({report.model_errors}) -> final "
+        f"{report.final_error_rate:.2%} ({report.final_errors}), {reduction} fewer errors",
+        f"  held-out class {report.held_out_class!r}: {report.held_out_items} items, "
+        f"{report.novel_caught} flagged novel ({report.novel_caught_rate:.0%}), "
+        f"{report.held_out_reviewed} reviewed, {report.held_out_final_correct} correct in the "
+        f"end; familiar items flagged novel {report.familiar_flagged_novel}",
+        f"  reasons: {', '.join(f'{k} {v}' for k, v in report.reasons.items()) or '-'}",
+        f"  votes {report.review_votes}, disagreement {report.disagreement_rate:.1%}, conflicts "
+        f"{report.conflicts}, escalations {report.escalations}",
+        f"  review cost: {report.review_seconds / 60:.1f} reviewer-minutes (simulated), "
+        f"{report.review_cost_units:.1f} cost units (reviewer minute = 1, senior 2, lead 4)",
+        "  reviewers (accuracy vs ground truth, agreement with final label, votes):",
+    ]
+    for quality in report.reviewers:
+        accuracy = f"{quality.accuracy:.0%}" if quality.accuracy is not None else "-"
+        agreement = (
+            f"{quality.agreement_with_final:.0%}"
+            if quality.agreement_with_final is not None
+            else "-"
+        )
+        flag = "  <- least accurate" if quality.id == report.careless_reviewer else ""
+        lines.append(
+            f"    {quality.id:<8} {quality.tier:<9} accuracy {accuracy:>4}  agreement "
+            f"{agreement:>4}  votes {quality.votes}{flag}"
+        )
+    return "\n".join(lines)
