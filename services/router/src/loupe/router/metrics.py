@@ -56,22 +56,22 @@ class BatchTally:
     dead: Tally[str] = field(default_factory=Tally)
 
     def add(self, routed: Routed) -> None:
-        """Count one routed input."""
-        route = routed.route.value
+        """Count one routed input (enum members are str, so they count as their values)."""
+        route = routed.route
         self.items[route] += 1
         if routed.error_kind is not None:
-            self.dead[routed.error_kind.value] += 1
+            self.dead[routed.error_kind] += 1
         elif routed.reasons:
             for reason in routed.reasons:
-                self.reasons[(route, reason.value)] += 1
+                self.reasons[(route, reason)] += 1
         else:
             self.reasons[(route, "none")] += 1
 
     def publish(self) -> None:
         """Add this batch's counts to the Prometheus counters."""
         for route, count in self.items.items():
-            ITEMS.labels(route).inc(count)
+            ITEMS.labels(str(route)).inc(count)
         for (route, reason), count in self.reasons.items():
-            ROUTED.labels(route, reason).inc(count)
+            ROUTED.labels(str(route), str(reason)).inc(count)
         for kind, count in self.dead.items():
-            DLQ.labels(kind).inc(count)
+            DLQ.labels(str(kind)).inc(count)

@@ -116,7 +116,8 @@ class Reference:
             self._scale_at = self.count
         z = x - self.mean
         zz = z * z
-        return math.sqrt(float(zz.dot(self._scale))), z, zz
+        # Not ndarray.dot: BLAS calls release the GIL, and taking it back can cost a thread switch.
+        return math.sqrt(float(np.multiply(zz, self._scale).sum())), z, zz
 
     def distance(self, x: FloatArray) -> float:
         """Root-mean-square z-score of ``x`` against this reference (needs two observations)."""
