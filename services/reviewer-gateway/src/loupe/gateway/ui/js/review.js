@@ -97,6 +97,7 @@ export async function showReview(view, me, { refreshQueues }) {
   let current = null; // {task, lease, editor, action, started, clock, key, submitting}
   let pollTimer = null;
   let lastDone = null;
+  let left = false; // the person navigated away: late answers must not touch the page
   const help = helpDialog();
 
   function lastDoneLinks() {
@@ -149,20 +150,23 @@ export async function showReview(view, me, { refreshQueues }) {
     if (action === "approve" || action === "correct") body.label = current.editor.label();
     const comment = view.querySelector("#comment").value.trim();
     if (comment) body.comment = comment;
-    current.submitting = true;
+    const mine = current;
+    mine.submitting = true;
     paintActions();
     try {
       await api.decide(task.task_id, body);
     } catch (err) {
-      current.submitting = false;
+      mine.submitting = false;
+      if (left || current !== mine) return;
       if (err instanceof ApiError && err.code === "not_lease_holder") return expire("The lease ended before the decision was sent.");
       paintActions();
       toast(`Not submitted: ${err.message}`, "error");
       return;
     }
     toast(`${action} submitted for ${task.item_id}`);
+    mine.clock.stop();
+    if (left || current !== mine) return;
     lastDone = task.item_id;
-    current.clock.stop();
     current = null;
     refreshQueues();
     await next();
@@ -216,7 +220,12 @@ export async function showReview(view, me, { refreshQueues }) {
     let claimed;
     try {
       claimed = await api.claim();
+      if (left) {
+        if (claimed) await api.release(claimed.task.task_id).catch(() => null);
+        return;
+      }
     } catch (err) {
+      if (left) return;
       if (err instanceof ApiError && err.status === 403) return showEmpty("Your role does not review items.");
       if (err instanceof ApiError && err.status === 401) throw err;
       return showEmpty(`Could not claim a task: ${err.message}`);
@@ -242,6 +251,7 @@ export async function showReview(view, me, { refreshQueues }) {
   document.addEventListener("keydown", onKey);
   await next();
   return async () => {
+    left = true;
     document.removeEventListener("keydown", onKey);
     clearTimeout(pollTimer);
     if (current && !current.expired) {
