@@ -95,6 +95,22 @@ def test_identity_switch_swaps_ids_from_the_frame_on(page):
     assert ids == ["t1", "t2"]
 
 
+def test_correcting_a_track_box_keeps_the_frame_order(page):
+    out = run(
+        page,
+        "trackmath",
+        """
+      const frames = [{frame: 4, boxes: [{track_id: 'a', x: 1}, {track_id: 'b', x: 2}]}];
+      return [m.setTrackBox(frames, 4, 'a', {x: 9}), m.setTrackBox(frames, 4, 'c', {x: 3}),
+              m.removeTrackBox(frames, 4, 'a'), frames];""",
+    )
+    replaced, added, removed, original = out
+    assert replaced[0]["boxes"] == [{"track_id": "a", "x": 9}, {"track_id": "b", "x": 2}]
+    assert [b["track_id"] for b in added[0]["boxes"]] == ["a", "b", "c"]
+    assert removed[0]["boxes"] == [{"track_id": "b", "x": 2}]
+    assert original[0]["boxes"][0]["x"] == 1  # pure: the input is not modified
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [

@@ -36,12 +36,14 @@ export function switchIdentity(frames, fromFrame, trackId, otherId) {
   });
 }
 
-/** Replace (or add) the box of `trackId` on frame number `frameNo`. Returns new frames. */
+/** Replace (in place) or add the box of `trackId` on frame number `frameNo`. Returns new frames. */
 export function setTrackBox(frames, frameNo, trackId, box) {
+  const next = { ...box, track_id: trackId };
   return frames.map((frame) => {
     if (frame.frame !== frameNo) return frame;
-    const others = frame.boxes.filter((b) => b.track_id !== trackId);
-    return { ...frame, boxes: [...others, { ...box, track_id: trackId }] };
+    const at = frame.boxes.findIndex((b) => b.track_id === trackId);
+    const boxes = at < 0 ? [...frame.boxes, next] : frame.boxes.map((b, i) => (i === at ? next : b));
+    return { ...frame, boxes };
   });
 }
 

@@ -7,9 +7,18 @@ import { centredBox, fromPixels, isLowScore, moveBox, toPixels } from "./geometr
 import { mediaUrl } from "./media.js";
 import { freshTrackId, removeTrackBox, setTrackBox, switchIdentity, trackIds } from "./trackmath.js";
 
+/** The editor for a track label without frames: nothing to edit, approve or correct as a whole. */
+function emptyTracks(model) {
+  return {
+    node: h("section", { class: "panel editor", id: "stage" }, h("p", { class: "muted" }, "The model reported no frames.")),
+    label: () => model, changed: () => false, reset: () => {}, command: () => false,
+  };
+}
+
 /** Build the editor for a track task. Same interface as the classification editor. */
 export function tracksEditor(task, classes, onChange) {
   const model = task.prediction.label;
+  if (!model.frames.length) return emptyTracks(model);
   const { image, units } = model;
   let frames = model.frames;
   const modelTracks = trackIds(model.frames);
@@ -24,7 +33,7 @@ export function tracksEditor(task, classes, onChange) {
     colour: (box) => colourIn(modelTracks, box.track_id),
     onSelect: (index) => { selected = index === null ? null : pixelBoxes()[index].track_id; paint(); },
     onChange: (index, box, { live }) => {
-      const { track_id: id, label, x, y, w, h: height } = { ...fromPixels(box, image, units) };
+      const { track_id: id, label, x, y, w, h: height } = fromPixels(box, image, units);
       frames = setTrackBox(frames, current().frame, id, { label, x, y, w, h: height });
       if (live) renderStage(); else edited();
     },
