@@ -169,6 +169,23 @@ class Seed:
             **kw,
         )
 
+    def png(self, width: int, height: int) -> str:
+        """A small PNG data: URI with two coloured blocks."""
+        return png_data_uri(
+            width, height, [(4, 4, width // 3, height // 3, 1), (width // 2, 8, 10, 20, 2)]
+        )
+
+    def image_item(self, item_id: str, uri: str, label: str = "owl") -> ReviewRequest:
+        """A classification request on an image given by `uri`."""
+        scores = {n: (0.52 if n == label else 0.16) for n in CLASSES}
+        prediction = self._prediction(
+            item_id,
+            TaskType.CLASSIFICATION,
+            ClassificationLabel(label=label, scores=scores),
+            DataRef(uri=uri, mime_type="image/png"),
+        )
+        return self._request(prediction)
+
     def box_item(self, item_id: str) -> ReviewRequest:
         """A bbox request on a 320x240 PNG: a confident cat, a low-score dog and an owl box."""
         uri = png_data_uri(

@@ -43,3 +43,32 @@ def test_markup_in_items_classes_and_comments_renders_inert(ui, gateway, seed):
     assert page.evaluate("window.__xss") is None
     assert ui.dialogs == []
     assert page.locator("main script, main img, main svg[onload]").count() == 0
+
+
+def test_images_load_only_from_safe_addresses(ui, gateway, seed):
+    seed.publish(
+        seed.image_item("img-ok", seed.png(64, 48)),
+        seed.image_item("img-js", "javascript:window.__xss='uri'"),
+        seed.image_item("img-html", "data:text/html,<script>window.__xss='html'</script>"),
+    )
+    gateway.wait_for_queue("ann", 3)
+    ui.sign_in("ann")
+    page = ui.page
+    seen = {}
+    for _ in range(3):
+        item = page.locator("#item-id").inner_text()
+        image = page.locator("img.item-image")
+        if item == "img-ok":
+            expect(image).to_be_visible()
+            assert image.get_attribute("src").startswith("data:image/png;base64,")
+            assert page.evaluate("document.querySelector('img.item-image').naturalWidth") == 64
+        else:
+            expect(page.locator(".main")).to_contain_text("Media not shown")
+            assert image.count() == 0
+        seen[item] = True
+        page.keyboard.press("a")
+        page.keyboard.press("Enter")
+        expect(page.locator("#item-id, #no-task").first).not_to_have_text(item)
+    assert set(seen) == {"img-ok", "img-js", "img-html"}
+    assert page.evaluate("window.__xss") is None
+    assert ui.dialogs == []
