@@ -141,7 +141,7 @@ def test_full_report_on_a_small_scenario() -> None:
     assert report.auto_accepted == 3
     assert report.reviewed == 2
     assert report.review_fraction == 0.5
-    assert report.spot_checked == 1
+    assert report.spot_checked == 1 and report.spot_checks_reviewed == 1
     assert report.model_errors == 2 and report.model_error_rate == 0.5
     assert report.final_errors == 1 and report.final_error_rate == 0.25  # b stayed wrong
     assert report.error_reduction == 2.0

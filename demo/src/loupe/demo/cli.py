@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -60,6 +62,8 @@ def demo(
         timeout_s=timeout_s,
         keep_running=keep_running,
     )
+    started = time.monotonic()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     printer = echo_to(sys.stderr if as_json else sys.stdout)
     try:
         result = run_demo(config, printer)
@@ -69,6 +73,7 @@ def demo(
         payload = {
             **result.report.as_dict(),
             "completed": result.completed,
+            "total_s": round(time.monotonic() - started, 1),
             "run_dir": str(result.run_dir),
             "endpoints": result.endpoints,
             "service_exit_codes": result.exit_codes,

@@ -134,8 +134,11 @@ class Infra:
 
 
 @contextlib.contextmanager
-def private_stack(state_dir: Path) -> Iterator[Infra]:
-    """A private local stack (Kafka + Redis) on free loopback ports, stopped on exit."""
+def private_stack(state_dir: Path, prefix: str) -> Iterator[Infra]:
+    """A private local stack (Kafka + Redis) on free loopback ports, stopped on exit.
+
+    Its topics are created under ``prefix`` with one partition each.
+    """
     from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415  (only when used)
 
     settings = StackSettings(
@@ -144,6 +147,7 @@ def private_stack(state_dir: Path) -> Iterator[Infra]:
         controller_port=free_port(),
         redis_port=free_port(),
         topic_partitions=1,
+        topic_prefix=prefix,
     )
     stack = LocalStack(settings)
     try:

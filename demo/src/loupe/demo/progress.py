@@ -51,6 +51,8 @@ class Progress:
     auto_accepted: int
     in_review: int
     open_tasks: int
+    open_spot_checks: int
+    """Spot-check tasks not yet reviewed to their overlap (their items already have a label)."""
     resolved_by_review: int
     labelled: int
     dlq: int
@@ -72,12 +74,17 @@ class Progress:
             f" · error: model {model} → now {now}"
         )
 
-    def complete(self, expected_items: int) -> bool:
-        """Every item is in and labelled, and no review task is open or awaiting its outcome."""
+    def complete(self, expected_items: int, *, spot_checks_optional: bool = False) -> bool:
+        """Every item is in and labelled, and no review task is open or awaiting its outcome.
+
+        With ``spot_checks_optional``, unreviewed spot checks do not hold completion up (their
+        items are labelled already; the caller decides how long to wait for them).
+        """
         return (
             self.items_in >= expected_items
             and self.labelled >= expected_items
-            and self.open_tasks == 0
+            and self.open_tasks - self.open_spot_checks == 0
+            and (spot_checks_optional or self.open_spot_checks == 0)
             and self.unanswered_tasks == 0
         )
 
@@ -123,6 +130,7 @@ def summarize(
         ),
         in_review=len({r.item_id for r in open_requests}),
         open_tasks=len(open_requests),
+        open_spot_checks=sum(1 for r in open_requests if r.spot_check),
         resolved_by_review=sum(1 for r in final.values() if r.method is not ResolutionMethod.AUTO),
         labelled=len(final),
         dlq=observed.dlq,

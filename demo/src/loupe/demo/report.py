@@ -76,6 +76,7 @@ class DemoReport:
     error_reduction: float | None
     review_fraction: float
     spot_checked: int
+    spot_checks_reviewed: int
     reasons: dict[str, int]
     disagreement_rate: float
     conflicts: int
@@ -215,6 +216,7 @@ def build_report(
     )
     held_out = {item for item, name in truth.items() if name == held_out_class}
     decisions = [d for d in observed.decisions if d.item_id in truth]
+    decided_requests = {d.request_id for d in decisions}
     qualities = reviewer_quality(decisions, truth, final)
     seconds_by_tier = [(d.reviewer.tier, d.seconds_spent) for d in decisions]
     escalated = {r.request_id for r in requests if r.escalation_level > 0}
@@ -235,6 +237,9 @@ def build_report(
         error_reduction=model_error_rate / final_error_rate if final_error_rate else None,
         review_fraction=_rate(len(reviewed), items),
         spot_checked=len({r.item_id for r in requests if r.spot_check}),
+        spot_checks_reviewed=len(
+            {r.item_id for r in requests if r.spot_check and r.request_id in decided_requests}
+        ),
         reasons=dict(sorted(reasons.items())),
         disagreement_rate=disagreement_rate(decisions),
         conflicts=len({c.conflict_id for c in observed.conflicts if c.item_id in truth}),
@@ -265,7 +270,7 @@ def render_text(report: DemoReport) -> str:
         f"Loupe demo report ({report.elapsed_s:.0f} s)",
         f"  items {report.items}: auto-accepted {report.auto_accepted}, sent to review "
         f"{report.reviewed} ({report.review_fraction:.1%}, incl. {report.spot_checked} spot "
-        f"checks), unresolved {report.unresolved}; malformed sent {report.malformed_sent}, "
+        f"checks, {report.spot_checks_reviewed} of them reviewed), unresolved {report.unresolved}; malformed sent {report.malformed_sent}, "
         f"DLQ {report.dlq}",
         f"  error rate: model {report.model_error_rate:.2%} ({report.model_errors}) -> final "
         f"{report.final_error_rate:.2%} ({report.final_errors}), {reduction} fewer errors",
