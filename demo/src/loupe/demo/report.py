@@ -270,8 +270,8 @@ def render_text(report: DemoReport) -> str:
         f"Loupe demo report ({report.elapsed_s:.0f} s)",
         f"  items {report.items}: auto-accepted {report.auto_accepted}, sent to review "
         f"{report.reviewed} ({report.review_fraction:.1%}, incl. {report.spot_checked} spot "
-        f"checks, {report.spot_checks_reviewed} of them reviewed), unresolved {report.unresolved}; malformed sent {report.malformed_sent}, "
-        f"DLQ {report.dlq}",
+        f"checks, {report.spot_checks_reviewed} of them reviewed), unresolved "
+        f"{report.unresolved}; malformed sent {report.malformed_sent}, DLQ {report.dlq}",
         f"  error rate: model {report.model_error_rate:.2%} ({report.model_errors}) -> final "
         f"{report.final_error_rate:.2%} ({report.final_errors}), {reduction} fewer errors",
         f"  held-out class {report.held_out_class!r}: {report.held_out_items} items, "
