@@ -11,6 +11,8 @@ def test_a_bad_token_is_refused_and_a_good_one_shows_who_tier_and_queues(ui, gat
     seed.publish(seed.text_item("txt-a", "first"), seed.text_item("txt-b", "second"))
     gateway.wait_for_queue("ann", 2)
     page = ui.page
+    requests = []
+    page.on("request", lambda r: requests.append(r))  # noqa: PLW0108  (needs a Python function)
     page.goto(gateway.url + "/")
     expect(page.locator("#signin")).to_be_visible()
     expect(page.locator("header#top")).to_be_hidden()
@@ -31,6 +33,11 @@ def test_a_bad_token_is_refused_and_a_good_one_shows_who_tier_and_queues(ui, gat
 
     token = gateway.tokens["ann"]
     assert token not in page.url
+    api_calls = [r for r in requests if "/v1/" in r.url]
+    assert api_calls, "the UI called the API"
+    assert all(token not in r.url for r in requests)  # never in a URL
+    authorised = [r for r in api_calls if r.headers.get("authorization") == f"Bearer {token}"]
+    assert authorised, "the token travels in the Authorization header"
     assert page.evaluate("sessionStorage.getItem('loupe.token')") == token
     assert page.evaluate("localStorage.length") == 0
 
