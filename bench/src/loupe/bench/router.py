@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.bench.infra import bench_infra
+from loupe.router.kafka_io import transactional_producer_config
 from loupe.router.policies import PolicyBook
 from loupe.router.settings import RouterSettings
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
@@ -128,7 +129,7 @@ def passthrough(
     """Transactionally copy ``total`` records from ``source`` to ``sink``, batch by batch."""
     timing = Timing()
     group = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
-    producer = Producer(producer_config(bootstrap, transactional_id=f"{group}-tx"))
+    producer = Producer(transactional_producer_config(bootstrap, f"{group}-tx", 60_000))
     producer.init_transactions(30)
     consumer = Consumer(consumer_config(bootstrap, group))
     consumer.subscribe([source])

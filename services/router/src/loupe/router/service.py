@@ -34,13 +34,18 @@ from loupe.router import metrics
 from loupe.router.audit import policy_applied
 from loupe.router.encoding import iso_now
 from loupe.router.engine import InputRecord, Output, OutputTopics, RoutingEngine
-from loupe.router.kafka_io import ensure_state_topic, partition_count, restore_states
+from loupe.router.kafka_io import (
+    ensure_state_topic,
+    partition_count,
+    restore_states,
+    transactional_producer_config,
+)
 from loupe.router.metrics import BatchTally
 from loupe.router.policies import PolicyBook
 from loupe.router.policy_feed import AppliedUpdate, PolicyFeed
 from loupe.router.settings import RouterSettings
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.kafka import consumer_config
 from loupe.schemas import utcnow
 from loupe.schemas.topics import (
     AUDIT,
@@ -131,10 +136,8 @@ class RouterService:
         applied = feed.catch_up()
         log.info("applied %d policy update(s) from %s", applied, feed.topic)
         self._producer = Producer(
-            producer_config(
-                self.bootstrap,
-                transactional_id=settings.transactional_id,
-                extra={"transaction.timeout.ms": settings.transaction_timeout_ms},
+            transactional_producer_config(
+                self.bootstrap, settings.transactional_id, settings.transaction_timeout_ms
             )
         )
         self._producer.init_transactions(KAFKA_TIMEOUT_S)
