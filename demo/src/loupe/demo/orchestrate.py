@@ -295,12 +295,24 @@ class Deployment:
             raise OrchestrationError(f"loupe users add printed no token: {result.stdout!r}")
         return lines[-1]
 
-    def start(self, timeout_s: float = 180.0) -> None:
-        """Start every service and wait until each is healthy."""
+    def start(self, timeout_s: float = 180.0, restarts: int = 2) -> None:
+        """Start every service and wait until each is healthy.
+
+        Like a process supervisor, a service that exits during start-up is restarted (at most
+        ``restarts`` times) before the run fails.
+        """
         for service in self.services:
             service.start()
         for service in self.services:
-            service.wait_healthy(timeout_s)
+            for attempt in range(restarts + 1):
+                try:
+                    service.wait_healthy(timeout_s)
+                    break
+                except OrchestrationError:
+                    if service.running() or attempt == restarts:
+                        raise
+                    log.warning("%s exited during start-up; restarting it", service.name)
+                    service.start()
 
     def check_alive(self) -> list[str]:
         """Names of services that have exited."""
