@@ -40,7 +40,7 @@ PASSTHROUGH_SINK = "bench.passthrough"
 
 def _batch(votes: int, log: Callable[[str], None]) -> dict[str, Any]:
     crowd = generate(
-        n_items=votes // 3,
+        n_items=-(-votes // 3),
         accuracies=ACCURACIES,
         n_classes=len(CLASSES),
         overlap=3,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
-from scipy.special import logsumexp
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -90,7 +89,11 @@ def posteriors(
     log class prior. Returns an ``n_items x n_classes`` matrix whose rows sum to one.
     """
     per_vote = log_confusion[workers, :, labels]
-    incidence = by_item if by_item is not None else item_matrix(items, n_items)
-    joint = np.asarray(incidence @ per_vote) + log_prior[None, :]
-    norm = logsumexp(joint, axis=1)
+    if n_items == 1:  # one item (the streaming case): no incidence matrix needed
+        joint = per_vote.sum(axis=0, keepdims=True) + log_prior[None, :]
+    else:
+        incidence = by_item if by_item is not None else item_matrix(items, n_items)
+        joint = np.asarray(incidence @ per_vote) + log_prior[None, :]
+    top = joint.max(axis=1)
+    norm = top + np.log(np.exp(joint - top[:, None]).sum(axis=1))
     return np.exp(joint - norm[:, None]), float(norm.sum())
