@@ -13,11 +13,11 @@ function legend() {
   return h("div", { class: "legend" }, KINDS.map((kind) => h("span", { class: `diff-${kind}` }, kind)));
 }
 
-function classificationDiff(c) {
+function classificationDiff(c, diff) {
   return h("div", { class: "side-by-side", id: "diff-classes" },
     h("div", { class: "panel" }, h("h2", {}, "Model"),
       h("p", { class: "diff-before" }, h("strong", {}, c.before), " ", pct(c.score_before))),
-    h("div", { class: "panel" }, h("h2", {}, "Corrected"),
+    h("div", { class: "panel" }, h("h2", {}, diff.against === "final" ? "Final" : "Vote"),
       h("p", { class: `diff-after ${c.changed ? "diff-relabelled" : "diff-kept"}` }, h("strong", {}, c.after),
         c.changed ? " (changed)" : " (unchanged)")));
 }
@@ -87,11 +87,11 @@ function tracksDiff(t) {
     t.frames_removed.length ? h("p", {}, `Frames removed: ${t.frames_removed.join(", ")}`) : null];
 }
 
-function summary(sm) {
+function summary(sm, taskType) {
   return h("div", { class: "row", id: "diff-summary" },
     h("span", { class: `badge ${sm.changed ? "reason" : "ok"}` }, sm.changed ? "changed" : "unchanged"),
-    KINDS.map((k) => h("span", { class: `diff-${k}` }, `${k} ${sm[k] ?? 0}`)),
-    h("span", {}, `identity switches ${sm.identity_switches ?? 0}`));
+    taskType === "classification" ? null : KINDS.map((k) => h("span", { class: `diff-${k}` }, `${k} ${sm[k] ?? 0}`)),
+    taskType === "track" ? h("span", {}, `identity switches ${sm.identity_switches ?? 0}`) : null);
 }
 
 /** Render the diff screen for one item; lead users may pick a vote to compare against. */
@@ -112,12 +112,12 @@ export async function showDiff(view, itemId, decisionId = null) {
       h("a", { href: `#/items/${encodeURIComponent(itemId)}/history` }, "History & comments")));
     return null;
   }
-  const body = diff.classification ? classificationDiff(diff.classification)
+  const body = diff.classification ? classificationDiff(diff.classification, diff)
     : diff.boxes ? boxesDiff(diff, item?.prediction?.data?.uri) : diff.tracks ? tracksDiff(diff.tracks) : null;
   replace(view, h("div", { class: "panel", id: "diff", dataset: { against: diff.against } },
     h("h1", {}, `Diff · ${itemId}`),
     h("p", { class: "muted" }, `Model label vs ${diff.against === "final" ? "final label" : diff.against}`),
-    summary(diff.summary), diff.classification ? null : legend(), body,
+    summary(diff.summary, diff.task_type), diff.classification ? null : legend(), body,
     h("p", {}, h("a", { href: `#/items/${encodeURIComponent(itemId)}/history` }, "History & comments"), " · ",
       h("a", { href: "#/review" }, "Back to review"))));
   return null;
