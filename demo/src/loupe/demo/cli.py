@@ -69,15 +69,16 @@ def demo(
         result = run_demo(config, printer)
     except Exception as exc:
         raise click.ClickException(f"demo failed: {exc}") from exc
+    payload = {
+        **result.report.as_dict(),
+        "completed": result.completed,
+        "total_s": round(time.monotonic() - started, 1),
+        "run_dir": str(result.run_dir),
+        "endpoints": result.endpoints,
+        "service_exit_codes": result.exit_codes,
+    }
+    (result.run_dir / "report.json").write_text(json.dumps(payload, indent=2))
     if as_json:
-        payload = {
-            **result.report.as_dict(),
-            "completed": result.completed,
-            "total_s": round(time.monotonic() - started, 1),
-            "run_dir": str(result.run_dir),
-            "endpoints": result.endpoints,
-            "service_exit_codes": result.exit_codes,
-        }
         click.echo(json.dumps(payload))
     else:
         click.echo(render_text(result.report))
