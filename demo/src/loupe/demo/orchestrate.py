@@ -56,7 +56,7 @@ class ServiceProcess:
     """One service running as a child process in its own process group."""
 
     name: str
-    args: list[str]
+    command: list[str]
     env: dict[str, str]
     log_file: Path
     health_url: str | None
@@ -67,7 +67,7 @@ class ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self.process = subprocess.Popen(
-                [*loupe_command(), *self.args],
+                self.command,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -265,7 +265,7 @@ class Deployment:
         return [
             ServiceProcess(
                 name=name,
-                args=[name],
+                command=[*loupe_command(), name],
                 env={**base, **specific[name]},
                 log_file=self.logs / f"{name}.log",
                 health_url=health[name],

@@ -43,10 +43,6 @@ class Crowd:
     members: list[tuple[ReviewerProfile, str]]
     stats: dict[str, ReviewerStats] = field(default_factory=dict)
 
-    def decisions(self) -> int:
-        """Decisions accepted by the gateway so far."""
-        return sum(s.decisions for s in self.stats.values())
-
 
 class GatewayError(RuntimeError):
     """The gateway answered with an error the reviewer cannot recover from."""
