@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loupe.resolver import simulate
-from loupe.resolver.engine import Effects, Engine
+from loupe.resolver.engine import MAX_DECISIONS_PER_ITEM, Effects, Engine, ItemOverflowError
 from loupe.resolver.state import ItemState
 from loupe.schemas import (
     Action,
@@ -209,3 +211,15 @@ def test_boxes_resolve_by_consensus_with_disagreement_measures() -> None:
     [conflict] = out.conflicts
     assert conflict.disagreement.unmatched_boxes == 1
     assert conflict.disagreement.mean_iou is not None and conflict.disagreement.mean_iou > 0.9
+
+
+def test_a_flood_of_decisions_on_one_item_is_refused() -> None:
+    req = simulate.request("i1", cls("cat"), CLASSES, overlap=10, method=MAJORITY)
+    engine = Engine()
+    state, _ = engine.on_request(None, req)
+    for n in range(MAX_DECISIONS_PER_ITEM):
+        state, _ = engine.on_decision(
+            state, simulate.decision(req, f"r{n}", action=Action.SKIP, seq=n)
+        )
+    with pytest.raises(ItemOverflowError):
+        engine.on_decision(state, simulate.decision(req, "late", label=cls("cat"), seq=999))

@@ -48,6 +48,8 @@ from loupe.schemas.events import MAX_VOTES
 from loupe.schemas.policy import ConsolidationMethod
 
 SERVICE = Actor(id="service:resolver", role="service")
+MAX_DECISIONS_PER_ITEM = 256
+"""Decisions kept per item; more is a flood that would outgrow the table record."""
 _MAX_ID = 256
 _RESOLUTION_OF = {
     ResolutionMethod.MAJORITY: Resolution.MAJORITY,
@@ -62,6 +64,10 @@ def derived_id(base: str, suffix: str) -> str:
     if len(candidate) <= _MAX_ID:
         return candidate
     return f"{hashlib.sha256(base.encode()).hexdigest()}~{suffix}"[:_MAX_ID]
+
+
+class ItemOverflowError(ValueError):
+    """An item received more decisions than the resolver keeps."""
 
 
 @dataclass
@@ -125,11 +131,15 @@ class Engine:
         """Count one decision (once per idempotency key) and resolve or escalate when due."""
         state = state or ItemState(item_id=decision.item_id, project=decision.project)
         effects = Effects()
-        if decision.idempotency_key in state.seen_keys or decision.action is Action.SKIP:
-            if decision.idempotency_key not in state.seen_keys:
-                state.seen_keys.append(decision.idempotency_key)
+        if decision.idempotency_key in state.seen_keys:
             return state, effects
+        if len(state.seen_keys) >= MAX_DECISIONS_PER_ITEM:
+            raise ItemOverflowError(
+                f"item {decision.item_id!r} already has {MAX_DECISIONS_PER_ITEM} decisions"
+            )
         state.seen_keys.append(decision.idempotency_key)
+        if decision.action is Action.SKIP:
+            return state, effects
         vote = Vote(
             decision_id=decision.decision_id,
             reviewer=decision.reviewer,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 
 from loupe.resolver import metrics
-from loupe.resolver.engine import SERVICE, Effects, Engine, derived_id
+from loupe.resolver.engine import SERVICE, Effects, Engine, ItemOverflowError, derived_id
 from loupe.resolver.reliability import OnlineReliability
 from loupe.resolver.state import ItemState
 from loupe.schemas import (
@@ -93,6 +93,10 @@ class StreamResolver:
                 state, effects = self.engine.on_decision(self._load(decision.item_id), decision)
         except ContractError as exc:
             await self._dead_letter(record, exc.kind, exc.message, exc.field)
+            metrics.EVENTS.labels(kind, "dead_letter").inc()
+            return
+        except ItemOverflowError as exc:
+            await self._dead_letter(record, ErrorKind.TOO_LARGE, str(exc), None)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
         except ValueError as exc:
