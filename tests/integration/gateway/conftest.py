@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -57,7 +58,7 @@ class GatewayHarness:
         self, method: str, path: str, user: str | None = None, **kwargs: Any
     ) -> httpx.Response:
         """One request as a user."""
-        headers = self.auth(user) if user else {}
+        headers = {**(self.auth(user) if user else {}), **kwargs.pop("headers", {})}
         return await self.client.request(method, path, headers=headers, **kwargs)
 
     async def wait_for(
@@ -96,6 +97,7 @@ def gateway_settings(
     return GatewaySettings(**values)
 
 
+@contextlib.asynccontextmanager
 async def start_gateway(settings: GatewaySettings) -> AsyncIterator[GatewayHarness]:
     """Run the app (with lifespan) and yield a harness once the working set is ready."""
     app = create_app(settings)
@@ -123,8 +125,21 @@ def gw_settings(
 @pytest.fixture
 async def gateway(gw_settings: GatewaySettings) -> AsyncIterator[GatewayHarness]:
     """A running gateway for this test."""
-    async for harness in start_gateway(gw_settings):
+    async with start_gateway(gw_settings) as harness:
         yield harness
+
+
+@pytest.fixture
+def launch_gateway(
+    kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
+) -> Callable[..., contextlib.AbstractAsyncContextManager[GatewayHarness]]:
+    """Start a gateway with setting overrides: ``async with launch_gateway(lease_seconds=1)``."""
+
+    def launch(**overrides: Any) -> contextlib.AbstractAsyncContextManager[GatewayHarness]:
+        settings = gateway_settings(kafka_bootstrap, redis_url, topic_prefix, tmp_path, **overrides)
+        return start_gateway(settings)
+
+    return launch
 
 
 def request_for(

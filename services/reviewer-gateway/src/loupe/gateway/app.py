@@ -43,10 +43,10 @@ def ui_directory(settings: GatewaySettings) -> Path | None:
     return None
 
 
-async def _sweep_forever(gateway: Gateway) -> None:
-    """Return expired leases to their queues and refresh the queue-depth gauges."""
+async def _sweep_until(gateway: Gateway, stop: asyncio.Event) -> None:
+    """Return expired leases to their queues and refresh the queue-depth gauges until stopped."""
     interval = gateway.settings.sweep_interval_s
-    while True:
+    while not stop.is_set():
         try:
             for task_id, user, item, project in await gateway.store.sweep():
                 metrics.LEASES_EXPIRED.inc()
@@ -65,7 +65,8 @@ async def _sweep_forever(gateway: Gateway) -> None:
                 metrics.QUEUE_DEPTH.labels(tier).set(size)
         except aioredis.RedisError as exc:
             log.warning("lease sweep failed (will retry): %s", exc)
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 class _Timing:
@@ -106,13 +107,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.gateway = gateway
         consumer = GatewayConsumer(settings).start() if settings.start_consumer else None
         app.state.consumer = consumer
-        sweeper = asyncio.create_task(_sweep_forever(gateway))
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(_sweep_until(gateway, stop))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            stop.set()
+            try:
+                await asyncio.wait_for(sweeper, 10)
+            except TimeoutError:
+                log.warning("lease sweeper did not stop in time")
             if consumer is not None:
                 await asyncio.to_thread(consumer.stop)
             await asyncio.to_thread(producer.close)
