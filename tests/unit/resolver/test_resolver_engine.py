@@ -223,3 +223,15 @@ def test_a_flood_of_decisions_on_one_item_is_refused() -> None:
         )
     with pytest.raises(ItemOverflowError):
         engine.on_decision(state, simulate.decision(req, "late", label=cls("cat"), seq=999))
+
+
+def test_a_final_override_counts_even_for_a_request_the_resolver_never_saw() -> None:
+    req = simulate.request("i1", cls("cat"), CLASSES, overlap=3, method=MAJORITY)
+    other = simulate.request("i1", cls("cat"), CLASSES).model_copy(update={"request_id": "x"})
+    override = simulate.decision(
+        other, "lead", label=cls("fox"), seq=3, final=True, tier=Tier.SENIOR
+    )
+    _, out = run(Engine(), [req, *votes(req, ["cat"]), override])
+    [label] = out.resolved
+    assert label.method is ResolutionMethod.LEAD and label.label.label == "fox"  # type: ignore[union-attr]
+    assert [v.decision_id for v in label.provenance.votes][-1] == override.decision_id

@@ -158,6 +158,8 @@ class Engine:
             return state, effects
         if is_final(stored) and state.status == "resolved":
             self._override(state, stored, effects)
+        elif is_final(stored) and state.status == "open":
+            self._resolve_final(state, stored, effects)
         elif state.status == "open" and stored.request_id in state.round_levels:
             self._evaluate(state, effects)
         return state, effects
@@ -318,6 +320,8 @@ class Engine:
         assert root is not None
         at = _latest(pool + ([final] if final else []), root.created_at)
         history = [s for s in state.round_votes() if s.vote.action in COUNTED_ACTIONS]
+        if final is not None and all(s.key != final.key for s in history):
+            history.append(final)
         self._learn(state, consensus.label, history, final)
         state.status = "resolved"
         prediction = root.prediction
