@@ -90,11 +90,17 @@ class OnlineReliability:
         matrix = np.full((k, k), self._strength * off)
         np.fill_diagonal(matrix, self._strength * accuracy if k > 1 else self._strength)
         outside = np.zeros(k)
-        for t, truth in enumerate(classes):
-            row = stats.counts.get(truth, {})
-            for o, answer in enumerate(classes):
-                matrix[t, o] += row.get(answer, 0.0)
-            outside[t] = sum(v for answer, v in row.items() if answer not in classes)
+        index = {name: i for i, name in enumerate(classes)}
+        for truth, row in stats.counts.items():
+            t = index.get(truth)
+            if t is None:
+                continue
+            for answer, count in row.items():
+                o = index.get(answer)
+                if o is None:
+                    outside[t] += count
+                else:
+                    matrix[t, o] += count
         normalised: FloatArray = matrix / (matrix.sum(axis=1, keepdims=True) + outside[:, None])
         return normalised
 
