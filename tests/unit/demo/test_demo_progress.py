@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loupe.demo.progress import summarize
+from loupe.demo.progress import metric_estimates, summarize
 from loupe.demo.report import Observed
 from loupe.schemas import ReasonCode, ResolutionMethod
 from unit.demo.demo_events import decision, request, resolved
@@ -65,3 +65,36 @@ def test_unreviewed_spot_checks_are_optional_only_when_asked() -> None:
     assert not progress.complete(3)
     assert progress.complete(3, spot_checks_optional=True)
     assert not progress.complete(4, spot_checks_optional=True)
+
+
+EXPOSITION = """\
+# HELP loupe_spot_check_error_rate Auto-accept error estimated from spot checks.
+# TYPE loupe_spot_check_error_rate gauge
+loupe_spot_check_error_rate{model="m@1",project="digits"} 0.025
+loupe_spot_check_error_rate{model="m@1",project="other"} 0.5
+# HELP loupe_spot_check_samples Completed spot checks.
+# TYPE loupe_spot_check_samples gauge
+loupe_spot_check_samples{model="m@1",project="digits"} 40.0
+# HELP loupe_model_error_rate_reviewed Model error on reviewed items.
+# TYPE loupe_model_error_rate_reviewed gauge
+loupe_model_error_rate_reviewed{model="m@1",project="digits"} 0.61
+# HELP loupe_unrelated Something else.
+# TYPE loupe_unrelated gauge
+loupe_unrelated{project="digits"} 7.0
+"""
+
+
+def test_metric_estimates_pick_the_projects_error_gauges() -> None:
+    estimates = metric_estimates(EXPOSITION, "digits")
+    assert estimates == {
+        "loupe_spot_check_error_rate": 0.025,
+        "loupe_spot_check_samples": 40.0,
+        "loupe_model_error_rate_reviewed": 0.61,
+    }
+    observed = Observed(resolved=[resolved("a", "1")])
+    line = summarize(observed, items_in=1, truth=TRUTH, predicted=PREDICTED).line(
+        12.0, 3, estimates
+    )
+    assert "auto-accept error 2.5% (n=40)" in line
+    assert "model error on reviewed items 61%" in line
+    assert metric_estimates("", "digits") == {}

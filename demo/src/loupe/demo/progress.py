@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from loupe.demo.report import Observed, class_of, latest_labels
 from loupe.runtime.kafka import consumer_config
@@ -62,8 +63,10 @@ class Progress:
     current_error_rate: float | None
     unanswered_tasks: int
 
-    def line(self, elapsed_s: float, expected_items: int) -> str:
-        """One human-readable status line."""
+    def line(
+        self, elapsed_s: float, expected_items: int, estimates: Mapping[str, float] | None = None
+    ) -> str:
+        """One human-readable status line (with Loupe's own estimates when known)."""
         model = f"{self.model_error_rate:.1%}" if self.model_error_rate is not None else "-"
         now = f"{self.current_error_rate:.1%}" if self.current_error_rate is not None else "-"
         return (
@@ -71,7 +74,8 @@ class Progress:
             f" · in review {self.in_review} ({self.open_tasks} open tasks)"
             f" · resolved by review {self.resolved_by_review} · labelled {self.labelled}"
             f" · DLQ {self.dlq} · votes {self.decisions} · escalations {self.escalations}"
-            f" · error: model {model} → now {now}"
+            f" · error vs truth: model {model} → now {now}"
+            f"{_estimates_text(estimates or {})}"
         )
 
     def complete(self, expected_items: int, *, spot_checks_optional: bool = False) -> bool:
@@ -87,6 +91,32 @@ class Progress:
             and (spot_checks_optional or self.open_spot_checks == 0)
             and self.unanswered_tasks == 0
         )
+
+
+SPOT_CHECK_ERROR = "loupe_spot_check_error_rate"
+SPOT_CHECK_SAMPLES = "loupe_spot_check_samples"
+REVIEWED_ERROR = "loupe_model_error_rate_reviewed"
+_ESTIMATES = frozenset({SPOT_CHECK_ERROR, SPOT_CHECK_SAMPLES, REVIEWED_ERROR})
+
+
+def _estimates_text(estimates: Mapping[str, float]) -> str:
+    parts = []
+    if REVIEWED_ERROR in estimates:
+        parts.append(f"model error on reviewed items {estimates[REVIEWED_ERROR]:.0%}")
+    if SPOT_CHECK_ERROR in estimates:
+        samples = int(estimates.get(SPOT_CHECK_SAMPLES, 0))
+        parts.append(f"auto-accept error {estimates[SPOT_CHECK_ERROR]:.1%} (n={samples})")
+    return f" · Loupe's estimates: {', '.join(parts)}" if parts else ""
+
+
+def metric_estimates(exposition: str, project: str) -> dict[str, float]:
+    """Loupe's own error estimates for ``project`` from the metrics service's ``/metrics`` text."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name in _ESTIMATES and sample.labels.get("project") == project:
+                found[sample.name] = float(sample.value)
+    return found
 
 
 def summarize(

@@ -20,7 +20,7 @@ from loupe.demo.crowd import ReviewerProfile, default_crowd
 from loupe.demo.model_serving import StreamConfig, build_stream, malformed_predictions
 from loupe.demo.orchestrate import Deployment, Infra, private_stack
 from loupe.demo.policy import PROJECT, PolicyKnobs, demo_policy
-from loupe.demo.progress import TopicWatcher, summarize
+from loupe.demo.progress import TopicWatcher, metric_estimates, summarize
 from loupe.demo.publish import PredictionStreamer, publish_policy
 from loupe.demo.report import DemoReport, build_report
 from loupe.demo.reviewers import Crowd, run_crowd
@@ -141,6 +141,17 @@ class _Live:
     streamer: PredictionStreamer
     truth: dict[str, str]
     predicted: dict[str, str]
+    metrics_url: str
+
+
+async def _fetch_estimates(url: str) -> dict[str, float]:
+    """The metrics service's current estimates (empty when it does not answer)."""
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(url)
+    except httpx.HTTPError:
+        return {}
+    return metric_estimates(response.text, PROJECT) if response.status_code == 200 else {}
 
 
 async def _watch_until_settled(
@@ -151,6 +162,7 @@ async def _watch_until_settled(
     last_print = -1e9
     interactive = sys.stdout.isatty()
     expected = len(live.truth)
+    estimates: dict[str, float] = {}
     while not interrupted.is_set():
         if live.streamer.error is not None:
             raise RuntimeError(f"model serving failed: {live.streamer.error}")
@@ -179,7 +191,8 @@ async def _watch_until_settled(
             printer(f"timed out after {config.timeout_s:.0f} s; reporting what settled")
             return False
         if elapsed - last_print >= (1.0 if interactive else 5.0):
-            line = progress.line(elapsed, expected)
+            estimates = await _fetch_estimates(live.metrics_url) or estimates
+            line = progress.line(elapsed, expected, estimates)
             printer(f"\r{line}" if interactive else line)
             last_print = elapsed
         with contextlib.suppress(TimeoutError):
@@ -212,6 +225,7 @@ async def _drive(
         ).start(),
         truth=stream.truth(),
         predicted={item.item_id: item.predicted for item in stream.items},
+        metrics_url=endpoints.metrics,
     )
     stop_crowd = asyncio.Event()
     crowd_task = asyncio.create_task(
