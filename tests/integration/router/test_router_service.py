@@ -268,6 +268,28 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(router_env: Any) -> None
     check_exactly_once(read_outputs(router_env), kinds, partitions=6)
 
 
+def test_a_second_instance_takes_over_partitions_with_their_state(router_env: Any) -> None:
+    """Scale-out mid-stream: the rebalance moves partitions and their state, exactly once."""
+    records, kinds = mixed_inputs(20_000, seed=23)
+    bootstrap = router_env.infra.kafka_bootstrap
+    topic = router_env.topic("predictions")
+    produce(bootstrap, topic, records[:10_000])
+    small_batches = {"LOUPE_ROUTER_BATCH_MAX_MESSAGES": "200"}
+    first = router_env.start("a", **small_batches)
+    first.wait_healthy()
+    deadline = time.monotonic() + 120
+    while _committed(bootstrap, router_env.group_id, topic) < 3_000:
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.05)
+    second = router_env.start("b", **small_batches)
+    second.wait_healthy()
+    produce(bootstrap, topic, records[10_000:])
+    wait_committed(router_env, len(records))
+    assert (second.metric("loupe_router_assigned_partitions") or 0) > 0, second.log()
+    assert first.terminate() == 0 and second.terminate() == 0
+    check_exactly_once(read_outputs(router_env), kinds, partitions=6)
+
+
 def test_policy_update_changes_routing_without_restart(router_env: Any) -> None:
     bootstrap = router_env.infra.kafka_bootstrap
     topic = router_env.topic("predictions")
