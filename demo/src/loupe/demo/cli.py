@@ -66,7 +66,9 @@ def demo(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     printer = echo_to(sys.stderr if as_json else sys.stdout)
     try:
-        result = run_demo(config, printer)
+        result = run_demo(
+            config, printer, on_report=None if as_json else lambda r: click.echo(render_text(r))
+        )
     except Exception as exc:
         raise click.ClickException(f"demo failed: {exc}") from exc
     payload = {
@@ -81,7 +83,6 @@ def demo(
     if as_json:
         click.echo(json.dumps(payload))
     else:
-        click.echo(render_text(result.report))
         click.echo(f"logs and state: {result.run_dir}")
     if not result.completed:
         sys.exit(1)

@@ -267,8 +267,15 @@ async def _wait_for_interrupt(interrupted: asyncio.Event, printer: Printer) -> N
     await interrupted.wait()
 
 
-def run_demo(config: DemoConfig, printer: Printer) -> RunResult:
-    """Run the demo end to end; whatever happens, stop everything it started."""
+def run_demo(
+    config: DemoConfig,
+    printer: Printer,
+    on_report: Callable[[DemoReport], None] | None = None,
+) -> RunResult:
+    """Run the demo end to end; whatever happens, stop everything it started.
+
+    ``on_report`` gets the report as soon as the loop settled (before ``keep_running`` waits).
+    """
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     run_dir = (config.home / run_id).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +299,8 @@ def run_demo(config: DemoConfig, printer: Printer) -> RunResult:
                 report, completed = loop.run_until_complete(
                     _drive(config, deployment, printer, interrupted)
                 )
+                if on_report is not None:
+                    on_report(report)
                 if config.keep_running and not interrupted.is_set():
                     loop.run_until_complete(_wait_for_interrupt(interrupted, printer))
             finally:
