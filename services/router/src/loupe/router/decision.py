@@ -221,15 +221,17 @@ def _merge_by_code(reasons: list[ReviewReason]) -> list[ReviewReason]:
 def decide(prediction: Prediction, policy: ProjectPolicy, observed: Observations) -> Decision:
     """Route one valid prediction: auto-accept, review, or auto-accept plus spot check."""
     reasons, confidence = confidence_reasons(prediction, policy.confidence)
-    reasons.extend(ReviewReason(code=ReasonCode.NOVEL, detail=d) for d in observed.novelty)
-    floor = policy.review.rare_class_floor
-    reasons.extend(
-        ReviewReason(
-            code=ReasonCode.RARE_CLASS,
-            detail=f"{name!r} is {share:.3%} of predictions, floor {floor:.3%}",
+    if observed.novelty:
+        reasons.extend(ReviewReason(code=ReasonCode.NOVEL, detail=d) for d in observed.novelty)
+    if observed.rare_classes:
+        floor = policy.review.rare_class_floor
+        reasons.extend(
+            ReviewReason(
+                code=ReasonCode.RARE_CLASS,
+                detail=f"{name!r} is {share:.3%} of predictions, floor {floor:.3%}",
+            )
+            for name, share in observed.rare_classes
         )
-        for name, share in observed.rare_classes
-    )
     changed = schema_reason(prediction, policy)
     if changed is not None:
         reasons.append(changed)
