@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,8 +107,6 @@ def test_tracks_identity_switch_and_frames():
 
 
 def test_kind_mismatch_is_an_error():
-    import pytest
-
     with pytest.raises(ValueError, match="cannot diff"):
         diff_labels(ClassificationLabel(label="cat"), BoxesLabel(image=IMAGE, boxes=[]))
 

@@ -36,10 +36,11 @@ def iou(a: Box, b: Box) -> float:
 def match_boxes(
     before: Sequence[Box], after: Sequence[Box], min_iou: float = MATCH_IOU
 ) -> list[tuple[int, int, float]]:
-    """Optimal one-to-one matching maximising total IoU; pairs below ``min_iou`` are dropped."""
+    """Optimal one-to-one matching maximising the total IoU of pairs at or above ``min_iou``."""
     if not before or not after:
         return []
     matrix = np.array([[iou(a, b) for b in after] for a in before], dtype=float)
+    matrix[matrix < min_iou] = 0.0
     rows, cols = linear_sum_assignment(matrix, maximize=True)
     return [
         (int(r), int(c), float(matrix[r, c]))
