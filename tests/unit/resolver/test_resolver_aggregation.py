@@ -161,3 +161,18 @@ def test_em_is_well_defined_on_any_small_input(n_items: int, n_classes: int, see
     assert np.isfinite(fitted.posteriors).all()
     assert np.allclose(fitted.posteriors.sum(axis=1), 1.0)
     assert np.allclose(fitted.confusion.sum(axis=2), 1.0)
+
+
+def test_synthetic_votes_follow_the_declared_confusion_matrices() -> None:
+    crowd = generate(
+        n_items=20_000, accuracies=[0.9, 0.6], n_classes=3, overlap=2, seed=4, skew=1.0
+    )
+    for worker in range(2):
+        mine = crowd.workers == worker
+        truth, answers = crowd.truth[crowd.items[mine]], crowd.labels[mine]
+        empirical = np.zeros((3, 3))
+        np.add.at(empirical, (truth, answers), 1.0)
+        empirical /= empirical.sum(axis=1, keepdims=True)
+        assert np.abs(empirical - crowd.confusion[worker]).max() < 0.02
+    assert np.allclose(crowd.confusion.sum(axis=2), 1.0)
+    assert np.allclose(np.diagonal(crowd.confusion, axis1=1, axis2=2), [[0.9] * 3, [0.6] * 3])
