@@ -3,12 +3,14 @@
 Both runs read the same pre-produced ``predictions`` input on the same broker with the same
 consumer and transactional producer settings and batch size; the passthrough copies each record
 to one output topic, the router routes it (validate, novelty, policy, encode, state changelog).
-Throughput is records / (first batch start .. last commit).
+Throughput is records / (first batch start .. last commit). Rounds repeat both runs on the same
+input and the medians are reported, since the machine may be shared.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -214,8 +216,15 @@ def _route_counts(counter: Any) -> dict[str, float]:
 
 
 def _run(
-    messages: int, private: bool, batch: int, timeout_ms: int, log: Callable[[str], None]
+    *,
+    messages: int,
+    private: bool,
+    batch: int,
+    timeout_ms: int,
+    rounds: int,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
+    pairs: list[tuple[Timing, Timing]] = []
     with bench_infra(private=private) as infra:
         bootstrap = infra.kafka_bootstrap
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
@@ -229,33 +238,53 @@ def _run(
         records = make_inputs(messages)
         log("producing the input")
         _produce_all(bootstrap, f"{prefix}predictions", records)
-        log("passthrough run")
-        pass_timing = passthrough(
-            bootstrap,
-            f"{prefix}predictions",
-            sink,
-            total=messages,
-            batch=batch,
-            timeout_s=timeout_ms / 1000,
-        )
-        log("router run")
-        router_timing, routes = routed(bootstrap, prefix, messages, batch, timeout_ms)
-    passthrough_rate, passthrough_p99 = pass_timing.summary()
-    routed_rate, p99 = router_timing.summary()
+        for round_number in range(1, rounds + 1):
+            log(f"round {round_number}/{rounds}: passthrough")
+            pass_timing = passthrough(
+                bootstrap,
+                f"{prefix}predictions",
+                sink,
+                total=messages,
+                batch=batch,
+                timeout_s=timeout_ms / 1000,
+            )
+            log(f"round {round_number}/{rounds}: router")
+            router_timing, routes = routed(bootstrap, prefix, messages, batch, timeout_ms)
+            pairs.append((pass_timing, router_timing))
+    per_round = [
+        {
+            "routed_per_s": round(r.summary()[0], 1),
+            "passthrough_per_s": round(p.summary()[0], 1),
+            "ratio": round(r.summary()[0] / p.summary()[0], 3),
+        }
+        for p, r in pairs
+    ]
+
+    def median(key: str) -> float:
+        return float(np.median([entry[key] for entry in per_round]))
+
+    def p99_ms(timings: list[Timing]) -> float:
+        return round(float(np.percentile([b for t in timings for b in t.batches], 99) * 1000), 2)
+
     return {
         "benchmark": "router",
         "messages": messages,
-        "routed_per_s": round(routed_rate, 1),
-        "passthrough_per_s": round(passthrough_rate, 1),
-        "ratio": round(routed_rate / passthrough_rate, 3),
-        "p99_batch_ms": round(p99, 2),
-        "passthrough_p99_batch_ms": round(passthrough_p99, 2),
+        "routed_per_s": round(median("routed_per_s"), 1),
+        "passthrough_per_s": round(median("passthrough_per_s"), 1),
+        "ratio": round(median("ratio"), 3),
+        "p99_batch_ms": p99_ms([r for _, r in pairs]),
+        "passthrough_p99_batch_ms": p99_ms([p for p, _ in pairs]),
+        "rounds": per_round,
         "batch_max_messages": batch,
         "avg_input_bytes": round(sum(len(v) for _, v in records) / len(records)),
         "embedding_dim": EMBEDDING_DIM,
         "routes": {route: int(count) for route, count in sorted(routes.items())},
         "infra": "private local stack" if private else "configured cluster",
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "target": {"routed_per_s": 20_000, "ratio": 0.5},
+        "note": "medians over rounds; each round runs the passthrough, then the router, on the "
+        "same input (ratio = per-round routed / passthrough)",
     }
 
 
@@ -272,12 +301,28 @@ def _run(
 )
 @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True)
 @click.option("--batch-timeout-ms", type=click.IntRange(1, 10_000), default=100, show_default=True)
-def command(messages: int, as_json: bool, private: bool, batch: int, batch_timeout_ms: int) -> None:
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Passthrough + router pairs; medians are reported (the machine may be shared).",
+)
+def command(  # noqa: PLR0917  (click passes options positionally)
+    messages: int, as_json: bool, private: bool, batch: int, batch_timeout_ms: int, rounds: int
+) -> None:
     """Routed predictions per second vs a transactional consume->produce passthrough."""
 
     def log(line: str) -> None:
         if not as_json:
             click.echo(line, err=True)
 
-    result = _run(messages, private, batch, batch_timeout_ms, log)
+    result = _run(
+        messages=messages,
+        private=private,
+        batch=batch,
+        timeout_ms=batch_timeout_ms,
+        rounds=rounds,
+        log=log,
+    )
     click.echo(json.dumps(result, indent=None if as_json else 2))
