@@ -18,7 +18,7 @@ from loupe.demo.model_serving import (
 )
 from loupe.schemas import ContractError, Prediction, decode
 
-SMALL = StreamConfig(items=300, warmup_items=120, seed=3)
+SMALL = StreamConfig(items=300, warmup_items=120, seed=3, ensemble=2)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def test_model_is_a_real_classifier_on_familiar_digits(stream: DemoStream) -> No
 
 
 def test_same_seed_same_stream() -> None:
-    first = build_stream(StreamConfig(items=120, warmup_items=40, seed=11))
-    second = build_stream(StreamConfig(items=120, warmup_items=40, seed=11))
+    first = build_stream(StreamConfig(items=120, warmup_items=40, seed=11, ensemble=1))
+    second = build_stream(StreamConfig(items=120, warmup_items=40, seed=11, ensemble=1))
     assert first.items == second.items
 
 
