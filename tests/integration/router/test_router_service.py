@@ -283,9 +283,15 @@ def test_a_second_instance_takes_over_partitions_with_their_state(router_env: An
         time.sleep(0.05)
     second = router_env.start("b", **small_batches)
     second.wait_healthy()
+    deadline = time.monotonic() + 60  # the group rebalances within a heartbeat or two
+    while not second.metric("loupe_router_assigned_partitions"):
+        assert time.monotonic() < deadline, second.log()
+        time.sleep(0.1)
+    assert _committed(bootstrap, router_env.group_id, topic) < len(records)
     produce(bootstrap, topic, records[10_000:])
     wait_committed(router_env, len(records))
-    assert (second.metric("loupe_router_assigned_partitions") or 0) > 0, second.log()
+    assert (second.metric("loupe_router_batch_messages_count") or 0) > 0, second.log()
+    assert (first.metric("loupe_router_assigned_partitions") or 0) < 6, first.log()
     assert first.terminate() == 0 and second.terminate() == 0
     check_exactly_once(read_outputs(router_env), kinds, partitions=6)
 
