@@ -12,18 +12,15 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
-
 from loupe.demo.policy import PROJECT, policy_document
+from loupe.demo.processes import OrchestrationError, ServiceProcess, loupe_command
+from loupe.demo.prometheus import prometheus_process
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ProjectPolicy
 
@@ -32,95 +29,11 @@ log = logging.getLogger(__name__)
 SERVICES = ("router", "resolver", "metrics", "gateway")
 
 
-class OrchestrationError(RuntimeError):
-    """A part of the demo deployment did not come up."""
-
-
 def free_port() -> int:
     """A currently free TCP port on loopback."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def loupe_command() -> list[str]:
-    """How to run the ``loupe`` CLI of this environment (the script next to the interpreter)."""
-    script = Path(sys.executable).with_name("loupe")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from loupe.runtime.cli import main; main()"]
-
-
-@dataclass
-class ServiceProcess:
-    """One service running as a child process in its own process group."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log_file: Path
-    health_url: str | None
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Launch the process with its output appended to its log file."""
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_file)
-
-    def running(self) -> bool:
-        """Whether the process is still alive."""
-        return self.process is not None and self.process.poll() is None
-
-    def wait_healthy(self, timeout_s: float) -> None:
-        """Wait until the health endpoint answers 200; fail early if the process died."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise OrchestrationError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
-            if self.health_url is None:
-                return
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.health_url, timeout=2.0).status_code == 200:
-                    return
-            time.sleep(0.5)
-        raise OrchestrationError(
-            f"{self.name} not healthy after {timeout_s:.0f} s; see {self.log_file}:\n{self.tail()}"
-        )
-
-    def tail(self, lines: int = 15) -> str:
-        """The last lines of the log (for error messages)."""
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM the process group, wait, SIGKILL if needed; return the exit code."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0f s: killing it", self.name, timeout_s)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # stragglers the service itself started
-        return process.returncode
 
 
 @dataclass(frozen=True)
@@ -165,8 +78,9 @@ class Endpoints:
     router_metrics: str
     resolver_metrics: str
     metrics: str
+    prometheus: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | None]:
         """JSON-ready form."""
         return dict(self.__dict__)
 
@@ -213,7 +127,7 @@ class Deployment:
 
     def service_specs(self) -> list[ServiceProcess]:
         """The four services with their per-service settings (free ports, run-scoped names)."""
-        ports = {name: free_port() for name in SERVICES}
+        ports = {name: free_port() for name in (*SERVICES, "prometheus")}
         redis_prefix = f"loupe:gw:{self.prefix}"
         run = self.prefix.rstrip(".")
         specific: Mapping[str, dict[str, str]] = {
@@ -262,7 +176,7 @@ class Deployment:
             resolver_metrics=f"{host}:{ports['resolver']}/metrics",
             metrics=f"{host}:{ports['metrics']}/metrics",
         )
-        return [
+        services = [
             ServiceProcess(
                 name=name,
                 command=[*loupe_command(), name],
@@ -272,6 +186,14 @@ class Deployment:
             )
             for name in SERVICES
         ]
+        targets = {name: f"127.0.0.1:{ports[name]}" for name in SERVICES}
+        scraper = prometheus_process(self.run_dir, targets, ports["prometheus"], base)
+        if scraper is not None:
+            services.append(scraper)
+            self.endpoints = replace(
+                self.endpoints, prometheus=f"{host}:{ports['prometheus']}/graph"
+            )
+        return services
 
     def user_env(self) -> dict[str, str]:
         """Environment for ``loupe users`` (same users file and Redis as the gateway)."""

@@ -64,7 +64,7 @@ class RunResult:
 
     report: DemoReport
     run_dir: Path
-    endpoints: dict[str, str]
+    endpoints: dict[str, str | None]
     completed: bool
     exit_codes: dict[str, int | None]
 
@@ -128,6 +128,11 @@ def _enrol_people(
         f"metrics: {endpoints.metrics} (quality, flow, cost) · router {endpoints.router_metrics}"
         f" · resolver {endpoints.resolver_metrics} · gateway {endpoints.gateway}/metrics"
     )
+    if endpoints.prometheus:
+        printer(
+            f"Prometheus (all four services, Loupe's recording rules and alerts): "
+            f"{endpoints.prometheus}?g0.expr=loupe_model_error_rate_reviewed"
+        )
     printer(f"logs: {deployment.logs}")
     return members
 

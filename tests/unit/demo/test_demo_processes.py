@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loupe.demo.orchestrate import OrchestrationError, ServiceProcess
+from loupe.demo.processes import OrchestrationError, ServiceProcess
 
 STUBBORN = """
 import signal, subprocess, sys, time
