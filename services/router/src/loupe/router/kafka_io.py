@@ -79,13 +79,26 @@ def ensure_state_topic(
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-        existing = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        existing = _await_partitions(admin, topic, partitions, timeout_s)
     if existing is None or len(existing.partitions) != partitions:
         found = len(existing.partitions) if existing is not None else 0
         raise RuntimeError(
             f"state topic {topic} has {found} partitions but predictions has {partitions}: "
             "they must be co-partitioned"
         )
+
+
+def _await_partitions(
+    admin: AdminClient, topic: str, partitions: int, timeout_s: float
+) -> Any:
+    """Metadata of a just-created topic once it shows its partitions (a busy broker lags)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        ready = metadata is not None and metadata.error is None
+        if (ready and len(metadata.partitions) >= partitions) or time.monotonic() > deadline:
+            return metadata
+        time.sleep(0.2)
 
 
 def read_to_end(
