@@ -95,8 +95,13 @@ def _await_partitions(
     deadline = time.monotonic() + timeout_s
     while True:
         metadata = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        ready = metadata is not None and metadata.error is None
-        if (ready and len(metadata.partitions) >= partitions) or time.monotonic() > deadline:
+        if (
+            metadata is not None
+            and metadata.error is None
+            and len(metadata.partitions) >= partitions
+        ):
+            return metadata
+        if time.monotonic() > deadline:
             return metadata
         time.sleep(0.2)
 
