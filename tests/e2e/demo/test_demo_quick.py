@@ -67,5 +67,5 @@ def test_quick_demo_meets_the_acceptance_relations(infra: Infra, tmp_path: Path)
 
     # Every service the demo started has exited.
     codes = report["service_exit_codes"]
-    assert set(codes) == {"router", "resolver", "metrics", "gateway"}
+    assert {"router", "resolver", "metrics", "gateway"} <= set(codes)
     assert all(code is not None for code in codes.values()), codes
