@@ -28,6 +28,8 @@ class ResolverSettings(ServiceSettings):
     """How often reviewer reliability snapshots are published."""
     partitions: int = Field(default=6, ge=1, le=1_000)
     """Partitions of the item-keyed topics (the table is co-partitioned with them)."""
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    """Replication of the table's changelog topic (use 3 on a production cluster)."""
     log_level: str = "info"
 
 

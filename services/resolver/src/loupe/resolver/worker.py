@@ -51,6 +51,7 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
         datadir=str(settings.data_dir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
