@@ -197,3 +197,17 @@ def test_any_score_in_unit_interval_is_accepted(score: float) -> None:
 def test_tier_ladder(person: Tier, required: Tier) -> None:
     assert person.can_take(required) == (person.rank >= required.rank)
     assert person.next_up().rank == min(person.rank + 1, Tier.LEAD.rank)
+
+
+def test_non_finite_embedding_values_are_rejected() -> None:
+    def mutate(doc: dict) -> None:
+        doc["embedding"] = [0.1, math.nan, 0.3]
+
+    _expect(ErrorKind.NON_FINITE, _mutated(mutate), "embedding")
+
+
+def test_non_finite_box_coordinates_are_rejected_in_python_too() -> None:
+    from loupe.schemas import Box  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="finite"):
+        Box(label="cat", x=math.inf, y=0.0, w=1.0, h=1.0)
