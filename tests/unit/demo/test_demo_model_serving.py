@@ -95,3 +95,11 @@ def test_too_many_items_is_a_clear_error() -> None:
         build_stream(StreamConfig(items=5_000))
     with pytest.raises(ValueError, match="held_out"):
         build_stream(StreamConfig(held_out="x"))
+
+
+@pytest.mark.parametrize("items", [70, 700])
+def test_every_allowed_item_count_can_be_streamed(items: int) -> None:
+    config = StreamConfig(items=items, warmup_items=items * 4 // 7, ensemble=1)
+    stream = build_stream(config)
+    assert len(stream.items) == items
+    assert len(stream.held_out_ids()) == round(items * config.novel_share)

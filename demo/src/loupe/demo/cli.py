@@ -15,7 +15,7 @@ QUICK = {"rate": 100.0, "time_scale": 0.01}
 
 
 @click.command("demo")
-@click.option("--items", type=click.IntRange(70, 1_000), default=700, show_default=True,
+@click.option("--items", type=click.IntRange(70, 700), default=700, show_default=True,
               help="Predictions to stream (the digits dataset bounds it).")
 @click.option("--rate", type=click.FloatRange(0.5, 10_000), default=15.0, show_default=True,
               help="Predictions per second from model serving.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 import time
@@ -27,7 +26,6 @@ from loupe.demo.reviewers import Crowd, run_crowd
 from loupe.runtime.settings import ServiceSettings
 from loupe.schemas.topics import CONTROL_POLICY, PREDICTIONS
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
