@@ -27,7 +27,6 @@ from loupe.runtime.settings import ServiceSettings
 from loupe.schemas.topics import CONTROL_POLICY, PREDICTIONS
 
 
-
 @dataclass(frozen=True)
 class DemoConfig:
     """Everything one run needs to know."""
