@@ -10,7 +10,15 @@ import pytest
 from harness.kafka import produce, read_all
 from integration.resolver.resolver_process import ResolverProcess, collect
 from loupe.resolver import simulate
-from loupe.schemas import ClassificationLabel, DeadLetter, ResolvedLabel, ReviewRequest, decode
+from loupe.schemas import (
+    ClassificationLabel,
+    DeadLetter,
+    ResolutionMethod,
+    ResolvedLabel,
+    ReviewRequest,
+    Tier,
+    decode,
+)
 from loupe.schemas.policy import ConsolidationMethod
 from loupe.schemas.topics import LABELS_RESOLVED, PREDICTIONS_DLQ, REVIEW_DECISIONS, REVIEW_REQUESTS
 
@@ -67,3 +75,60 @@ def test_votes_become_labels_and_ties_escalate(
         for m in read_all(kafka_bootstrap, f"{topic_prefix}{PREDICTIONS_DLQ.name}", expect=1)
     ]
     assert letter.service == "resolver" and letter.original == b"{not json"
+
+
+def test_spot_check_safety_layers_and_lead_override(
+    kafka_bootstrap: str, topic_prefix: str, worker: ResolverProcess
+) -> None:
+    cat, dog, fox = (ClassificationLabel(label=n) for n in CLASSES)
+    spot_ok = simulate.request("spot-ok", cat, CLASSES, overlap=1, spot_check=True)
+    spot_bad = simulate.request("spot-bad", cat, CLASSES, overlap=1, spot_check=True)
+    safety = simulate.request(
+        "safe", cat, CLASSES, overlap=1, safety_critical=True, method=ConsolidationMethod.MAJORITY
+    )
+    led = simulate.request("led", cat, CLASSES, overlap=1, method=ConsolidationMethod.MAJORITY)
+    requests = [(r.item_id, r) for r in (spot_ok, spot_bad, safety, led)]
+    first = [
+        simulate.decision(spot_ok, "r1", label=cat),
+        simulate.decision(spot_bad, "r1", label=dog),
+        simulate.decision(safety, "r1", label=fox),
+        simulate.decision(led, "r1", label=cat),
+    ]
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", requests)
+    produce(
+        kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", [(d.item_id, d) for d in first]
+    )
+    resolved_topic = f"{topic_prefix}{LABELS_RESOLVED.name}"
+    got = collect(kafka_bootstrap, resolved_topic, until=lambda m: len(m) >= 2, workers=[worker])
+    labels = [decode(ResolvedLabel, m.value()) for m in got]
+    assert sorted((r.item_id, r.revision) for r in labels) == [("led", 1), ("spot-bad", 2)]
+    approval = next(
+        r
+        for r in (
+            decode(ReviewRequest, m.value())
+            for m in collect(
+                kafka_bootstrap,
+                f"{topic_prefix}{REVIEW_REQUESTS.name}",
+                until=lambda m: len(m) >= 5,
+                workers=[worker],
+            )
+        )
+        if r.item_id == "safe" and r.escalation_level == 1
+    )
+    assert approval.required_tier.value == "senior" and approval.conflict is None
+    later = [
+        simulate.decision(approval, "s1", label=fox, seq=1),
+        simulate.decision(led, "boss", label=dog, seq=2, final=True),
+    ]
+    produce(
+        kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", [(d.item_id, d) for d in later]
+    )
+    got = collect(kafka_bootstrap, resolved_topic, until=lambda m: len(m) >= 4, workers=[worker])
+    final = {}
+    for label in (decode(ResolvedLabel, m.value()) for m in got):
+        assert label.revision >= final.get(label.item_id, (0, None))[0]
+        final[label.item_id] = (label.revision, label)
+    assert final["safe"][1].label.label == "fox"  # type: ignore[union-attr]
+    assert final["safe"][1].provenance.escalation_path == [Tier.REVIEWER, Tier.SENIOR]
+    assert final["led"][0] == 2 and final["led"][1].method is ResolutionMethod.LEAD
+    assert "spot-ok" not in final
