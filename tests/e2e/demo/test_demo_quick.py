@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.infra import Infra
 
 REQUIRED = {
@@ -27,6 +29,7 @@ REQUIRED = {
 }
 
 
+@pytest.mark.timeout(900)
 def test_quick_demo_meets_the_acceptance_relations(infra: Infra, tmp_path: Path) -> None:
     env = {
         **os.environ,
