@@ -72,7 +72,7 @@ def read_votes(path: Path, progress: ProgressFn | None = None) -> VoteTable:
     items: list[str] = []
     workers: list[str] = []
     labels: list[str] = []
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = _reader(handle, ("item", "worker", "label"), path)
         for line, row in enumerate(reader, start=2):
             if len(row) != 3 or not all(field.strip() for field in row):
@@ -110,7 +110,7 @@ def read_gold(path: Path, table: VoteTable) -> dict[int, int]:
     item_index = {name: i for i, name in enumerate(table.item_names)}
     class_index = {name: i for i, name in enumerate(table.class_names)}
     gold: dict[int, int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = _reader(handle, ("item", "truth"), path)
         for line, row in enumerate(reader, start=2):
             if len(row) != 2:
