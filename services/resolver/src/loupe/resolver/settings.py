@@ -23,7 +23,7 @@ class ResolverSettings(ServiceSettings):
     data_dir: Path = Path("resolver-data")
     """Local RocksDB state (a cache of the changelog; safe to delete)."""
     health_host: str = "127.0.0.1"
-    health_port: int = Field(default=8093, ge=0, le=65_535)
+    health_port: int = Field(default=9320, ge=0, le=65_535)
     snapshot_interval_s: float = Field(default=30.0, gt=0.0)
     """How often reviewer reliability snapshots are published."""
     partitions: int = Field(default=6, ge=1, le=1_000)

@@ -39,7 +39,7 @@ class RouterSettings(ServiceSettings):
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_HOST", "LOUPE_ROUTER_METRICS_HOST"),
     )
     health_port: int = Field(
-        default=8091,
+        default=9310,
         ge=0,
         le=65_535,
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_PORT", "LOUPE_ROUTER_METRICS_PORT"),
