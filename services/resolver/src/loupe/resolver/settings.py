@@ -30,6 +30,8 @@ class ResolverSettings(ServiceSettings):
     """Partitions of the item-keyed topics (the table is co-partitioned with them)."""
     replication_factor: int = Field(default=1, ge=1, le=16)
     """Replication of the table's changelog topic (use 3 on a production cluster)."""
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    """Consumer-group session timeout: how soon a crashed worker's partitions move elsewhere."""
     log_level: str = "info"
 
 

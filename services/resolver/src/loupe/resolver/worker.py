@@ -54,6 +54,7 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
         producer_acks=-1,
         web_enabled=False,
         key_serializer="raw",
