@@ -264,8 +264,12 @@ async def _drive(
     return report, completed
 
 
-async def _wait_for_interrupt(interrupted: asyncio.Event, printer: Printer) -> None:
-    printer("still running (--keep-running): press Ctrl-C to stop everything")
+async def _wait_for_interrupt(
+    interrupted: asyncio.Event, printer: Printer, deployment: Deployment
+) -> None:
+    endpoints = deployment.endpoints
+    where = f" (reviewer UI {endpoints.gateway}/)" if endpoints else ""
+    printer(f"still running{where} (--keep-running): press Ctrl-C to stop everything")
     await interrupted.wait()
 
 
@@ -304,7 +308,9 @@ def run_demo(
                 if on_report is not None:
                     on_report(report)
                 if config.keep_running and not interrupted.is_set():
-                    loop.run_until_complete(_wait_for_interrupt(interrupted, printer))
+                    loop.run_until_complete(
+                        _wait_for_interrupt(interrupted, printer, deployment)
+                    )
             finally:
                 exit_codes = deployment.stop()
         endpoints = deployment.endpoints.as_dict() if deployment.endpoints else {}
