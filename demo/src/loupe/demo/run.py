@@ -273,6 +273,10 @@ async def _wait_for_interrupt(
     await interrupted.wait()
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_demo(
     config: DemoConfig,
     printer: Printer,
@@ -288,8 +292,9 @@ def run_demo(
     prefix = f"demo-{run_id}."
     loop = asyncio.new_event_loop()
     interrupted = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupted.set)
+    # During start-up, SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), so the finally blocks
+    # below stop whatever was already started; once the loop runs, both end it gracefully.
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with _infra(config, run_dir, prefix) as infra:
             printer(f"Kafka {infra.kafka_version} at {infra.kafka_bootstrap} ({infra.source}), "
@@ -302,6 +307,8 @@ def run_demo(
                     infra.kafka_bootstrap, CONTROL_POLICY.full_name(prefix), policy, version=1
                 )
                 deployment.start()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, interrupted.set)
                 report, completed = loop.run_until_complete(
                     _drive(config, deployment, printer, interrupted)
                 )
@@ -318,6 +325,7 @@ def run_demo(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        signal.signal(signal.SIGTERM, previous_term)
         loop.close()
 
 
