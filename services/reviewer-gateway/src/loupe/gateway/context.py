@@ -60,7 +60,7 @@ class Gateway:
         self._auth_cache.clear()
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     """The app's gateway state."""
     gateway: Gateway = request.app.state.gateway
     return gateway

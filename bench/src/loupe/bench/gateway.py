@@ -1,0 +1,350 @@
+"""``loupe bench gateway``: claim + decision cycles through one gateway process over loopback HTTP.
+
+The gateway runs as its own process (``loupe gateway``, uvicorn + uvloop) against real Redis and
+Kafka; ``--reviewers`` concurrent clients each loop claim → decision (approve) until the queue is
+empty. The baseline, measured in the same run with the same clients and connections, is the
+cheapest authenticated request (``GET /v1/me``: token check plus one Redis pipeline); the ratio
+says how close a full cycle (Lua claim, Lua commit, Kafka acknowledgement) gets to two of those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import numpy as np
+from confluent_kafka import Producer
+
+from loupe.bench.infra import bench_infra
+from loupe.gateway.logic import Role
+from loupe.gateway.users import User, UsersFile
+from loupe.runtime.kafka import ensure_topics, producer_config
+from loupe.schemas import (
+    ClassificationLabel,
+    LabelSchemaRef,
+    ModelRef,
+    Prediction,
+    ReasonCode,
+    ReviewReason,
+    ReviewRequest,
+    TaskType,
+    Tier,
+)
+from loupe.schemas.topics import REVIEW_REQUESTS
+
+CLASSES = ["cat", "dog", "fox"]
+PEPPER = "bench-pepper"
+TARGET_CYCLES_PER_S = 1_000
+TARGET_P99_MS = 50.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_requests(count: int) -> Iterator[ReviewRequest]:
+    """Review requests with spread priorities and ages (overlap 1: one cycle per task)."""
+    base = datetime(2026, 11, 27, 12, 0, tzinfo=UTC).timestamp()
+    for i in range(count):
+        item = f"item-{i:08d}"
+        prediction = Prediction(
+            prediction_id=f"p-{item}",
+            item_id=item,
+            project="bench",
+            model=ModelRef(name="clf", version="1"),
+            task_type=TaskType.CLASSIFICATION,
+            label=ClassificationLabel(label="cat", scores={"cat": 0.5, "dog": 0.3, "fox": 0.2}),
+            label_schema=LabelSchemaRef(id="animals", version=1),
+            produced_at=datetime.fromtimestamp(base - i, UTC),
+        )
+        yield ReviewRequest(
+            request_id=f"req-{item}",
+            item_id=item,
+            project="bench",
+            prediction=prediction,
+            reasons=[ReviewReason(code=ReasonCode.LOW_CONFIDENCE, detail="0.5 < 0.8")],
+            priority=i % 101,
+            required_tier=Tier.REVIEWER,
+            required_overlap=1,
+            allowed_classes=CLASSES,
+            policy_version=1,
+            created_at=datetime.fromtimestamp(base - (i % 3600), UTC),
+        )
+
+
+def _produce(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer(producer_config(bootstrap, extra={"linger.ms": 20}))
+    for request in make_requests(count):
+        value = request.to_json_bytes()
+        while True:
+            try:
+                producer.produce(topic, key=request.item_id.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise click.ClickException("review requests were not acknowledged")
+
+
+@contextlib.contextmanager
+def _gateway_process(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
+    command = [
+        sys.executable,
+        "-c",
+        "from loupe.runtime.cli import main; main()",
+        "--log-level",
+        "WARNING",
+        "gateway",
+        "--port",
+        str(port),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+async def _wait_ready(client: httpx.AsyncClient, headers: dict[str, str], tasks: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            health = await client.get("/healthz")
+            if health.status_code == 200 and not health.json()["rebuilding"]:
+                me = await client.get("/v1/me", headers=headers)
+                if me.status_code == 200 and me.json()["queues"].get("reviewer", 0) >= tasks:
+                    return
+        await asyncio.sleep(0.25)
+    raise click.ClickException("gateway did not become ready with all tasks queued")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3) if values else 0.0
+
+
+async def _baseline(
+    client: httpx.AsyncClient, tokens: list[str], total: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    per_worker = max(1, total // len(tokens))
+
+    async def worker(token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(per_worker):
+            started = time.perf_counter()
+            response = await client.get("/v1/me", headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(t) for t in tokens))
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+async def _cycles(client: httpx.AsyncClient, tokens: list[str], budget_s: float) -> dict[str, Any]:
+    claims: list[float] = []
+    decisions: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.monotonic() + budget_s
+
+    async def worker(index: int, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        count = 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            claim = await client.post("/v1/tasks/claim", headers=headers)
+            claims.append((time.perf_counter() - started) * 1000)
+            if claim.status_code == 204:
+                return
+            if claim.status_code != 200:
+                errors[f"claim {claim.status_code}"] = (
+                    errors.get(f"claim {claim.status_code}", 0) + 1
+                )
+                continue
+            task_id = claim.json()["task"]["task_id"]
+            count += 1
+            body = {
+                "action": "approve",
+                "label": {"kind": "classification", "label": "cat"},
+                "seconds_spent": 1.0,
+                "idempotency_key": f"w{index}-{count}",
+            }
+            started = time.perf_counter()
+            decision = await client.post(
+                f"/v1/tasks/{task_id}/decision", headers=headers, json=body
+            )
+            decisions.append((time.perf_counter() - started) * 1000)
+            if decision.status_code != 200:
+                key = f"decision {decision.status_code}"
+                errors[key] = errors.get(key, 0) + 1
+
+    started = time.time()
+    await asyncio.gather(*(worker(i, t) for i, t in enumerate(tokens)))
+    return {
+        "claims": claims,
+        "decisions": decisions,
+        "errors": errors,
+        "started": started,
+        "ended": time.time(),
+    }
+
+
+def _client(kind: str, base_url: str, tokens: list[str], amount: float) -> dict[str, Any]:
+    """One load-generating process: ``baseline`` (GET /v1/me) or ``cycles``."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    async def run() -> dict[str, Any]:
+        limits = httpx.Limits(
+            max_connections=len(tokens) + 2, max_keepalive_connections=len(tokens) + 2
+        )
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+            if kind == "baseline":
+                started = time.time()
+                _, latencies = await _baseline(client, tokens, int(amount))
+                return {"latencies": latencies, "started": started, "ended": time.time()}
+            return await _cycles(client, tokens, amount)
+
+    return asyncio.run(run())
+
+
+def _fan_out(
+    kind: str, base_url: str, tokens: list[str], amount: float, procs: int
+) -> list[dict[str, Any]]:
+    slices = [tokens[i::procs] for i in range(procs) if tokens[i::procs]]
+    share = amount / len(slices) if kind == "baseline" else amount
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(slices), mp_context=context) as pool:
+        futures = [pool.submit(_client, kind, base_url, part, share) for part in slices]
+        return [future.result() for future in futures]
+
+
+def _drive(
+    base_url: str, tokens: list[str], tasks: int, budget_s: float, procs: int
+) -> dict[str, Any]:
+    async def ready() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            await _wait_ready(client, {"Authorization": f"Bearer {tokens[0]}"}, tasks)
+
+    asyncio.run(ready())
+    base = _fan_out("baseline", base_url, tokens, min(tasks, 5_000), procs)
+    base_latencies = [v for part in base for v in part["latencies"]]
+    base_s = max(p["ended"] for p in base) - min(p["started"] for p in base)
+    baseline_rps = len(base_latencies) / base_s if base_s else 0.0
+    parts = _fan_out("cycles", base_url, tokens, budget_s, procs)
+    claims = [v for p in parts for v in p["claims"]]
+    decisions = [v for p in parts for v in p["decisions"]]
+    errors: dict[str, int] = {}
+    for part in parts:
+        for key, count in part["errors"].items():
+            errors[key] = errors.get(key, 0) + count
+    elapsed = max(p["ended"] for p in parts) - min(p["started"] for p in parts)
+    cycles_per_s = len(decisions) / elapsed if elapsed else 0.0
+    return {
+        "cycles": len(decisions),
+        "seconds": round(elapsed, 3),
+        "cycles_per_s": round(cycles_per_s, 1),
+        "claim_p50_ms": _pct(claims, 50),
+        "claim_p99_ms": _pct(claims, 99),
+        "decision_p50_ms": _pct(decisions, 50),
+        "decision_p99_ms": _pct(decisions, 99),
+        "errors": errors,
+        "client_processes": procs,
+        "baseline_me_requests_per_s": round(baseline_rps, 1),
+        "baseline_me_p99_ms": _pct(base_latencies, 99),
+        "ratio_cycle_vs_two_baseline_requests": (
+            round(cycles_per_s / (baseline_rps / 2), 3) if baseline_rps else None
+        ),
+    }
+
+
+@click.command("gateway")
+@click.option("--reviewers", type=click.IntRange(1, 1_000), default=50, show_default=True)
+@click.option("--tasks", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True)
+@click.option("--budget-s", type=float, default=600.0, show_default=True, help="Time bound.")
+@click.option(
+    "--private/--configured",
+    default=True,
+    show_default=True,
+    help="Private local stack on free ports, or the configured Kafka/Redis.",
+)
+@click.option(
+    "--client-procs",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Load-generator processes (the reviewers are split between them).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(
+    *, reviewers: int, tasks: int, budget_s: float, private: bool, client_procs: int, as_json: bool
+) -> None:
+    """Claim + decision cycles/s and p99 latencies of one gateway process."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    with bench_infra(private=private) as infra, tempfile.TemporaryDirectory() as tmp:
+        ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+        users = UsersFile(Path(tmp) / "users.json")
+        tokens = []
+        for i in range(reviewers):
+            users.add(User(id=f"bench-r{i:04d}", role=Role.REVIEWER))
+            tokens.append(users.issue_token(f"bench-r{i:04d}", PEPPER)[0])
+        produce_started = time.perf_counter()
+        _produce(infra.kafka_bootstrap, f"{prefix}{REVIEW_REQUESTS.name}", tasks)
+        produce_s = time.perf_counter() - produce_started
+        env = {
+            **os.environ,
+            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "LOUPE_REDIS_URL": infra.redis_url,
+            "LOUPE_TOPIC_PREFIX": prefix,
+            "LOUPE_GATEWAY_REDIS_PREFIX": f"{prefix}gw:",
+            "LOUPE_GATEWAY_USERS_FILE": str(users.path),
+            "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
+            "LOUPE_GATEWAY_AUTH_CACHE_S": "30",
+        }
+        port = _free_port()
+        with _gateway_process(env, port, Path(tmp) / "gateway.log") as base_url:
+            result = _drive(base_url, tokens, tasks, budget_s, client_procs)
+    result.update(
+        {
+            "benchmark": "gateway",
+            "reviewers": reviewers,
+            "tasks": tasks,
+            "produce_s": round(produce_s, 2),
+            "private_stack": private,
+            "target_cycles_per_s": TARGET_CYCLES_PER_S,
+            "target_p99_ms": TARGET_P99_MS,
+            "target_met": result["cycles_per_s"] >= TARGET_CYCLES_PER_S
+            and max(result["claim_p99_ms"], result["decision_p99_ms"]) < TARGET_P99_MS,
+        }
+    )
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            click.echo(f"{key}: {value}")
