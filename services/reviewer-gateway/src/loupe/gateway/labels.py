@@ -19,4 +19,12 @@ def parse_label(
     """Validate a label dict exactly as Kafka consumers will (JSON mode, strict)."""
     if data is None:
         return None
-    return LABELS.validate_json(orjson.dumps(data))
+    return LABELS.validate_json(json_bytes(data))
+
+
+def json_bytes(data: Any) -> bytes:
+    """Re-encode request JSON for strict validation; ``ValueError`` for unencodable values."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"value cannot be represented: {exc}") from None

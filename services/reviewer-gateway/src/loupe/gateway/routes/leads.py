@@ -13,6 +13,7 @@ from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import GatewayDep, LeadUser
 from loupe.gateway.errors import ApiError
 from loupe.gateway.kafka_io import DeliveryError
+from loupe.gateway.labels import json_bytes
 from loupe.gateway.responses import FastJSONResponse
 from loupe.schemas import AuditAction, PolicyUpdate, ProjectPolicy, utcnow
 from loupe.schemas._base import ProjectName, ShortText
@@ -80,8 +81,10 @@ async def put_policy(
 ) -> FastJSONResponse:
     """Publish a new policy version (``PolicyUpdate`` on ``control.policy``)."""
     try:
-        policy = ProjectPolicy.model_validate_json(orjson.dumps(body.policy))
-    except ValidationError as exc:
+        policy = ProjectPolicy.model_validate_json(json_bytes(body.policy))
+    except ValueError as exc:
+        if not isinstance(exc, ValidationError):
+            raise ApiError(422, "validation_error", f"policy: {exc}") from None
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ApiError(422, "validation_error", f"policy.{where}: {first['msg']}") from None
