@@ -201,12 +201,22 @@ class GatewayConsumer:
             consumer.close()
 
     def _apply(self, batch: list[Message]) -> None:
+        audit_topic = self.settings.topic(AUDIT.name)
+        pipe = self.redis.pipeline(transaction=False)
         for message in batch:
-            if message.error() is not None or message.value() is None:
+            value = message.value()
+            if message.error() is not None or value is None:
+                continue
+            if message.topic() == audit_topic:
+                # the bulk of the traffic: one pipelined round trip per batch
+                if (event := _decode(AuditEvent, value)) is not None:
+                    self.projector.audit(event, value, pipe)
                 continue
             handler = self._handlers.get(message.topic() or "")
             if handler is not None:
-                handler(message.value())
+                handler(value)
+        if len(pipe):
+            pipe.execute()
 
     def _on_request(self, raw: bytes) -> None:
         if (request := _decode(ReviewRequest, raw)) is not None and self.projector.request(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import orjson
 import redis
+from redis.client import Pipeline
 
 from loupe.gateway import scripts
 from loupe.gateway.labels import parse_label
@@ -110,14 +111,15 @@ class Projector:
         if current is None or orjson.loads(current)["version"] <= update.version:
             self.r.set(key, raw)
 
-    def audit(self, event: AuditEvent, raw: bytes) -> None:
+    def audit(self, event: AuditEvent, raw: bytes, pipe: Pipeline | None = None) -> None:
         """Index an audit event into the item's history (and its comments)."""
         if event.item_id is None:
             return
+        target = pipe if pipe is not None else self.r
         score = _ms(event.at)
-        self.r.zadd(f"{self.p}hist:{event.item_id}", {raw: score})
+        target.zadd(f"{self.p}hist:{event.item_id}", {raw: score})
         if event.action is AuditAction.COMMENT:
-            self.r.zadd(f"{self.p}comments:{event.item_id}", {raw: score})
+            target.zadd(f"{self.p}comments:{event.item_id}", {raw: score})
 
     def load_users(self, users_file: UsersFile) -> int:
         """Copy the durable users file into Redis; return how many users were loaded."""
