@@ -159,10 +159,10 @@ class GatewayConsumer:
                 for message in consumer.consume(1000, timeout=0.5):
                     if message.error() is not None:
                         continue
-                    number = message.partition()
-                    if message.value() is not None:
-                        values.append(message.value())
-                    if number in pending and message.offset() >= pending[number] - 1:
+                    number, offset, value = message.partition(), message.offset(), message.value()
+                    if value is not None:
+                        values.append(value)
+                    if number in pending and offset is not None and offset >= pending[number] - 1:
                         del pending[number]
                 # read_committed stops at the last stable offset: also stop when caught up
                 for number in list(pending):

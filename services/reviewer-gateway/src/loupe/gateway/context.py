@@ -15,6 +15,7 @@ from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import User, UsersFile, hash_token
+from loupe.gateway.views import text
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Gateway:
         user_id = await self.redis.get(f"{p}tok:{digest}")
         if user_id is None:
             return None
-        raw = await self.redis.get(f"{p}user:{user_id.decode()}")
+        raw = await self.redis.get(f"{p}user:{text(user_id)}")
         if raw is None:
             return None
         user = User.model_validate_json(raw)

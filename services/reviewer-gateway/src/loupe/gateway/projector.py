@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import orjson
 import redis
@@ -14,7 +15,7 @@ from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import queue_score, resolution_closes, vote_agrees
 from loupe.gateway.rebuild import RebuildPlan
 from loupe.gateway.users import UsersFile
-from loupe.gateway.views import vote_view
+from loupe.gateway.views import text, vote_view
 from loupe.schemas import (
     Action,
     AuditAction,
@@ -51,7 +52,7 @@ class Projector:
         created = _ms(request.created_at)
         rank = Tier(request.required_tier).rank
         skills = orjson.dumps(sorted(set(request.skills))).decode()
-        args = [
+        args: list[Any] = [
             self.p,
             request.request_id,
             request.item_id,
@@ -70,11 +71,11 @@ class Projector:
     def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
         """Record a resolved label, close the tasks it settles and score the votes."""
         key = f"{self.p}resolved:{label.item_id}"
-        current = self.r.get(key)
+        current: Any = self.r.get(key)
         if current is None or orjson.loads(current)["revision"] <= label.revision:
             self.r.set(key, raw)
         for task_id in self.r.zrange(f"{self.p}itasks:{label.item_id}", 0, -1):
-            tid = task_id.decode()
+            tid = text(task_id)
             req_raw = self.r.hget(f"{self.p}t:{tid}", "req")
             if req_raw is None:
                 continue

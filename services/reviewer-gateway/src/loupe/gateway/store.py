@@ -11,6 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from loupe.gateway import scripts
+from loupe.gateway.views import text
 from loupe.schemas import Tier
 
 
@@ -70,7 +71,17 @@ class TaskStore:
         """Lease the best task this user may take (in ``projects``; empty = any), or None."""
         lease_id = uuid.uuid4().hex
         scope = ",".join(projects)
-        args = [self.p, user, tier.rank, now_ms(), lease_ms, lease_id, scope, scan_limit, *skills]
+        args: list[Any] = [
+            self.p,
+            user,
+            tier.rank,
+            now_ms(),
+            lease_ms,
+            lease_id,
+            scope,
+            scan_limit,
+            *skills,
+        ]
         result = await self._claim(args=args)
         status = result[0].decode()
         if status == "rebuilding":
@@ -176,22 +187,22 @@ class TaskStore:
 
     async def task(self, task_id: str) -> dict[str, bytes]:
         """The raw task hash (empty when unknown)."""
-        data: dict[bytes, bytes] = await self.r.hgetall(f"{self.p}t:{task_id}")
-        return {k.decode(): v for k, v in data.items()}
+        data: dict[Any, Any] = await self.r.hgetall(f"{self.p}t:{task_id}")
+        return {text(k): v for k, v in data.items()}
 
     async def item_task_ids(self, item_id: str) -> list[str]:
         """Every task of an item, oldest first."""
         ids = await self.r.zrange(f"{self.p}itasks:{item_id}", 0, -1)
-        return [i.decode() for i in ids]
+        return [text(i) for i in ids]
 
     async def my_leases(self, user: str) -> list[Lease]:
         """The caller's live leases."""
         leases = []
         for raw_id in await self.r.smembers(f"{self.p}mine:{user}"):
-            task_id = raw_id.decode()
+            task_id = text(raw_id)
             value = await self.r.hget(f"{self.p}holders:{task_id}", user)
             if value:
-                lease_id, expiry = value.decode().split("|")
+                lease_id, expiry = text(value).split("|")
                 leases.append(Lease(task_id, lease_id, int(expiry)))
         return sorted(leases, key=lambda lease: lease.expires_ms)
 
@@ -211,14 +222,14 @@ class TaskStore:
 
     async def resolved(self, item_id: str) -> bytes | None:
         """The latest resolved label JSON of an item."""
-        value: bytes | None = await self.r.get(f"{self.p}resolved:{item_id}")
-        return value
+        value: Any = await self.r.get(f"{self.p}resolved:{item_id}")
+        return None if value is None else bytes(value)
 
     async def sorted_json(self, key: str, newest_first: bool = False, limit: int = -1) -> list[Any]:
         """Members of a JSON sorted set (history, comments, conflicts)."""
         end = -1 if limit < 0 else limit - 1
         if newest_first:
-            raw = await self.r.zrevrange(f"{self.p}{key}", 0, end)
+            raw: Any = await self.r.zrevrange(f"{self.p}{key}", 0, end)
         else:
             raw = await self.r.zrange(f"{self.p}{key}", 0, end)
         return [orjson.loads(v) for v in raw]

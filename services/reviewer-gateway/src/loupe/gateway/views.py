@@ -74,3 +74,8 @@ def json_confidence(prediction: dict[str, Any]) -> float | None:
 def loads(raw: bytes | str) -> Any:
     """Parse JSON quickly."""
     return orjson.loads(raw)
+
+
+def text(value: Any) -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -15,6 +15,7 @@ from loupe.gateway.errors import ApiError
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import json_bytes
 from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.views import text
 from loupe.schemas import AuditAction, PolicyUpdate, ProjectPolicy, utcnow
 from loupe.schemas._base import ProjectName, ShortText
 from loupe.schemas.topics import AUDIT, CONTROL_POLICY
@@ -41,7 +42,7 @@ async def conflicts(
 ) -> FastJSONResponse:
     """Recent conflicts (newest first), optionally for one project and before a time."""
     top = "+inf" if before is None else f"({int(before.timestamp() * 1000)}"
-    raw = await gw.redis.zrevrangebyscore(
+    raw: Any = await gw.redis.zrevrangebyscore(
         f"{gw.settings.redis_prefix}conflicts", top, "-inf", start=0, num=5_000
     )
     found = []
@@ -69,7 +70,7 @@ def _policy_view(raw: bytes) -> dict[str, Any]:
 @router.get("/policy/{project}")
 async def get_policy(project: str, gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
     """The newest policy version the gateway has seen for a project."""
-    raw = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
+    raw: Any = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
     if raw is None:
         raise ApiError(404, "policy_not_found", f"no policy seen for project {project!r}")
     return FastJSONResponse(_policy_view(raw))
@@ -134,7 +135,7 @@ async def put_policy(
 async def quality(gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
     """Per-reviewer agreement with final labels, skips, escalations and time spent."""
     p = gw.settings.redis_prefix
-    users = sorted(u.decode() for u in await gw.redis.smembers(f"{p}qusers"))
+    users = sorted(text(u) for u in await gw.redis.smembers(f"{p}qusers"))
     pipe = gw.redis.pipeline(transaction=False)
     for user_id in users:
         pipe.hgetall(f"{p}quality:{user_id}")
