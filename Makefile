@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 UV ?= uv
 export UV_LINK_MODE ?= copy
+SOURCES := schemas/src runtime/src deploy/local/src $(wildcard services/*/src) bench/src demo/src
 
-.PHONY: env system demo stack-up stack-down test test-unit lint typecheck schemas
+.PHONY: env system demo stack-up stack-down test test-unit lint schemas
 
 ## env: make sure uv exists, then create .venv with every workspace member (locked versions).
 env:
@@ -31,9 +32,10 @@ test: system lint
 test-unit: env
 	$(UV) run --no-sync pytest tests/unit
 
+## lint: ruff everywhere, mypy on every member (strict on schemas).
 lint: env
 	$(UV) run --no-sync ruff check .
-	$(UV) run --no-sync mypy schemas/src
+	$(UV) run --no-sync mypy $(SOURCES)
 
 schemas: env
 	$(UV) run --no-sync python -m loupe.schemas.jsonschema
