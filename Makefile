@@ -1,6 +1,7 @@
 # Loupe: the two commands a newcomer needs are `make demo` and `make test`.
 SHELL := /bin/bash
-UV ?= uv
+# uv from PATH, else the copy `make env` installs with pip (python3 -m uv works either way).
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE ?= copy
 SOURCES := schemas/src runtime/src deploy/local/src $(wildcard services/*/src) bench/src demo/src
 
@@ -8,7 +9,8 @@ SOURCES := schemas/src runtime/src deploy/local/src $(wildcard services/*/src) b
 
 ## env: make sure uv exists, then create .venv with every workspace member (locked versions).
 env:
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5" \
+		|| python3 -m pip install --quiet --user --break-system-packages "uv>=0.5"
 	$(UV) sync --all-packages --locked
 
 ## system: install what the real stack needs (redis-server, kcat, prometheus, chromium; Kafka jars).
