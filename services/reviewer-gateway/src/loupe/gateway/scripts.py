@@ -169,6 +169,15 @@ if redis.call('HDEL', p .. 'holders:' .. id, user) == 1 then
   redis.call('HINCRBY', t, 'active', -1)
 end
 local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank', 'score', 'item')
+if not f[1] then
+  -- the working set was lost after Kafka acknowledged: the rebuild counts this decision
+  local res = cjson.decode(result)
+  res['task_votes'] = 0
+  res['task_complete'] = false
+  local encoded = cjson.encode(res)
+  redis.call('SET', idem, encoded, 'EX', ttl)
+  return {'ok', encoded}
+end
 local overlap, done, active = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
 local qual = p .. 'quality:' .. user
 if kind == 'skip' then
