@@ -94,6 +94,12 @@ def test_resolution_closes():
     assert not resolution_closes(resolved(method=ResolutionMethod.AUTO), request)
 
 
+def test_automatic_label_naming_the_spot_check_request_does_not_close_it():
+    request = review_request()
+    auto = resolved(method=ResolutionMethod.AUTO, request_ids=[request.request_id], delta_s=5)
+    assert not resolution_closes(auto, request)
+
+
 def test_vote_agrees():
     final = resolved(label="dog")
     assert vote_agrees(Action.CORRECT, ClassificationLabel(label="dog"), final) is True

@@ -22,6 +22,7 @@ from loupe.gateway.errors import BodySizeLimit, install_error_handlers
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.routes import health, items, leads, me, tasks, users
+from loupe.gateway.security import SecurityHeaders
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import UsersFile
@@ -138,4 +139,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(_Timing)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from loupe.gateway.logic import Role
@@ -19,6 +22,9 @@ def gateway(host: str | None, port: int | None) -> None:
     from loupe.gateway.settings import get_settings  # noqa: PLC0415
 
     settings = get_settings()
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler that
+    # was installed before it started; make that a clean exit like the other services.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -28,6 +34,10 @@ def gateway(host: str | None, port: int | None) -> None:
         log_level=settings.workers_log_level,
         access_log=False,
     )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @click.group()

@@ -95,13 +95,14 @@ def check_label(
 def resolution_closes(resolved: ResolvedLabel, request: ReviewRequest) -> bool:
     """Whether a resolved label settles a review request (so its task leaves the queues).
 
-    Auto-accepted revisions (spot checks) do not close the review that double-checks them.
+    Auto-accepted revisions never do: the router names the spot-check request in the automatic
+    label's provenance, yet that review exists precisely to double-check the automatic label.
     """
+    if resolved.method is ResolutionMethod.AUTO:
+        return False
     if request.request_id in resolved.provenance.request_ids:
         return True
-    return resolved.method is not ResolutionMethod.AUTO and resolved.resolved_at >= (
-        request.created_at
-    )
+    return resolved.resolved_at >= request.created_at
 
 
 def vote_agrees(action: Action, label: AnyLabel | None, resolved: ResolvedLabel) -> bool | None:
