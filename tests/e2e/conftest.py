@@ -219,14 +219,18 @@ def gateway(gateway_factory: Callable[..., Gateway]) -> Gateway:
     return gateway_factory()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver (ships with the PyPI package; no browser download)."""
+    """Playwright's driver (ships with the PyPI package; no browser download).
+
+    Module-scoped on purpose: while the sync API is open it keeps an asyncio loop running in this
+    thread, which would break ``asyncio.run`` in whatever test runs after the UI tests.
+    """
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium."""
     launched = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

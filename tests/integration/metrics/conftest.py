@@ -3,9 +3,11 @@ Redis, a consumer group with lag, and a real Prometheus scraping it (one run per
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -38,6 +40,14 @@ def consumed(url: str) -> float:
     return sum(
         value for (name, _), value in scrape(url).items() if name == "loupe_metrics_events_total"
     )
+
+
+def scraped(prometheus_url: str, expr: str) -> float:
+    """The value Prometheus holds for a scalar-like ``expr`` now (-1 when it has none yet)."""
+    query = urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=10) as answer:
+        result = json.loads(answer.read())["data"]["result"]
+    return float(result[0]["value"][1]) if result else -1.0
 
 
 def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.5):
@@ -193,7 +203,13 @@ def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         for records, produced in phases:
             publish(settings, records)
             wait_for(lambda n=produced: consumed(service.url) >= n, 120, f"{produced} records")
-            time.sleep(4)  # a few scrapes between the phases, so rates are non-zero
+            # Prometheus must scrape each phase's totals, so every rate() over the run is non-zero.
+            exported = consumed(service.url)
+            wait_for(
+                lambda n=exported: scraped(prometheus_url, "sum(loupe_metrics_events_total)") >= n,
+                120,
+                f"Prometheus scraping {exported:.0f} events",
+            )
         run = MetricsRun(infra, prefix, settings, scenario, service, prometheus_url, lag_group)
         yield run
         service = run.service  # the instance running now (tests may restart it)
