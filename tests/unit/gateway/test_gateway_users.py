@@ -40,3 +40,23 @@ def test_update_and_effective_tier(tmp_path):
     assert user.effective_tier() is Tier.ANNOTATOR
     assert User(id="root", role=Role.ADMIN).effective_tier() is None
     assert [u.id for u in store.users()] == ["ann"]
+
+
+def test_invalid_update_is_a_user_error_and_changes_nothing(tmp_path):
+    store = UsersFile(tmp_path / "users.json")
+    store.add(User(id="ann", role=Role.REVIEWER, name="Ann"))
+    with pytest.raises(UserError) as caught:
+        store.update("ann", {"role": None, "active": None})
+    assert caught.value.code == "invalid_user"
+    assert store.users()[0].name == "Ann"
+    assert store.users()[0].role is Role.REVIEWER
+
+
+def test_user_changes_refuse_null_except_for_tier():
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from loupe.gateway.routes.users import UserChanges  # noqa: PLC0415
+
+    assert UserChanges.model_validate({"tier": None}).model_fields_set == {"tier"}
+    with pytest.raises(ValidationError, match="name, role cannot be null"):
+        UserChanges.model_validate({"role": None, "name": None})

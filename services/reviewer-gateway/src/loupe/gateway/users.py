@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from loupe.gateway.logic import Role, default_tier
 from loupe.schemas import Tier, utcnow
@@ -139,7 +139,12 @@ class UsersFile:
             if doc is None:
                 raise UserError("user_not_found", f"no user {user_id!r}")
             merged = _user_from_doc(doc).model_copy(update=changes)
-            user = User.model_validate(merged.model_dump())
+            try:
+                user = User.model_validate(merged.model_dump())
+            except ValidationError as exc:
+                raise UserError(
+                    "invalid_user", str(exc.errors(include_url=False)[0]["msg"])
+                ) from None
             data["users"][user_id] = {**user.model_dump(mode="json"), "tokens": doc["tokens"]}
         return user
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import AdminUser, Gateway, GatewayDep
@@ -43,6 +43,16 @@ class UserChanges(BaseModel):
     projects: Annotated[list[Slug], Field(max_length=256)] | None = None
     active: bool | None = None
 
+    @model_validator(mode="after")
+    def _only_tier_may_be_cleared(self) -> Self:
+        """``tier: null`` means "the role's default tier"; every other field needs a value."""
+        cleared = sorted(
+            name for name in self.model_fields_set - {"tier"} if getattr(self, name) is None
+        )
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null")
+        return self
+
 
 class TokenRequest(BaseModel):
     """A label for a new token."""
@@ -61,7 +71,8 @@ def _tier(user: User) -> str | None:
 
 
 def _user_error(exc: UserError) -> ApiError:
-    return ApiError(404 if exc.code == "user_not_found" else 409, exc.code, str(exc))
+    status = {"user_not_found": 404, "invalid_user": 422}.get(exc.code, 409)
+    return ApiError(status, exc.code, str(exc))
 
 
 async def _cache(gw: Gateway, user: User) -> None:
