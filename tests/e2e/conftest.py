@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from harness.infra import Infra, free_port
+from harness.infra import Infra
 from harness.kafka import produce
 from loupe.gateway.users import User, UsersFile
 from loupe.schemas import Event
 from loupe.schemas.topics import TopicSpec
+from loupe.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 from confluent_kafka.admin import AdminClient
+
+from loupe.stack import LocalStack, StackSettings
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 REDIS_IMAGE = "redis:7.4"
@@ -31,13 +32,6 @@ class Infra:
     source: str
     kafka_version: str
     redis_version: str
-
-
-def free_port() -> int:
-    """A currently free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _docker_answers() -> bool:
@@ -84,15 +78,7 @@ def _from_testcontainers() -> Iterator[Infra]:
 
 @contextlib.contextmanager
 def _from_local_stack(state_dir: Path) -> Iterator[Infra]:
-    from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415
-
-    settings = StackSettings(
-        state_dir=state_dir,
-        kafka_port=free_port(),
-        controller_port=free_port(),
-        redis_port=free_port(),
-    )
-    stack = LocalStack(settings)
+    stack = LocalStack(StackSettings.private(state_dir))
     info = stack.up()
     try:
         yield Infra(

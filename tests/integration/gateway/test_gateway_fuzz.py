@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -14,14 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from loupe.gateway.app import create_app
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
+from loupe.stack import free_port
 
 EXAMPLES_PER_OPERATION = 15
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _fuzz(
@@ -55,7 +49,7 @@ def test_openapi_fuzzing_finds_no_server_errors(gw_settings):
     for role in (Role.LEAD, Role.ADMIN):
         users.add(User(id=f"fuzz-{role.value}", role=role))
         tokens[role] = users.issue_token(f"fuzz-{role.value}", "test-pepper")[0]
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(gw_settings), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -18,7 +18,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from harness.infra import Infra, free_port
+from harness.infra import Infra
 from loupe.metrics.scenario import PROJECT, Scenario, build
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
@@ -26,6 +26,7 @@ from loupe.metrics.smoke import publish, scrape
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas.topics import PREDICTIONS
+from loupe.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "rules"

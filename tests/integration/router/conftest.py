@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.infra import Infra, free_port
+from harness.infra import Infra
+from loupe.stack import free_port
 
 POLICY = """\
 version: 1
@@ -129,4 +130,3 @@ def router_env(infra: Infra, topic_prefix: str, tmp_path: Path) -> Iterator[Rout
     for router in env.started:
         if router.process.poll() is None:
             router.kill()
-

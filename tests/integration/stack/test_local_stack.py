@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,20 +12,9 @@ from confluent_kafka import Consumer, Producer
 
 from loupe.runtime.kafka import consumer_config, producer_config
 from loupe.schemas.topics import TOPICS
-from loupe.stack import LocalStack, StackSettings, State
+from loupe.stack import LocalStack, StackSettings, State, free_ports
 
 pytestmark = pytest.mark.integration
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _alive(pid: int) -> bool:
@@ -39,10 +27,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    kafka_port, controller_port, redis_port = _free_ports(3)
-    settings = StackSettings(state_dir=tmp_path_factory.mktemp("stack"), kafka_port=kafka_port,
-                             controller_port=controller_port, redis_port=redis_port,
-                             topic_prefix="it.")
+    kafka_port, controller_port, redis_port = free_ports(3)
+    settings = StackSettings(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        redis_port=redis_port,
+        topic_prefix="it.",
+    )
     stack = LocalStack(settings)
     yield stack
     stack.down()

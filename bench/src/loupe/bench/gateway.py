@@ -15,7 +15,6 @@ import json
 import logging
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,17 +47,12 @@ from loupe.schemas import (
     Tier,
 )
 from loupe.schemas.topics import REVIEW_REQUESTS
+from loupe.stack import free_port
 
 CLASSES = ["cat", "dog", "fox"]
 PEPPER = "bench-pepper"
 TARGET_CYCLES_PER_S = 1_000
 TARGET_P99_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_requests(count: int) -> Iterator[ReviewRequest]:
@@ -327,7 +321,7 @@ def command(
             "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
             "LOUPE_GATEWAY_AUTH_CACHE_S": "30",
         }
-        port = _free_port()
+        port = free_port()
         with _gateway_process(env, port, Path(tmp) / "gateway.log") as base_url:
             result = _drive(base_url, tokens, tasks, budget_s, client_procs)
     result.update(

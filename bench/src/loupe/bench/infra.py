@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from loupe.runtime.settings import ServiceSettings
+from loupe.stack import LocalStack, StackSettings
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,6 @@ class BenchInfra:
     private: bool
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def bench_infra(*, private: bool) -> Iterator[BenchInfra]:
     """Yield Kafka and Redis: a fresh private local stack, or the configured deployment's."""
@@ -34,17 +28,8 @@ def bench_infra(*, private: bool) -> Iterator[BenchInfra]:
         settings = ServiceSettings()
         yield BenchInfra(settings.kafka_bootstrap_servers, settings.redis_url, private=False)
         return
-    from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415
-
     with tempfile.TemporaryDirectory(prefix="loupe-bench-") as state_dir:
-        stack = LocalStack(
-            StackSettings(
-                state_dir=Path(state_dir),
-                kafka_port=_free_port(),
-                controller_port=_free_port(),
-                redis_port=_free_port(),
-            )
-        )
+        stack = LocalStack(StackSettings.private(Path(state_dir)))
         info = stack.up()
         try:
             yield BenchInfra(info.kafka_bootstrap, info.redis_url, private=True)

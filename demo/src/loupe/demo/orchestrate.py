@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,17 +22,11 @@ from loupe.demo.processes import OrchestrationError, ServiceProcess, loupe_comma
 from loupe.demo.prometheus import prometheus_process
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ProjectPolicy
+from loupe.stack import free_port
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("router", "resolver", "metrics", "gateway")
-
-
-def free_port() -> int:
-    """A currently free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -54,15 +47,7 @@ def private_stack(state_dir: Path, prefix: str) -> Iterator[Infra]:
     """
     from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415  (only when used)
 
-    settings = StackSettings(
-        state_dir=state_dir,
-        kafka_port=free_port(),
-        controller_port=free_port(),
-        redis_port=free_port(),
-        topic_partitions=1,
-        topic_prefix=prefix,
-    )
-    stack = LocalStack(settings)
+    stack = LocalStack(StackSettings.private(state_dir, topic_partitions=1, topic_prefix=prefix))
     try:
         info = stack.up()
         yield Infra(info.kafka_bootstrap, info.redis_url, info.kafka_version, "private local stack")

@@ -6,6 +6,7 @@ creates the Loupe topics and returns a ``StackInfo``; ``down()`` stops exactly w
 
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus, StackInfo, State
+from loupe.stack.ports import free_port, free_ports
 from loupe.stack.settings import StackSettings, get_settings
 from loupe.stack.stack import LocalStack
 
@@ -16,5 +17,7 @@ __all__ = [
     "StackInfo",
     "StackSettings",
     "State",
+    "free_port",
+    "free_ports",
     "get_settings",
 ]

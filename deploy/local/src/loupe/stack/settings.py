@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loupe.stack.ports import free_ports
 
 
 def _cache_home() -> Path:
@@ -59,6 +62,21 @@ class StackSettings(BaseSettings):
         if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - rejecting, not binding
             raise ValueError("host must be a connectable address such as 127.0.0.1")
         return host
+
+    @classmethod
+    def private(cls, state_dir: Path, **overrides: Any) -> StackSettings:
+        """Settings for a throw-away stack in ``state_dir`` on free loopback ports.
+
+        Everything not given here still comes from ``LOUPE_STACK_*`` (e.g. the Kafka version).
+        """
+        kafka, controller, redis = free_ports(3)
+        return cls(
+            state_dir=state_dir,
+            kafka_port=kafka,
+            controller_port=controller,
+            redis_port=redis,
+            **overrides,
+        )
 
     @property
     def kafka_bootstrap(self) -> str:
