@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
@@ -31,6 +31,42 @@ def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, Event | byte
     return count
 
 
+def read_until(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Message]], bool],
+    timeout_s: float = 60.0,
+    idle_s: float = 3.0,
+    on_poll: Callable[[], None] | None = None,
+) -> tuple[list[Message], bool]:
+    """Read a topic from the beginning (read_committed) until ``until(records)`` holds and no
+    record arrived for ``idle_s``; give up at ``timeout_s``.
+
+    Returns the records and whether the condition was met. ``on_poll`` runs before every poll
+    (e.g. to fail fast when a process under test died).
+    """
+    consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
+    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    last_arrival = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            if on_poll is not None:
+                on_poll()
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error() is None:
+                    records.append(message)
+                    last_arrival = time.monotonic()
+            if until(records) and time.monotonic() - last_arrival >= idle_s:
+                return records, True
+    finally:
+        consumer.close()
+    return records, False
+
+
 def read_all(
     bootstrap: str,
     topic: str,
@@ -44,22 +80,11 @@ def read_all(
     Stops when ``expect`` records arrived (then waits ``idle_s`` more to catch extras), or after
     ``idle_s`` of silence when ``expect`` is None, or at ``timeout_s`` at the latest.
     """
-    consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
-    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    last_arrival = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(1000, timeout=0.5)
-            for message in batch:
-                if message.error() is None:
-                    records.append(message)
-                    last_arrival = time.monotonic()
-            done = expect is not None and len(records) >= expect
-            if (done or expect is None) and time.monotonic() - last_arrival >= idle_s:
-                break
-    finally:
-        consumer.close()
+    records, _ = read_until(
+        bootstrap,
+        topic,
+        until=lambda got: expect is None or len(got) >= expect,
+        timeout_s=timeout_s,
+        idle_s=idle_s,
+    )
     return records

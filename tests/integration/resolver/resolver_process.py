@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
-from loupe.runtime.kafka import consumer_config
+from harness.kafka import read_until
 
 
 class ResolverProcess:
@@ -70,25 +68,21 @@ def collect(
 
     Fails at once (with the worker's log) when a resolver process died, and at ``timeout_s``.
     """
-    consumer = Consumer(consumer_config(bootstrap, f"test-collect-{uuid.uuid4().hex}"))
-    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            for worker in workers:
-                if worker.process is not None and worker.process.poll() is not None:
-                    raise AssertionError(f"resolver exited:\n{worker.log_tail()}")
-            batch = consumer.consume(1000, timeout=0.5)
-            fresh = [m for m in batch if m.error() is None]
-            if fresh:
-                records.extend(fresh)
-                last = time.monotonic()
-            if until(records) and time.monotonic() - last >= idle_s:
-                return records
-    finally:
-        consumer.close()
+
+    def fail_if_a_worker_died() -> None:
+        for worker in workers:
+            if worker.process is not None and worker.process.poll() is not None:
+                raise AssertionError(f"resolver exited:\n{worker.log_tail()}")
+
+    records, met = read_until(
+        bootstrap,
+        topic,
+        until=until,
+        timeout_s=timeout_s,
+        idle_s=idle_s,
+        on_poll=fail_if_a_worker_died,
+    )
+    if met:
+        return records
     tails = "\n".join(w.log_tail(2000) for w in workers)
     raise AssertionError(f"timed out with {len(records)} records on {topic}\n{tails}")
