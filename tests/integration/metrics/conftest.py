@@ -51,13 +51,19 @@ def scraped(prometheus_url: str, expr: str) -> float:
     return float(result[0]["value"][1]) if result else -1.0
 
 
-def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.5):
-    """Poll ``check()`` until it returns something truthy; fail with ``what`` after the timeout."""
+_TRUTHY = object()
+
+
+def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.5, expect=_TRUTHY):
+    """Poll ``check()`` until it returns something truthy (or equal to ``expect``, if given).
+
+    Fails with ``what`` and the last value seen after the timeout.
+    """
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
         last = check()
-        if last:
+        if (last == expect) if expect is not _TRUTHY else last:
             return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
