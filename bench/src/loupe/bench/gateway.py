@@ -29,8 +29,10 @@ from typing import Any
 import click
 import httpx
 import numpy as np
+import uvloop
 from confluent_kafka import Producer
 
+from loupe.bench.http_load import Connection
 from loupe.bench.infra import bench_infra
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
@@ -101,7 +103,9 @@ def _produce(bootstrap: str, topic: str, count: int) -> None:
 
 
 @contextlib.contextmanager
-def _gateway_process(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
+def _gateway_process(
+    env: dict[str, str], port: int, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     command = [
         sys.executable,
         "-c",
@@ -115,7 +119,7 @@ def _gateway_process(env: dict[str, str], port: int, log_path: Path) -> Iterator
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield process
         finally:
             process.terminate()
             try:
@@ -142,64 +146,81 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values else 0.0
 
 
-async def _baseline(
-    client: httpx.AsyncClient, tokens: list[str], total: int
-) -> tuple[float, list[float]]:
+def _auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def _baseline(base_url: str, tokens: list[str], total: int) -> dict[str, Any]:
     latencies: list[float] = []
     per_worker = max(1, total // len(tokens))
 
-    async def worker(token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+    async def worker(connection: Connection, token: str) -> None:
+        head = connection.head("GET", "/v1/me", _auth(token), 0)
         for _ in range(per_worker):
             started = time.perf_counter()
-            response = await client.get("/v1/me", headers=headers)
+            status, _ = await connection.send(head)
             latencies.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
+            if status != 200:
+                raise click.ClickException(f"GET /v1/me answered {status}")
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(t) for t in tokens))
-    return len(latencies) / (time.perf_counter() - started), latencies
+    connections = [await Connection.open(base_url) for _ in tokens]
+    started = time.time()
+    try:
+        await asyncio.gather(*(worker(c, t) for c, t in zip(connections, tokens, strict=True)))
+    finally:
+        for connection in connections:
+            await connection.close()
+    return {"latencies": latencies, "started": started, "ended": time.time()}
 
 
-async def _cycles(client: httpx.AsyncClient, tokens: list[str], budget_s: float) -> dict[str, Any]:
+async def _cycles(base_url: str, tokens: list[str], budget_s: float) -> dict[str, Any]:
     claims: list[float] = []
     decisions: list[float] = []
     errors: dict[str, int] = {}
     deadline = time.monotonic() + budget_s
 
-    async def worker(index: int, token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+    def error(what: str) -> None:
+        errors[what] = errors.get(what, 0) + 1
+
+    async def worker(index: int, connection: Connection, token: str) -> None:
+        claim_head = connection.head("POST", "/v1/tasks/claim", _auth(token), 0)
+        json_headers = {**_auth(token), "content-type": "application/json"}
         count = 0
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            claim = await client.post("/v1/tasks/claim", headers=headers)
+            status, answer = await connection.send(claim_head)
             claims.append((time.perf_counter() - started) * 1000)
-            if claim.status_code == 204:
+            if status == 204:
                 return
-            if claim.status_code != 200:
-                errors[f"claim {claim.status_code}"] = (
-                    errors.get(f"claim {claim.status_code}", 0) + 1
-                )
+            if status != 200:
+                error(f"claim {status}")
                 continue
-            task_id = claim.json()["task"]["task_id"]
+            task_id = json.loads(answer)["task"]["task_id"]
             count += 1
-            body = {
-                "action": "approve",
-                "label": {"kind": "classification", "label": "cat"},
-                "seconds_spent": 1.0,
-                "idempotency_key": f"w{index}-{count}",
-            }
+            body = json.dumps(
+                {
+                    "action": "approve",
+                    "label": {"kind": "classification", "label": "cat"},
+                    "seconds_spent": 1.0,
+                    "idempotency_key": f"w{index}-{count}",
+                }
+            ).encode()
+            head = connection.head("POST", f"/v1/tasks/{task_id}/decision", json_headers, len(body))
             started = time.perf_counter()
-            decision = await client.post(
-                f"/v1/tasks/{task_id}/decision", headers=headers, json=body
-            )
+            status, _ = await connection.send(head, body)
             decisions.append((time.perf_counter() - started) * 1000)
-            if decision.status_code != 200:
-                key = f"decision {decision.status_code}"
-                errors[key] = errors.get(key, 0) + 1
+            if status != 200:
+                error(f"decision {status}")
 
+    connections = [await Connection.open(base_url) for _ in tokens]
     started = time.time()
-    await asyncio.gather(*(worker(i, t) for i, t in enumerate(tokens)))
+    try:
+        await asyncio.gather(
+            *(worker(i, c, t) for i, (c, t) in enumerate(zip(connections, tokens, strict=True)))
+        )
+    finally:
+        for connection in connections:
+            await connection.close()
     return {
         "claims": claims,
         "decisions": decisions,
@@ -211,20 +232,9 @@ async def _cycles(client: httpx.AsyncClient, tokens: list[str], budget_s: float)
 
 def _client(kind: str, base_url: str, tokens: list[str], amount: float) -> dict[str, Any]:
     """One load-generating process: ``baseline`` (GET /v1/me) or ``cycles``."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-    async def run() -> dict[str, Any]:
-        limits = httpx.Limits(
-            max_connections=len(tokens) + 2, max_keepalive_connections=len(tokens) + 2
-        )
-        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-            if kind == "baseline":
-                started = time.time()
-                _, latencies = await _baseline(client, tokens, int(amount))
-                return {"latencies": latencies, "started": started, "ended": time.time()}
-            return await _cycles(client, tokens, amount)
-
-    return asyncio.run(run())
+    if kind == "baseline":
+        return uvloop.run(_baseline(base_url, tokens, int(amount)))
+    return uvloop.run(_cycles(base_url, tokens, amount))
 
 
 def _fan_out(
@@ -238,19 +248,27 @@ def _fan_out(
         return [future.result() for future in futures]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _drive(
-    base_url: str, tokens: list[str], tasks: int, budget_s: float, procs: int
+    base_url: str, gateway_pid: int, tokens: list[str], *, tasks: int, budget_s: float, procs: int
 ) -> dict[str, Any]:
     async def ready() -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            await _wait_ready(client, {"Authorization": f"Bearer {tokens[0]}"}, tasks)
+            await _wait_ready(client, _auth(tokens[0]), tasks)
 
     asyncio.run(ready())
     base = _fan_out("baseline", base_url, tokens, min(tasks, 5_000), procs)
     base_latencies = [v for part in base for v in part["latencies"]]
     base_s = max(p["ended"] for p in base) - min(p["started"] for p in base)
     baseline_rps = len(base_latencies) / base_s if base_s else 0.0
+    cpu_before = _cpu_seconds(gateway_pid)
     parts = _fan_out("cycles", base_url, tokens, budget_s, procs)
+    gateway_cpu_s = _cpu_seconds(gateway_pid) - cpu_before
     claims = [v for p in parts for v in p["claims"]]
     decisions = [v for p in parts for v in p["decisions"]]
     errors: dict[str, int] = {}
@@ -267,6 +285,9 @@ def _drive(
         "claim_p99_ms": _pct(claims, 99),
         "decision_p50_ms": _pct(decisions, 50),
         "decision_p99_ms": _pct(decisions, 99),
+        "gateway_cpu_ms_per_cycle": (
+            round(gateway_cpu_s * 1000 / len(decisions), 3) if decisions else None
+        ),
         "errors": errors,
         "client_processes": procs,
         "baseline_me_requests_per_s": round(baseline_rps, 1),
@@ -322,8 +343,11 @@ def command(
             "LOUPE_GATEWAY_AUTH_CACHE_S": "30",
         }
         port = free_port()
-        with _gateway_process(env, port, Path(tmp) / "gateway.log") as base_url:
-            result = _drive(base_url, tokens, tasks, budget_s, client_procs)
+        with _gateway_process(env, port, Path(tmp) / "gateway.log") as process:
+            base_url = f"http://127.0.0.1:{port}"
+            result = _drive(
+                base_url, process.pid, tokens, tasks=tasks, budget_s=budget_s, procs=client_procs
+            )
     result.update(
         {
             "benchmark": "gateway",

@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loupe.gateway import metrics
 from loupe.gateway.audit import SERVICE_ACTOR, audit_event
 from loupe.gateway.consumer import GatewayConsumer
 from loupe.gateway.context import Gateway
-from loupe.gateway.errors import BodySizeLimit, install_error_handlers
+from loupe.gateway.edge import EdgeMiddleware
+from loupe.gateway.errors import install_error_handlers
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.routes import health, items, leads, me, tasks, users
-from loupe.gateway.security import SecurityHeaders
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import UsersFile
@@ -70,25 +68,6 @@ async def _sweep_until(gateway: Gateway, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), interval)
 
 
-class _Timing:
-    """Records request latency per route template."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "other")
-            metrics.LATENCY.labels(path, scope["method"]).observe(time.perf_counter() - started)
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers."""
     settings = settings or GatewaySettings()
@@ -96,7 +75,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url, max_connections=512)
-        producer = AsyncProducer(settings.kafka_bootstrap_servers)
+        producer = AsyncProducer(
+            settings.kafka_bootstrap_servers,
+            extra={
+                "linger.ms": settings.kafka_linger_ms,
+                "message.timeout.ms": int(settings.kafka_timeout_s * 1000),
+            },
+        )
         gateway = Gateway(
             settings=settings,
             redis=client,
@@ -120,7 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 log.warning("lease sweeper did not stop in time")
             if consumer is not None:
                 await asyncio.to_thread(consumer.stop)
-            await asyncio.to_thread(producer.close)
+            await producer.aclose()
             await client.aclose()
 
     app = FastAPI(
@@ -130,14 +115,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         "See docs/gateway-api.md.",
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.otel_telemetry,
+            "metrics": settings.otel_telemetry,
+            "logs": settings.otel_telemetry,
+        },
     )
     install_error_handlers(app)
-    for module in (health, me, tasks, items, leads, users):
+    for module in (tasks, me, items, leads, users, health):  # hot routes first: matched in order
         app.include_router(module.router)
     folder = ui_directory(settings)
     if folder is not None:
         app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(_Timing)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
+from loupe.gateway.ids import new_id
 from loupe.gateway.users import User
 from loupe.schemas import Actor, AuditAction, AuditEvent, utcnow
 
@@ -30,7 +30,7 @@ def audit_event(
 ) -> AuditEvent:
     """One append-only audit record."""
     return AuditEvent(
-        event_id=uuid.uuid4().hex,
+        event_id=new_id(),
         at=at or utcnow(),
         actor=actor,
         action=action,

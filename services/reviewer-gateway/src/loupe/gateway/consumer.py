@@ -8,6 +8,7 @@ rebuilds the working set by replaying the topics from the beginning, then sets t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 LIVE_TOPICS = (REVIEW_REQUESTS, LABELS_RESOLVED, LABELS_CONFLICTS, CONTROL_POLICY, AUDIT)
 REBUILD_LOCK_S = 300
+_FETCH_BATCHING = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 16_384}
+"""Fewer, fuller fetches under load; at most 100 ms added when traffic is light."""
 
 
 class GatewayConsumer:
@@ -175,7 +178,8 @@ class GatewayConsumer:
 
     def _run(self) -> None:
         consumer: Consumer | None = None
-        next_check = 0.0
+        next_check = next_commit = 0.0
+        uncommitted = False
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_check:
@@ -184,20 +188,30 @@ class GatewayConsumer:
                 if consumer is None:
                     consumer = Consumer(
                         consumer_config(
-                            self.settings.kafka_bootstrap_servers, self.settings.group_id()
+                            self.settings.kafka_bootstrap_servers,
+                            self.settings.group_id(),
+                            extra=_FETCH_BATCHING,
                         )
                     )
                     consumer.subscribe(list(self._handlers))
                 batch = consumer.consume(500, timeout=0.2)
                 self._apply(batch)
-                if batch:
+                uncommitted = uncommitted or bool(batch)
+                if uncommitted and time.monotonic() >= next_commit:
+                    # committing after the writes keeps at-least-once; batching commits spares
+                    # the broker a request per batch (a replay after a crash is idempotent)
                     consumer.commit(asynchronous=False)
+                    uncommitted = False
+                    next_commit = time.monotonic() + self.settings.commit_interval_s
                 self.last_error = None
             except (KafkaException, redis.RedisError) as exc:
                 self.last_error = str(exc)
                 log.warning("consumer loop error (will retry): %s", exc)
                 self._stop.wait(1.0)
         if consumer is not None:
+            if uncommitted:
+                with contextlib.suppress(KafkaException):
+                    consumer.commit(asynchronous=False)
             consumer.close()
 
     def _apply(self, batch: list[Message]) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loupe.gateway.responses import FastJSONResponse
 
@@ -80,65 +79,3 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> FastJSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return FastJSONResponse(error_body("internal_error", "internal server error"), 500)
-
-
-class BodySizeLimit:
-    """ASGI middleware answering 413 when a request body exceeds ``max_bytes``."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._reject(send)
-                    return
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not response_started:
-                await self._reject(send)
-
-    async def _reject(self, send: Send) -> None:
-        response = FastJSONResponse(
-            error_body("body_too_large", f"request body exceeds {self.max_bytes} bytes"), 413
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(k, v) for k, v in response.raw_headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
-
-
-class _BodyTooLargeError(Exception):
-    pass

@@ -22,71 +22,95 @@ class DeliveryError(RuntimeError):
 class AsyncProducer:
     """An idempotent producer; ``send`` returns a future resolved by the delivery report.
 
-    A background thread polls the producer, so many concurrent requests share each broker
-    round trip (linger batching) instead of flushing one by one.
+    Delivery reports are served on the event loop itself: while records are in flight a small
+    task polls the producer every ``poll_interval_s``, so concurrent requests share each broker
+    round trip (linger batching) and no thread has to hand results back across the GIL.
+    Construct it inside the running loop; close it with ``aclose()``.
     """
 
-    def __init__(self, bootstrap: str, extra: dict[str, Any] | None = None) -> None:
-        self._producer = Producer(
-            producer_config(bootstrap, extra={"linger.ms": 2, **(extra or {})})
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll_loop, name="gw-producer", daemon=True)
-        self._thread.start()
+    def __init__(
+        self,
+        bootstrap: str,
+        extra: dict[str, Any] | None = None,
+        poll_interval_s: float = 0.001,
+    ) -> None:
+        self._producer = Producer(producer_config(bootstrap, extra=extra))
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._poll_interval_s = poll_interval_s
+        self._in_flight = asyncio.Event()
+        self._closing = False
+        self._pump = self._loop.create_task(self._serve_deliveries(), name="kafka-deliveries")
 
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.05)
+    async def _serve_deliveries(self) -> None:
+        while not self._closing:
+            if len(self._producer) == 0:
+                self._in_flight.clear()
+                await self._in_flight.wait()
+            try:
+                self._producer.poll(0)
+            except Exception:  # a report must never stop the others from being served
+                log.exception("serving Kafka delivery reports failed")
+            await asyncio.sleep(self._poll_interval_s)
 
     def send(self, topic: str, key: str, value: bytes) -> asyncio.Future[None]:
         """Queue one record; the returned future completes when Kafka acknowledged it."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
 
         def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
+            if threading.get_ident() == self._loop_thread:
+                _settle(future, error)
+            else:  # the final flush in aclose() runs on a worker thread
+                self._loop.call_soon_threadsafe(_settle, future, error)
 
+        try:
+            self._produce(topic, key, value, on_delivery)
+        except KafkaException as exc:
+            future.set_exception(DeliveryError(str(exc)))
+        return future
+
+    def send_nowait(self, topic: str, key: str, value: bytes) -> None:
+        """Queue a record whose acknowledgement nobody waits for (flushed on close)."""
+        try:
+            self._produce(topic, key, value, _log_failure)
+        except KafkaException as exc:
+            log.warning("could not queue record for %s: %s", topic, exc)
+
+    def _produce(self, topic: str, key: str, value: bytes, on_delivery: Any) -> None:
         while True:
             try:
                 self._producer.produce(
                     topic, key=key.encode(), value=value, on_delivery=on_delivery
                 )
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full: serve reports, then retry
                 self._producer.poll(0.01)
-            except KafkaException as exc:
-                future.set_exception(DeliveryError(str(exc)))
-                break
-        return future
-
-    def send_nowait(self, topic: str, key: str, value: bytes) -> None:
-        """Queue a record whose acknowledgement nobody waits for (flushed on close)."""
-        try:
-            self._producer.produce(topic, key=key.encode(), value=value, on_delivery=_log_failure)
-        except (BufferError, KafkaException) as exc:
-            log.warning("could not queue record for %s: %s", topic, exc)
+        self._in_flight.set()
 
     async def send_all(self, records: Sequence[tuple[str, str, bytes]], timeout_s: float) -> None:
         """Send records and wait until every one is acknowledged (``DeliveryError`` if not)."""
         futures = [self.send(topic, key, value) for topic, key, value in records]
         try:
-            await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                for future in futures:
+                    await future
         except TimeoutError:
             raise DeliveryError(f"Kafka did not acknowledge within {timeout_s:g}s") from None
 
     def ping(self, timeout_s: float = 2.0) -> bool:
-        """Whether the cluster answers a metadata request."""
+        """Whether the cluster answers a metadata request (blocking: call it in a thread)."""
         try:
             self._producer.list_topics(timeout=timeout_s)
         except KafkaException:
             return False
         return True
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Flush what is queued and stop the poll thread."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        remaining = self._producer.flush(timeout_s)
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Stop serving reports on the loop and flush what is queued."""
+        self._closing = True
+        self._in_flight.set()
+        await self._pump
+        remaining = await asyncio.to_thread(self._producer.flush, timeout_s)
         if remaining:
             log.warning("%d record(s) were not acknowledged at shutdown", remaining)
 

@@ -28,6 +28,12 @@ class GatewaySettings(ServiceSettings):
     idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
     kafka_timeout_s: float = Field(default=10.0, gt=0, le=120)
     """How long a decision waits for Kafka's acknowledgement before answering 503."""
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1_000)
+    """Producer batching window: concurrent decisions share one broker round trip."""
+    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """How often the consumer commits offsets (replays after a crash are idempotent)."""
+    otel_telemetry: bool = False
+    """FastAPI's OpenTelemetry hooks (tracing/metrics/logs); Prometheus metrics are always on."""
     consumer_group: str = "loupe-gateway"
     redis_prefix: str = Field(default="loupe:gw:", max_length=64)
     users_file: Path = Path("gateway-users.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from loupe.gateway import scripts
+from loupe.gateway.ids import new_id
 from loupe.gateway.views import text
 from loupe.schemas import Tier
 
@@ -69,7 +69,7 @@ class TaskStore:
         scan_limit: int,
     ) -> Claimed | None:
         """Lease the best task this user may take (in ``projects``; empty = any), or None."""
-        lease_id = uuid.uuid4().hex
+        lease_id = new_id()
         scope = ",".join(projects)
         args: list[Any] = [
             self.p,
@@ -164,7 +164,7 @@ class TaskStore:
         lease_ms: int,
     ) -> tuple[str, list[str], Lease | None]:
         """Revoke/move/assign a task; returns (status, revoked users, new lease)."""
-        lease_id = uuid.uuid4().hex
+        lease_id = new_id()
         reply = await self._reassign(
             args=[
                 self.p,

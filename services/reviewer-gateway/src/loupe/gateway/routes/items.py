@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -13,6 +12,7 @@ from loupe.gateway.audit import actor_of, audit_event, comment_view
 from loupe.gateway.context import GatewayDep, LeadUser, SeniorUser, Worker
 from loupe.gateway.diff import diff_labels
 from loupe.gateway.errors import ApiError
+from loupe.gateway.ids import new_id
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
@@ -220,7 +220,7 @@ async def resolve(
         )
     except (LabelError, ValidationError, ValueError) as exc:
         raise ApiError(422, "invalid_label", str(exc).splitlines()[0]) from None
-    key = uuid.uuid4().hex
+    key = new_id()
     now = utcnow()
     decision = ReviewDecision(
         decision_id=key,

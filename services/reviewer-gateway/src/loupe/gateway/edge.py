@@ -1,0 +1,85 @@
+"""The gateway's one outer ASGI layer: body-size limit, security headers, latency histogram.
+
+One layer instead of three: each ASGI wrapper costs every request a closure and an extra await.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loupe.gateway import metrics
+from loupe.gateway.errors import error_body
+from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.security import SECURITY_HEADERS
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class EdgeMiddleware:
+    """Answers 413 for oversized bodies, adds ``SECURITY_HEADERS``, records request latency."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _send_with_headers(send, self._too_large())
+                self._observe(scope, started)
+                return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLargeError
+            return message
+
+        async def secured_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = message.get("headers", [])
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [
+                    *headers,
+                    *((n, v) for n, v in SECURITY_HEADERS if n not in present),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, secured_send)
+        except _BodyTooLargeError:
+            if not response_started:
+                await _send_with_headers(send, self._too_large())
+        finally:
+            self._observe(scope, started)
+
+    def _too_large(self) -> FastJSONResponse:
+        message = f"request body exceeds {self.max_body_bytes} bytes"
+        return FastJSONResponse(error_body("body_too_large", message), 413)
+
+    @staticmethod
+    def _observe(scope: Scope, started: float) -> None:
+        path = getattr(scope.get("route"), "path", "other")
+        metrics.LATENCY.labels(path, scope["method"]).observe(time.perf_counter() - started)
+
+
+async def _send_with_headers(send: Send, response: FastJSONResponse) -> None:
+    headers = [*response.raw_headers, *SECURITY_HEADERS]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
