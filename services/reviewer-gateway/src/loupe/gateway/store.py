@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from loupe.gateway import scripts
 from loupe.gateway.ids import new_id
@@ -43,20 +45,40 @@ class Lease:
     expires_ms: int
 
 
+class _Script:
+    """A Lua script run by its SHA-1, loaded on the first ``NOSCRIPT``.
+
+    Leaner per call than redis-py's ``Script`` object (which type-checks its client against a
+    runtime Protocol on every call); the scripts take no KEYS (they derive keys from the prefix).
+    """
+
+    def __init__(self, client: aioredis.Redis, source: str) -> None:
+        self._client = client
+        self._source = source
+        self._sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, *, args: list[Any]) -> Any:
+        try:
+            return await self._client.execute_command("EVALSHA", self._sha, 0, *args)
+        except NoScriptError:
+            await self._client.script_load(self._source)
+            return await self._client.execute_command("EVALSHA", self._sha, 0, *args)
+
+
 class TaskStore:
     """All queue and lease transitions, each one atomic Lua script."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.r = client
         self.p = prefix
-        self._claim = client.register_script(scripts.CLAIM)
-        self._sweep = client.register_script(scripts.SWEEP)
-        self._release = client.register_script(scripts.RELEASE)
-        self._heartbeat = client.register_script(scripts.HEARTBEAT)
-        self._begin = client.register_script(scripts.DECIDE_BEGIN)
-        self._commit = client.register_script(scripts.DECIDE_COMMIT)
-        self._close = client.register_script(scripts.CLOSE)
-        self._reassign = client.register_script(scripts.REASSIGN)
+        self._claim = _Script(client, scripts.CLAIM)
+        self._sweep = _Script(client, scripts.SWEEP)
+        self._release = _Script(client, scripts.RELEASE)
+        self._heartbeat = _Script(client, scripts.HEARTBEAT)
+        self._begin = _Script(client, scripts.DECIDE_BEGIN)
+        self._commit = _Script(client, scripts.DECIDE_COMMIT)
+        self._close = _Script(client, scripts.CLOSE)
+        self._reassign = _Script(client, scripts.REASSIGN)
 
     async def claim(
         self,
