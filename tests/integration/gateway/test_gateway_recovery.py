@@ -56,6 +56,7 @@ async def test_redis_flush_rebuilds_from_kafka(
 
     client = redis.Redis.from_url(redis_url)
     client.flushall()
+    client.script_flush()  # like a restarted Redis: the gateway must load its Lua scripts again
     client.close()
 
     async def rebuilt():

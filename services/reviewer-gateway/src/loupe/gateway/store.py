@@ -59,10 +59,14 @@ class _Script:
 
     async def __call__(self, *, args: list[Any]) -> Any:
         try:
-            return await self._client.execute_command("EVALSHA", self._sha, 0, *args)
+            return await self._client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._sha, 0, *args
+            )
         except NoScriptError:
             await self._client.script_load(self._source)
-            return await self._client.execute_command("EVALSHA", self._sha, 0, *args)
+            return await self._client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._sha, 0, *args
+            )
 
 
 class TaskStore:
