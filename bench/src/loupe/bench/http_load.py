@@ -64,7 +64,10 @@ class Connection:
                 length = int(value)
             elif name == b"transfer-encoding":
                 raise HttpError("chunked responses are not supported by this load client")
-        body_out = await self._reader.readexactly(length) if length else b""
+        try:
+            body_out = await self._reader.readexactly(length) if length else b""
+        except asyncio.IncompleteReadError as exc:
+            raise HttpError(f"connection closed {len(exc.partial)} of {length} bytes in") from None
         return status, body_out
 
     async def close(self) -> None:
