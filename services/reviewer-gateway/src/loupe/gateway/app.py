@@ -20,6 +20,7 @@ from loupe.gateway.context import Gateway
 from loupe.gateway.edge import EdgeMiddleware
 from loupe.gateway.errors import install_error_handlers
 from loupe.gateway.kafka_io import AsyncProducer
+from loupe.gateway.openapi import install_openapi
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.routes import health, items, leads, me, tasks, users
 from loupe.gateway.settings import GatewaySettings
@@ -127,8 +128,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         },
     )
     install_error_handlers(app)
-    for module in (tasks, me, items, leads, users, health):  # hot routes first: matched in order
-        app.include_router(module.router)
+    routers = [m.router for m in (tasks, me, items, leads, users, health)]  # hot routes first
+    for router in routers:
+        app.include_router(router)
+    install_openapi(app, routers)
     folder = ui_directory(settings)
     if folder is not None:
         app.mount("/", StaticFiles(directory=folder, html=True), name="ui")

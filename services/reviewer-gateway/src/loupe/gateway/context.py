@@ -85,19 +85,30 @@ async def _authenticate(request: Request) -> User:
     return user
 
 
-def _require(roles: frozenset[Role]) -> Any:
-    """One flat dependency per role set (authentication + role check, no nested resolution)."""
-    allowed = ", ".join(sorted(role.value for role in roles))
+class RoleCheck:
+    """A dependency that authenticates the caller and admits only ``roles`` (403 otherwise).
 
-    async def check(request: Request) -> User:
+    One flat dependency per role set (no nested resolution); ``roles`` is also what the OpenAPI
+    document lists for each operation.
+    """
+
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+        self._allowed = ", ".join(sorted(role.value for role in roles))
+
+    async def __call__(self, request: Request) -> User:
         user = await _authenticate(request)
-        if user.role not in roles:
+        if user.role not in self.roles:
             raise ApiError(
-                403, "forbidden", f"role {user.role.value!r} may not do this (allowed: {allowed})"
+                403,
+                "forbidden",
+                f"role {user.role.value!r} may not do this (allowed: {self._allowed})",
             )
         return user
 
-    return Depends(check)
+
+def _require(roles: frozenset[Role]) -> Any:
+    return Depends(RoleCheck(roles))
 
 
 AnyUser = Annotated[User, _require(EVERYONE)]
