@@ -34,9 +34,10 @@ test: system lint
 test-unit: env
 	$(UV) run --no-sync pytest tests/unit
 
-## lint: ruff everywhere, mypy on every member (strict on schemas).
+## lint: ruff (lint + format) everywhere, mypy on every member (strict on schemas).
 lint: env
 	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync mypy $(SOURCES)
 
 schemas: env

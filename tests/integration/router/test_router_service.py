@@ -111,8 +111,9 @@ def mixed_inputs(count: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], di
             ),
             "unknown_task": good.replace(b'"classification"', b'"audio"', 1),
             "unknown_project": good.replace(b'"project":"demo"', b'"project":"nope"', 1),
-            "invalid_label": good.replace(f'"label":"{digit}"'.encode(), b'"label":"X"', 1)
-            .replace(f'"{digit}":0.95'.encode(), b'"X":0.95', 1),
+            "invalid_label": good.replace(f'"label":"{digit}"'.encode(), b'"label":"X"', 1).replace(
+                f'"{digit}":0.95'.encode(), b'"X":0.95', 1
+            ),
             "too_large": good[:-1] + b"," + b" " * 600_000 + b"}",
         }.get(kind, good)
         records.append((item, value))
@@ -317,8 +318,12 @@ def test_policy_update_changes_routing_without_restart(router_env: Any) -> None:
         update={"confidence": policy.confidence.model_copy(update={"default": 0.6})}
     )
     update = PolicyUpdate(
-        project="demo", version=2, policy=looser, changed_by=Actor(id="lead-1", role="lead"),
-        reason="threshold 0.8 -> 0.6", at=datetime.now(UTC),
+        project="demo",
+        version=2,
+        policy=looser,
+        changed_by=Actor(id="lead-1", role="lead"),
+        reason="threshold 0.8 -> 0.6",
+        at=datetime.now(UTC),
     )
     produce(bootstrap, router_env.topic("control.policy"), [("demo", update)])
     deadline = time.monotonic() + 30
@@ -333,9 +338,7 @@ def test_policy_update_changes_routing_without_restart(router_env: Any) -> None:
     assert all(ReasonCode.LOW_CONFIDENCE in {x.code for x in r.reasons} for r in before)
     assert all(r.policy_version == 1 for r in before)
     after_requests = [r for r in out.requests if int(r.item_id[2:]) >= 60]
-    assert all(
-        ReasonCode.LOW_CONFIDENCE not in {x.code for x in r.reasons} for r in after_requests
-    )
+    assert all(ReasonCode.LOW_CONFIDENCE not in {x.code for x in r.reasons} for r in after_requests)
     assert all(r.policy_version == 2 for r in after_requests)
     assert sum(int(label.item_id[2:]) >= 60 for label in out.resolved) >= 50
     (audit,) = read_all(bootstrap, router_env.topic("audit"), expect=1, idle_s=1.0)

@@ -54,6 +54,7 @@ def test_careful_mistakes_follow_the_model_careless_ones_do_not() -> None:
     rng = random.Random(2)
     careful = ReviewerProfile("a", "A", "reviewer", Tier.REVIEWER, 0.0, 10.0)
     careless = ReviewerProfile("c", "C", "reviewer", Tier.REVIEWER, 0.0, 3.0, careless=True)
+
     def answer(profile: ReviewerProfile) -> str:
         return decide(profile, truth="1", suggested="7", allowed=CLASSES, rng=rng).label
 

@@ -28,9 +28,7 @@ def test_an_item_awaiting_votes_keeps_the_run_open() -> None:
 def test_complete_once_votes_are_in_and_answered() -> None:
     answered = resolved("c", "0", revision=1, method=ResolutionMethod.WEIGHTED)
     answered = answered.model_copy(
-        update={
-            "provenance": answered.provenance.model_copy(update={"request_ids": ["r-c-0"]})
-        }
+        update={"provenance": answered.provenance.model_copy(update={"request_ids": ["r-c-0"]})}
     )
     observed = Observed(
         requests=[request("c", ReasonCode.NOVEL)],

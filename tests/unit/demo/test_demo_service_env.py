@@ -33,9 +33,7 @@ def deployment(tmp_path: Path) -> Deployment:
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
-def test_every_demo_setting_is_a_field_of_the_service(
-    deployment: Deployment, service: str
-) -> None:
+def test_every_demo_setting_is_a_field_of_the_service(deployment: Deployment, service: str) -> None:
     spec = next(s for s in deployment.service_specs() if s.name == service)
     settings_class = SETTINGS[service]
     prefix = str(settings_class.model_config.get("env_prefix", ""))

@@ -140,8 +140,13 @@ def test_dead_letter_keeps_the_input_or_its_head() -> None:
     letter = decode(
         DeadLetter,
         dead_letter(
-            b"x" * 100, b"k", kind=ErrorKind.TOO_LARGE, error="too big", field=None,
-            source=source, max_original_bytes=10,
+            b"x" * 100,
+            b"k",
+            kind=ErrorKind.TOO_LARGE,
+            error="too big",
+            field=None,
+            source=source,
+            max_original_bytes=10,
         ),
     )
     assert letter.original == b"x" * 10
@@ -150,8 +155,13 @@ def test_dead_letter_keeps_the_input_or_its_head() -> None:
     whole = decode(
         DeadLetter,
         dead_letter(
-            None, None, kind=ErrorKind.MALFORMED_JSON, error="empty", field="f",
-            source=source, max_original_bytes=10,
+            None,
+            None,
+            kind=ErrorKind.MALFORMED_JSON,
+            error="empty",
+            field="f",
+            source=source,
+            max_original_bytes=10,
         ),
     )
     assert whole.original == b"" and whole.key is None and whole.field == "f"

@@ -113,8 +113,11 @@ GOOD = samples.classification().to_json_bytes()
         ),
         (GOOD + b" " * 5_000, ErrorKind.TOO_LARGE, "4096"),
         (_with_project("nobody"), ErrorKind.UNKNOWN_PROJECT, "nobody"),
-        (samples.classification(label="cat").to_json_bytes().replace(b'"cat"', b'"cow"'),
-         ErrorKind.INVALID_LABEL, "cow"),
+        (
+            samples.classification(label="cat").to_json_bytes().replace(b'"cat"', b'"cow"'),
+            ErrorKind.INVALID_LABEL,
+            "cow",
+        ),
     ],
 )
 def test_bad_input_is_dead_lettered_precisely(
@@ -127,7 +130,7 @@ def test_bad_input_is_dead_lettered_precisely(
     assert out.topic == "t.dlq" and out.key == b"k"
     assert letter.error_kind is kind and needle in letter.error
     assert (letter.source.partition, letter.source.offset) == (2, 41)
-    assert letter.original == (value or b"")[: 65_536]
+    assert letter.original == (value or b"")[:65_536]
 
 
 def test_older_schema_with_retired_class_goes_to_review_not_dlq() -> None:

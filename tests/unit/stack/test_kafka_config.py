@@ -16,14 +16,18 @@ POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
 def _properties(text: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in text.splitlines()
-             if line.strip() and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
 def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
-    settings = StackSettings(state_dir=tmp_path, host="127.0.0.2", kafka_port=19092,
-                             controller_port=19093)
+    settings = StackSettings(
+        state_dir=tmp_path, host="127.0.0.2", kafka_port=19092, controller_port=19093
+    )
     props = _properties(render_server_properties(settings, tmp_path / "data"))
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
@@ -34,9 +38,14 @@ def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
     assert props["log.dirs"] == str(tmp_path / "data")
     assert props["auto.create.topics.enable"] == "false"
     assert props["group.initial.rebalance.delay.ms"] == "0"
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
-                "share.coordinator.state.topic.min.isr", "default.replication.factor"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "default.replication.factor",
+    ):
         assert props[key] == "1", key
 
 
@@ -55,7 +64,8 @@ TREE_SLF4J1 = """dev.loupe.stack:kafka-broker-classpath:pom:4.1.1
 
 def test_logging_stack_follows_kafkas_slf4j_and_log4j() -> None:
     assert LoggingStack.from_tree(TREE_SLF4J1, "2.24.3") == LoggingStack(
-        "log4j-slf4j-impl", "2.25.5")
+        "log4j-slf4j-impl", "2.25.5"
+    )
 
 
 def test_logging_stack_slf4j2_and_default_log4j() -> None:

@@ -37,10 +37,14 @@ def test_start_find_stop(tmp_path: Path) -> None:
 
 def test_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
-    stubborn = [sys.executable, "-c",
-                "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "pathlib.Path(sys.argv[1]).touch(); time.sleep(300)", str(ready),
-                "loupe-stack-test-sleeper"]
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(sys.argv[1]).touch(); time.sleep(300)",
+        str(ready),
+        "loupe-stack-test-sleeper",
+    ]
     managed = ManagedProcess("stubborn", tmp_path / "s.pid", ("loupe-stack-test-sleeper",))
     pid = managed.start(stubborn, tmp_path / "s.log")
     assert wait_until(ready.exists, 10)
@@ -48,8 +52,7 @@ def test_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     assert managed.pid() is None
 
 
-def test_never_claims_a_foreign_process(tmp_path: Path,
-                                        foreign: subprocess.Popen[bytes]) -> None:
+def test_never_claims_a_foreign_process(tmp_path: Path, foreign: subprocess.Popen[bytes]) -> None:
     (tmp_path / "s.pid").write_text(f"{foreign.pid}\n")
     managed = ManagedProcess("sleeper", tmp_path / "s.pid", ("loupe-stack-test-sleeper",))
     assert managed.pid() is None

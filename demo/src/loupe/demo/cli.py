@@ -15,25 +15,59 @@ QUICK = {"rate": 100.0, "time_scale": 0.01}
 
 
 @click.command("demo")
-@click.option("--items", type=click.IntRange(70, 700), default=700, show_default=True,
-              help="Predictions to stream (the digits dataset bounds it).")
-@click.option("--rate", type=click.FloatRange(0.5, 10_000), default=15.0, show_default=True,
-              help="Predictions per second from model serving.")
-@click.option("--reviewers", type=click.IntRange(3, 50), default=6, show_default=True,
-              help="Simulated reviewers (always incl. one careless, one senior, one lead).")
+@click.option(
+    "--items",
+    type=click.IntRange(70, 700),
+    default=700,
+    show_default=True,
+    help="Predictions to stream (the digits dataset bounds it).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.5, 10_000),
+    default=15.0,
+    show_default=True,
+    help="Predictions per second from model serving.",
+)
+@click.option(
+    "--reviewers",
+    type=click.IntRange(3, 50),
+    default=6,
+    show_default=True,
+    help="Simulated reviewers (always incl. one careless, one senior, one lead).",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--quick", is_flag=True, help="Fast fixed-seed run (same stream, compressed time).")
 @click.option("--json", "as_json", is_flag=True, help="Print only one JSON object at the end.")
-@click.option("--keep-running", is_flag=True,
-              help="After the report, keep everything up until Ctrl-C (to explore the UI).")
-@click.option("--infra", type=click.Choice(["local", "env"]), default="local", show_default=True,
-              help="local: start a private Kafka + Redis; env: use LOUPE_KAFKA_BOOTSTRAP_SERVERS"
-                   " / LOUPE_REDIS_URL (or KAFKA_BOOTSTRAP_SERVERS / REDIS_URL).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".loupe/demo"), show_default=True, envvar="LOUPE_DEMO_HOME",
-              help="Folder for each run's logs and state.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(10, 86_400), default=900.0,
-              show_default=True, help="Give up waiting for the loop to settle after this long.")
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="After the report, keep everything up until Ctrl-C (to explore the UI).",
+)
+@click.option(
+    "--infra",
+    type=click.Choice(["local", "env"]),
+    default="local",
+    show_default=True,
+    help="local: start a private Kafka + Redis; env: use LOUPE_KAFKA_BOOTSTRAP_SERVERS"
+    " / LOUPE_REDIS_URL (or KAFKA_BOOTSTRAP_SERVERS / REDIS_URL).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".loupe/demo"),
+    show_default=True,
+    envvar="LOUPE_DEMO_HOME",
+    help="Folder for each run's logs and state.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(10, 86_400),
+    default=900.0,
+    show_default=True,
+    help="Give up waiting for the loop to settle after this long.",
+)
 def demo(
     *,
     items: int,

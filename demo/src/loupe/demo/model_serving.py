@@ -120,10 +120,7 @@ def build_stream(config: StreamConfig) -> DemoStream:
     train_x = scaler.transform(images[train_idx])
     train_y = targets[train_idx]
     classifier = VotingClassifier(
-        [
-            (f"mlp{i}", _network(config.seed * 100 + i))
-            for i in range(config.ensemble)
-        ],
+        [(f"mlp{i}", _network(config.seed * 100 + i)) for i in range(config.ensemble)],
         voting="soft",
     )
     classifier.fit(train_x, train_y)

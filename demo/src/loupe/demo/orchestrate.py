@@ -187,8 +187,17 @@ class Deployment:
     def add_admin(self, user_id: str = "demo-admin") -> str:
         """Create the admin account with ``loupe users add`` and return its token."""
         result = subprocess.run(
-            [*loupe_command(), "users", "add", user_id, "--role", "admin", "--name", "Demo admin",
-             "--token"],
+            [
+                *loupe_command(),
+                "users",
+                "add",
+                user_id,
+                "--role",
+                "admin",
+                "--name",
+                "Demo admin",
+                "--token",
+            ],
             env=self.user_env(),
             capture_output=True,
             text=True,

@@ -140,9 +140,7 @@ def summarize(
     ]
     answered = {rid for label in observed.resolved for rid in label.provenance.request_ids}
     answered |= {c.request_id for c in observed.conflicts}
-    answered |= {
-        r.conflict.request_id for r in observed.requests if r.conflict is not None
-    }
+    answered |= {r.conflict.request_id for r in observed.requests if r.conflict is not None}
     unanswered = [
         r
         for r in observed.requests

@@ -114,8 +114,9 @@ class PredictionStreamer:
             delay = started + index / self._rate - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            self._send(item.item_id, to_prediction(item, self._stream.model, self._project)
-                       .to_json_bytes())
+            self._send(
+                item.item_id, to_prediction(item, self._stream.model, self._project).to_json_bytes()
+            )
             self.sent += 1
             if pending_bad and (index + 1) % every == 0:
                 key, raw = pending_bad.pop(0)

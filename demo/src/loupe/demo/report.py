@@ -262,7 +262,6 @@ def build_report(
     )
 
 
-
 def render_text(report: DemoReport) -> str:
     """The report as a few readable lines for the terminal."""
     reduction = f"{report.error_reduction:.1f}x" if report.error_reduction else "∞ (no errors left)"

@@ -170,9 +170,7 @@ async def _watch_until_settled(
             raise RuntimeError(f"model serving failed: {live.streamer.error}")
         dead = live.deployment.check_alive()
         if dead:
-            raise RuntimeError(
-                f"service(s) exited: {', '.join(dead)}; see {live.deployment.logs}"
-            )
+            raise RuntimeError(f"service(s) exited: {', '.join(dead)}; see {live.deployment.logs}")
         progress = summarize(
             live.watcher.observed(),
             items_in=live.streamer.sent,
@@ -297,8 +295,10 @@ def run_demo(
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with _infra(config, run_dir, prefix) as infra:
-            printer(f"Kafka {infra.kafka_version} at {infra.kafka_bootstrap} ({infra.source}), "
-                    f"Redis at {infra.redis_url}; topic prefix {prefix}")
+            printer(
+                f"Kafka {infra.kafka_version} at {infra.kafka_bootstrap} ({infra.source}), "
+                f"Redis at {infra.redis_url}; topic prefix {prefix}"
+            )
             policy = demo_policy(config.policy_knobs())
             deployment = Deployment(infra, run_dir, prefix, policy)
             try:
@@ -315,9 +315,7 @@ def run_demo(
                 if on_report is not None:
                     on_report(report)
                 if config.keep_running and not interrupted.is_set():
-                    loop.run_until_complete(
-                        _wait_for_interrupt(interrupted, printer, deployment)
-                    )
+                    loop.run_until_complete(_wait_for_interrupt(interrupted, printer, deployment))
             finally:
                 exit_codes = deployment.stop()
         endpoints = deployment.endpoints.as_dict() if deployment.endpoints else {}
@@ -338,4 +336,3 @@ def echo_to(stream: TextIO) -> Printer:
         stream.flush()
 
     return printer
-

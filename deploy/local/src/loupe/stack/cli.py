@@ -38,8 +38,10 @@ def _table(statuses: list[ComponentStatus]) -> str:
         (s.name, s.state.value, str(s.pid or "-"), s.address, s.version or "-") for s in statuses
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
 
 
 @click.group(name="stack")
@@ -60,11 +62,14 @@ def up(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info.as_dict(), indent=2))
         return
-    click.echo(f"Apache Kafka {info.kafka_version} at {info.kafka_bootstrap} "
-               f"(pid {info.kafka_pid})")
+    click.echo(
+        f"Apache Kafka {info.kafka_version} at {info.kafka_bootstrap} (pid {info.kafka_pid})"
+    )
     click.echo(f"Redis {info.redis_version} at {info.redis_url} (pid {info.redis_pid})")
-    click.echo(f"{len(info.topics)} Loupe topics ready; state in {info.state_dir} "
-               f"({time.monotonic() - started:.1f}s)")
+    click.echo(
+        f"{len(info.topics)} Loupe topics ready; state in {info.state_dir} "
+        f"({time.monotonic() - started:.1f}s)"
+    )
     click.echo("Point Loupe services at it with:")
     for name, value in info.env().items():
         click.echo(f"  export {name}={value}")
@@ -97,8 +102,11 @@ def status(as_json: bool) -> None:
 
 
 @stack.command()
-@click.option("--no-system", is_flag=True,
-              help="Skip system packages; only check Java and Maven and fetch the Kafka jars.")
+@click.option(
+    "--no-system",
+    is_flag=True,
+    help="Skip system packages; only check Java and Maven and fetch the Kafka jars.",
+)
 @_friendly_errors
 def install(no_system: bool) -> None:
     """Install everything the stack, tests and demo need, and fetch the Kafka jars.
@@ -108,5 +116,7 @@ def install(no_system: bool) -> None:
     """
     local_stack = LocalStack()
     local_stack.install(system_packages=not no_system)
-    click.echo(f"ready: Apache Kafka {local_stack.settings.kafka_version} jars in "
-               f"{local_stack.settings.kafka_jar_dir}")
+    click.echo(
+        f"ready: Apache Kafka {local_stack.settings.kafka_version} jars in "
+        f"{local_stack.settings.kafka_jar_dir}"
+    )

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = ".complete"
 KAFKA_JAR = re.compile(r"^kafka_2\.13-(?P<version>\d+\.\d+\.\d+)\.jar$")
 _TREE_ENTRY = re.compile(
-    r"(?P<group>[\w.\-]+):(?P<artifact>[\w.\-]+):jar:(?P<version>[^:\s]+):(?P<scope>\w+)")
+    r"(?P<group>[\w.\-]+):(?P<artifact>[\w.\-]+):jar:(?P<version>[^:\s]+):(?P<scope>\w+)"
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ class LoggingStack:
 def render_pom(kafka_version: str, logging_stack: LoggingStack | None) -> str:
     """The pom whose runtime classpath is the broker (plus logging, when given)."""
     if logging_stack is None:
-        return render_asset("pom.xml", kafka_version=kafka_version, managed_dependencies="",
-                            logging_dependencies="")
+        return render_asset(
+            "pom.xml", kafka_version=kafka_version, managed_dependencies="", logging_dependencies=""
+        )
     managed = f"""
       <dependency>
         <groupId>org.apache.logging.log4j</groupId>
@@ -59,13 +61,20 @@ def render_pom(kafka_version: str, logging_stack: LoggingStack | None) -> str:
         <type>pom</type>
         <scope>import</scope>
       </dependency>"""
-    logging_deps = "".join(f"""
+    logging_deps = "".join(
+        f"""
     <dependency>
       <groupId>org.apache.logging.log4j</groupId>
       <artifactId>{artifact}</artifactId>
-    </dependency>""" for artifact in (logging_stack.binding, "log4j-core"))
-    return render_asset("pom.xml", kafka_version=kafka_version, managed_dependencies=managed,
-                        logging_dependencies=logging_deps)
+    </dependency>"""
+        for artifact in (logging_stack.binding, "log4j-core")
+    )
+    return render_asset(
+        "pom.xml",
+        kafka_version=kafka_version,
+        managed_dependencies=managed,
+        logging_dependencies=logging_deps,
+    )
 
 
 def kafka_version_of(lib_dir: Path) -> str:
@@ -89,8 +98,11 @@ def ensure_jars(jar_dir: Path, kafka_version: str, default_log4j: str) -> Path:
         if marker.exists():
             return lib_dir
         mvn = maven_executable()
-        log.info("fetching Apache Kafka %s jars from Maven Central into %s (first run only)",
-                 kafka_version, lib_dir)
+        log.info(
+            "fetching Apache Kafka %s jars from Maven Central into %s (first run only)",
+            kafka_version,
+            lib_dir,
+        )
         started = time.monotonic()
         shutil.rmtree(lib_dir, ignore_errors=True)
         jar_dir.mkdir(parents=True, exist_ok=True)
@@ -100,21 +112,31 @@ def ensure_jars(jar_dir: Path, kafka_version: str, default_log4j: str) -> Path:
         _maven(mvn, pom, "dependency:tree", "-Dscope=runtime", f"-DoutputFile={tree}")
         logging_stack = LoggingStack.from_tree(tree.read_text(), default_log4j)
         pom.write_text(render_pom(kafka_version, logging_stack), encoding="utf-8")
-        _maven(mvn, pom, "dependency:copy-dependencies", "-DincludeScope=runtime",
-               f"-DoutputDirectory={lib_dir}")
+        _maven(
+            mvn,
+            pom,
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={lib_dir}",
+        )
         kafka_version_of(lib_dir)
         marker.write_text(f"{logging_stack.binding} {logging_stack.log4j_version}\n")
-        log.info("fetched %d jars in %.0fs", len(list(lib_dir.glob("*.jar"))),
-                 time.monotonic() - started)
+        log.info(
+            "fetched %d jars in %.0fs", len(list(lib_dir.glob("*.jar"))), time.monotonic() - started
+        )
     return lib_dir
 
 
 def _maven(mvn: str, pom: Path, *goal_and_args: str) -> None:
     """Run one quiet, non-interactive Maven goal on ``pom``; raise StackError on failure."""
-    result = subprocess.run([mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
-                             *goal_and_args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            check=False, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), *goal_and_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         tail = "\n".join(result.stdout.strip().splitlines()[-20:])
         raise StackError(f"mvn {goal_and_args[0]} failed for {pom}:\n{tail}")

@@ -60,12 +60,14 @@ class KafkaBroker:
         self.out_file = self.home / "kafka.out"
         self.version_file = self.home / "kafka.version"
         self.process = ManagedProcess(
-            "Kafka", self.home / "kafka.pid", ("kafka.Kafka", str(self.config_file)))
+            "Kafka", self.home / "kafka.pid", ("kafka.Kafka", str(self.config_file))
+        )
 
     def install(self) -> Path:
         """Fetch the broker's jars (first run only); return the folder holding them."""
-        return ensure_jars(self.settings.kafka_jar_dir, self.settings.kafka_version,
-                           self.settings.log4j_version)
+        return ensure_jars(
+            self.settings.kafka_jar_dir, self.settings.kafka_version, self.settings.log4j_version
+        )
 
     def up(self) -> ComponentStatus:
         """Start the broker unless ours is already running; return once it serves requests."""
@@ -78,8 +80,9 @@ class KafkaBroker:
         java = java_executable()
         self._write_configs()
         self._format(java, lib_dir)
-        self.process.start(self._java_command(java, lib_dir, "kafka.Kafka", str(self.config_file)),
-                           self.out_file)
+        self.process.start(
+            self._java_command(java, lib_dir, "kafka.Kafka", str(self.config_file)), self.out_file
+        )
         self.version_file.write_text(kafka_version_of(lib_dir) + "\n")
         try:
             self._wait_ready()
@@ -102,8 +105,13 @@ class KafkaBroker:
         else:
             state = State.UNRESPONSIVE
         return ComponentStatus(
-            name="kafka", state=state, pid=pid, address=self.settings.kafka_bootstrap,
-            version=f"Apache Kafka {self.version()}", log_file=self.logs_dir / "server.log")
+            name="kafka",
+            state=state,
+            pid=pid,
+            address=self.settings.kafka_bootstrap,
+            version=f"Apache Kafka {self.version()}",
+            log_file=self.logs_dir / "server.log",
+        )
 
     def version(self) -> str:
         """Version of the running broker (as started), else the configured one."""
@@ -113,12 +121,15 @@ class KafkaBroker:
 
     def _check_ports_free(self) -> None:
         """Fail clearly when another program already listens on one of our ports."""
-        for port, variable in ((self.settings.kafka_port, "KAFKA_PORT"),
-                               (self.settings.controller_port, "CONTROLLER_PORT")):
+        for port, variable in (
+            (self.settings.kafka_port, "KAFKA_PORT"),
+            (self.settings.controller_port, "CONTROLLER_PORT"),
+        ):
             if port_open(self.settings.host, port):
                 raise StackError(
                     f"{self.settings.host}:{port} is in use by a process this stack did not "
-                    f"start; stop it or choose another port with LOUPE_STACK_{variable}")
+                    f"start; stop it or choose another port with LOUPE_STACK_{variable}"
+                )
 
     def _write_configs(self) -> None:
         """Write server.properties and the log4j2 configuration into the state folder."""
@@ -135,17 +146,29 @@ class KafkaBroker:
         cluster_id = self._storage_tool(java, lib_dir, "random-uuid").strip().splitlines()[-1]
         log.info("formatting Kafka storage in %s (cluster id %s)", self.data_dir, cluster_id)
         try:
-            self._storage_tool(java, lib_dir, "format", "--standalone", "-t", cluster_id,
-                               "-c", str(self.config_file))
+            self._storage_tool(
+                java,
+                lib_dir,
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config_file),
+            )
         except StackError:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise
 
     def _storage_tool(self, java: str, lib_dir: Path, *args: str) -> str:
         """Run ``kafka.tools.StorageTool`` and return its output."""
-        result = subprocess.run(self._java_command(java, lib_dir, "kafka.tools.StorageTool", *args),
-                                capture_output=True, text=True, check=False,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            self._java_command(java, lib_dir, "kafka.tools.StorageTool", *args),
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         if result.returncode != 0:
             output = result.stderr or result.stdout
             raise StackError(f"kafka StorageTool {args[0]} failed:\n{output}")
@@ -154,10 +177,15 @@ class KafkaBroker:
     def _java_command(self, java: str, lib_dir: Path, main_class: str, *args: str) -> list[str]:
         """A JVM command line running ``main_class`` on the broker's classpath."""
         return [
-            java, f"-Xmx{self.settings.kafka_heap}", *JVM_FLAGS,
+            java,
+            f"-Xmx{self.settings.kafka_heap}",
+            *JVM_FLAGS,
             f"-Dkafka.logs.dir={self.logs_dir}",
             f"-Dlog4j2.configurationFile={self.log4j_file}",
-            "-cp", str(lib_dir / "*"), main_class, *args,
+            "-cp",
+            str(lib_dir / "*"),
+            main_class,
+            *args,
         ]
 
     def _wait_ready(self) -> None:
@@ -166,19 +194,27 @@ class KafkaBroker:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.pid() is None:
-                raise StackError(f"Kafka exited during startup; see {self.out_file} and "
-                                 f"{self.logs_dir / 'server.log'}\n{self._log_tail()}")
+                raise StackError(
+                    f"Kafka exited during startup; see {self.out_file} and "
+                    f"{self.logs_dir / 'server.log'}\n{self._log_tail()}"
+                )
             if port_open(self.settings.host, self.settings.kafka_port) and self._probe():
                 return
             if time.monotonic() >= deadline:
-                raise StackError(f"Kafka was not ready within {timeout:.0f}s; see "
-                                 f"{self.logs_dir / 'server.log'} and {self.out_file}")
+                raise StackError(
+                    f"Kafka was not ready within {timeout:.0f}s; see "
+                    f"{self.logs_dir / 'server.log'} and {self.out_file}"
+                )
             time.sleep(0.5)
 
     def _probe(self) -> bool:
         """Whether a probe topic can be created and is listed with a leader."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap,
-                             "socket.connection.setup.timeout.ms": 5000})
+        admin = AdminClient(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "socket.connection.setup.timeout.ms": 5000,
+            }
+        )
         try:
             future = admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], operation_timeout=5)
             try:

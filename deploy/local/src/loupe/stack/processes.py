@@ -57,15 +57,20 @@ class ManagedProcess:
             time.sleep(0.02)
         return False
 
-    def start(self, argv: Sequence[str], log_file: Path, *,
-              env: Mapping[str, str] | None = None) -> int:
+    def start(
+        self, argv: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None
+    ) -> int:
         """Start ``argv`` in its own session with output appended to ``log_file``; return pid."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as out:
             proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None, start_new_session=True,
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
             )
         _children[proc.pid] = proc
         tmp = self.pid_file.with_suffix(".tmp")
@@ -82,8 +87,9 @@ class ManagedProcess:
         log.info("stopping %s (pid %d)", self.name, pid)
         _signal(pid, signal.SIGTERM)
         if not _wait_exit(pid, timeout_s):
-            log.warning("%s (pid %d) ignored SIGTERM for %.0fs, killing it",
-                        self.name, pid, timeout_s)
+            log.warning(
+                "%s (pid %d) ignored SIGTERM for %.0fs, killing it", self.name, pid, timeout_s
+            )
             _signal(pid, signal.SIGKILL)
             _wait_exit(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
@@ -98,8 +104,9 @@ def command_line(pid: int) -> str:
             return proc_file.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             return ""
-    result = subprocess.run(["ps", "-p", str(pid), "-o", "command="],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False
+    )
     return result.stdout.strip()
 
 

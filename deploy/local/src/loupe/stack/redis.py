@@ -29,12 +29,18 @@ class RedisServer:
         """The ``redis-server`` command line: loopback-bound, AOF on, in the foreground."""
         return [
             executable,
-            "--bind", self.settings.host,
-            "--port", str(self.settings.redis_port),
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--daemonize", "no",
-            "--logfile", "",
+            "--bind",
+            self.settings.host,
+            "--port",
+            str(self.settings.redis_port),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
         ]
 
     def up(self) -> ComponentStatus:
@@ -45,7 +51,8 @@ class RedisServer:
                 raise StackError(
                     f"{self.settings.host}:{self.settings.redis_port} is in use by a process this "
                     "stack did not start (a system redis-server service?); stop it or choose "
-                    "another port with LOUPE_STACK_REDIS_PORT")
+                    "another port with LOUPE_STACK_REDIS_PORT"
+                )
             executable = self.install()
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.process.start(self.command(executable), self.log_file)
@@ -57,7 +64,8 @@ class RedisServer:
             if started:
                 self.process.stop(self.settings.stop_timeout_s)
             raise StackError(
-                f"Redis did not answer PING within {timeout:.0f}s; see {self.log_file}")
+                f"Redis did not answer PING within {timeout:.0f}s; see {self.log_file}"
+            )
         return self.status()
 
     def down(self) -> int | None:
@@ -75,13 +83,22 @@ class RedisServer:
         else:
             state = State.RUNNING
         return ComponentStatus(
-            name="redis", state=state, pid=pid, address=self.settings.redis_url,
-            version=f"Redis {version}" if version else "", log_file=self.log_file)
+            name="redis",
+            state=state,
+            pid=pid,
+            address=self.settings.redis_url,
+            version=f"Redis {version}" if version else "",
+            log_file=self.log_file,
+        )
 
     def _client(self) -> redis.Redis:
         """A short-timeout client for probing."""
-        return redis.Redis(host=self.settings.host, port=self.settings.redis_port,
-                           socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(
+            host=self.settings.host,
+            port=self.settings.redis_port,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
 
     def _ping(self) -> bool:
         """Whether Redis answers PING."""

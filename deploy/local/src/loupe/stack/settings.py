@@ -21,8 +21,9 @@ def _cache_home() -> Path:
 class StackSettings(BaseSettings):
     """Where the local stack keeps its state, which versions it runs and where it listens."""
 
-    model_config = SettingsConfigDict(env_prefix="LOUPE_STACK_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="LOUPE_STACK_", extra="ignore", populate_by_name=True
+    )
 
     state_dir: Path = Field(default_factory=lambda: _cache_home() / "loupe" / "stack")
     """Data, logs, pid files and generated configs of this stack."""
@@ -42,8 +43,9 @@ class StackSettings(BaseSettings):
     topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",
-        validation_alias=AliasChoices("LOUPE_STACK_TOPIC_PREFIX", "LOUPE_TOPIC_PREFIX",
-                                      "topic_prefix"),
+        validation_alias=AliasChoices(
+            "LOUPE_STACK_TOPIC_PREFIX", "LOUPE_TOPIC_PREFIX", "topic_prefix"
+        ),
     )
     """Prefix of the Loupe topics ``up`` creates (falls back to ``LOUPE_TOPIC_PREFIX``)."""
     topic_partitions: int | None = Field(default=None, ge=1)

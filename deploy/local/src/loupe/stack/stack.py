@@ -47,11 +47,15 @@ class LocalStack:
         with file_lock(self._lock_file):
             kafka_status = self.kafka.up()
             redis_status = self.redis.up()
-        topics = ensure_topics(self.settings.kafka_bootstrap, prefix=self.settings.topic_prefix,
-                               partitions=self.settings.topic_partitions)
+        topics = ensure_topics(
+            self.settings.kafka_bootstrap,
+            prefix=self.settings.topic_prefix,
+            partitions=self.settings.topic_partitions,
+        )
         if kafka_status.pid is None or redis_status.pid is None:
-            raise StackError("Kafka or Redis stopped right after starting; "
-                             "see `loupe stack status`")
+            raise StackError(
+                "Kafka or Redis stopped right after starting; see `loupe stack status`"
+            )
         return StackInfo(
             kafka_bootstrap=self.settings.kafka_bootstrap,
             redis_url=self.settings.redis_url,

@@ -113,14 +113,22 @@ def redis_server_executable() -> str:
 def _which(tool: str) -> str | None:
     """``shutil.which`` that also looks in the sbin folders apt installs servers into."""
     return shutil.which(tool) or shutil.which(
-        tool, path=os.pathsep.join(("/usr/sbin", "/usr/local/sbin", "/sbin")))
+        tool, path=os.pathsep.join(("/usr/sbin", "/usr/local/sbin", "/sbin"))
+    )
 
 
 def _apt(argv: list[str]) -> subprocess.CompletedProcess[str]:
     """Run an apt-get command non-interactively, capturing its output."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _tail(output: str, lines: int = 20) -> str:

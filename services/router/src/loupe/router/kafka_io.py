@@ -68,8 +68,14 @@ def ensure_state_topic(
     existing = admin.list_topics(timeout=timeout_s).topics.get(topic)
     if existing is None:
         futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=-1,
-                      config=STATE_TOPIC_CONFIGS)],
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=partitions,
+                    replication_factor=-1,
+                    config=STATE_TOPIC_CONFIGS,
+                )
+            ],
             operation_timeout=timeout_s,
         )
         for future in futures.values():
@@ -88,9 +94,7 @@ def ensure_state_topic(
         )
 
 
-def _await_partitions(
-    admin: AdminClient, topic: str, partitions: int, timeout_s: float
-) -> Any:
+def _await_partitions(admin: AdminClient, topic: str, partitions: int, timeout_s: float) -> Any:
     """Metadata of a just-created topic once it shows its partitions (a busy broker lags)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -171,7 +175,9 @@ def restore_states(
     if states:
         log.info(
             "restored state of partitions %s from %d changelog records in %.2fs",
-            sorted(states), count, time.monotonic() - started,
+            sorted(states),
+            count,
+            time.monotonic() - started,
         )
     return states
 
@@ -183,6 +189,10 @@ def policy_update_from(message: Message) -> PolicyUpdate | None:
     except ContractError as exc:
         log.error(
             "skipping invalid policy update at %s[%d]@%d: %s (%s)",
-            message.topic(), message.partition(), message.offset(), exc.message, exc.kind.value,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            exc.message,
+            exc.kind.value,
         )
         return None

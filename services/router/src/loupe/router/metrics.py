@@ -10,7 +10,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from loupe.router.engine import Routed
 
 ITEMS = Counter(
-    "loupe_router_items_total", "Predictions routed, by route (auto, review, spot_check, dlq).",
+    "loupe_router_items_total",
+    "Predictions routed, by route (auto, review, spot_check, dlq).",
     ["route"],
 )
 ROUTED = Counter(
@@ -19,9 +20,7 @@ ROUTED = Counter(
     "(auto-accepted items have reason 'none').",
     ["route", "reason"],
 )
-DLQ = Counter(
-    "loupe_router_dlq_total", "Predictions dead-lettered, by error kind.", ["error_kind"]
-)
+DLQ = Counter("loupe_router_dlq_total", "Predictions dead-lettered, by error kind.", ["error_kind"])
 BATCH_SECONDS = Histogram(
     "loupe_router_batch_seconds",
     "Wall time of one consume-route-produce-commit transaction.",

@@ -66,8 +66,18 @@ NOT_NOVEL = NoveltyVerdict(False)
 class Reference:
     """What one model version normally embeds for one class."""
 
-    __slots__ = ("_below", "_median_bin", "_scale", "_scale_at", "count", "hist", "m2", "mean",
-                 "recorded", "tail_ratio")
+    __slots__ = (
+        "_below",
+        "_median_bin",
+        "_scale",
+        "_scale_at",
+        "count",
+        "hist",
+        "m2",
+        "mean",
+        "recorded",
+        "tail_ratio",
+    )
 
     def __init__(self, dim: int) -> None:
         self.count = 0

@@ -55,13 +55,19 @@ class PolicyBook:
         if current is not None and version <= current.version:
             log.info(
                 "ignoring policy %s v%d from %s: v%d from %s is in force",
-                policy.project, version, source, current.version, current.source,
+                policy.project,
+                version,
+                source,
+                current.version,
+                current.source,
             )
             return False
         self._active[policy.project] = ActivePolicy(policy, version, source)
         log.info(
             "policy %s v%d from %s is now in force (was %s)",
-            policy.project, version, source,
+            policy.project,
+            version,
+            source,
             f"v{current.version}" if current else "none",
         )
         return True

@@ -151,7 +151,9 @@ class RouterService:
         self._started = True
         log.info(
             "router %s routing %s (transactional.id %s)",
-            settings.instance_id, self.input_topic, settings.transactional_id,
+            settings.instance_id,
+            self.input_topic,
+            settings.transactional_id,
         )
         timeout_s = settings.batch_timeout_ms / 1000
         try:
@@ -230,7 +232,9 @@ class RouterService:
             state = self.states.get(partition)
             if state is None:  # not assigned through _on_assign (should not happen)
                 state = self.states[partition] = restore_states(
-                    self.bootstrap, self.settings.state_topic, [partition],
+                    self.bootstrap,
+                    self.settings.state_topic,
+                    [partition],
                     timeout_s=self.settings.restore_timeout_s,
                 )[partition]
             kind, timestamp = message.timestamp()
