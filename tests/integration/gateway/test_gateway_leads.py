@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from harness.kafka import produce, read_all
 from harness.samples import boxes, vote
 from loupe.gateway.logic import Role
@@ -213,3 +215,32 @@ async def test_lead_resolve_reassign_conflicts_and_policy(
     ]
     actions = {e.action for e in audit}
     assert {AuditAction.REASSIGN, AuditAction.OVERRIDE, AuditAction.POLICY_CHANGE} <= actions
+
+
+async def test_concurrent_policy_changes_never_publish_a_version_twice(
+    gateway, kafka_bootstrap, topic_prefix
+):
+    gateway.add_user("lee", Role.LEAD)
+    policy = {
+        "project": "demo",
+        "label_schema": {"id": "animals", "version": 1, "classes": ["cat", "dog"]},
+    }
+
+    async def put(**extra):
+        return await gateway.call("PUT", "/v1/policy/demo", "lee", json={"policy": policy, **extra})
+
+    # eight leads racing from version 0: exactly one wins, the others are told why they lost
+    racing = await asyncio.gather(*(put(expected_version=0) for _ in range(8)))
+    assert sorted(r.status_code for r in racing) == [200] + [409] * 7
+    assert {r.json()["error"]["code"] for r in racing if r.status_code == 409} <= {
+        "version_conflict",
+        "policy_change_in_progress",
+    }
+    # without expected_version every accepted change gets a version of its own
+    blind = await asyncio.gather(*(put(reason=f"r{i}") for i in range(8)))
+    accepted = [r.json()["version"] for r in blind if r.status_code == 200]
+    assert accepted and len(set(accepted)) == len(accepted)
+    assert all(r.status_code in {200, 409} for r in blind)
+    topic = f"{topic_prefix}{CONTROL_POLICY.name}"
+    published = [decode(PolicyUpdate, m.value()).version for m in read_all(kafka_bootstrap, topic)]
+    assert sorted(published) == list(range(1, 2 + len(accepted)))

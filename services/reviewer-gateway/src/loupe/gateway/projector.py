@@ -44,6 +44,7 @@ class Projector:
         self.p = prefix
         self._enqueue = client.register_script(scripts.ENQUEUE)
         self._close = client.register_script(scripts.CLOSE)
+        self._set_policy = client.register_script(scripts.SET_POLICY_IF_NEWER)
 
     def request(
         self, request: ReviewRequest, raw: bytes, *, status: str = "open", done: int = 0
@@ -107,10 +108,7 @@ class Projector:
 
     def policy(self, update: PolicyUpdate, raw: bytes) -> None:
         """Keep the newest policy version per project."""
-        key = f"{self.p}policy:{update.project}"
-        current = self.r.get(key)
-        if current is None or orjson.loads(current)["version"] <= update.version:
-            self.r.set(key, raw)
+        self._set_policy(args=[self.p, update.project, update.version, raw])
 
     def audit(self, event: AuditEvent, raw: bytes, pipe: Pipeline | None = None) -> None:
         """Index an audit event into the item's history (and its comments)."""

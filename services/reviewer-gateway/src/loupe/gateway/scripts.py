@@ -274,3 +274,19 @@ end
 return {'ok', cjson.encode(revoked), expiry}
 """
 )
+
+SET_POLICY_IF_NEWER = """
+-- ARGV: prefix, project, version, PolicyUpdate JSON. Keeps the newest version per project
+-- (the HTTP side and the consumer both write it); returns 1 if stored, 0 if a newer one is there.
+local key = ARGV[1] .. 'policy:' .. ARGV[2]
+local current = redis.call('GET', key)
+if current and cjson.decode(current)['version'] > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', key, ARGV[4])
+return 1
+"""
+
+RELEASE_LOCK = """
+-- ARGV: lock key, token. Deletes the lock only if this holder still owns it.
+if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
+return 0
+"""

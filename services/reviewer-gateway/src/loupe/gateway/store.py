@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +84,8 @@ class TaskStore:
         self._begin = _Script(client, scripts.DECIDE_BEGIN)
         self._commit = _Script(client, scripts.DECIDE_COMMIT)
         self._close = _Script(client, scripts.CLOSE)
+        self._set_policy = _Script(client, scripts.SET_POLICY_IF_NEWER)
+        self._release_lock = _Script(client, scripts.RELEASE_LOCK)
         self._reassign = _Script(client, scripts.REASSIGN)
 
     async def claim(
@@ -263,3 +267,19 @@ class TaskStore:
     async def add_sorted(self, key: str, raw: bytes, score: int) -> None:
         """Add a JSON member to a sorted set (idempotent for identical bytes)."""
         await self.r.zadd(f"{self.p}{key}", {raw: score})
+
+    @contextlib.asynccontextmanager
+    async def policy_lock(self, project: str, ttl_ms: int) -> AsyncIterator[bool]:
+        """Hold the project's policy-change lock (yields False if someone else holds it)."""
+        key = f"{self.p}policy-lock:{project}"
+        token = new_id()
+        held = bool(await self.r.set(key, token, nx=True, px=ttl_ms))
+        try:
+            yield held
+        finally:
+            if held:
+                await self._release_lock(args=[key, token])
+
+    async def set_policy(self, project: str, version: int, raw: bytes) -> bool:
+        """Store a policy version unless a newer one is already there."""
+        return bool(await self._set_policy(args=[self.p, project, version, raw]))

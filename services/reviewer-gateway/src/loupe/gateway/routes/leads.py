@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loupe.gateway.audit import actor_of, audit_event
-from loupe.gateway.context import GatewayDep, LeadUser
+from loupe.gateway.context import Gateway, GatewayDep, LeadUser
 from loupe.gateway.errors import ApiError
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import json_bytes
 from loupe.gateway.responses import FastJSONResponse
+from loupe.gateway.users import User
 from loupe.gateway.views import text
 from loupe.schemas import AuditAction, PolicyUpdate, ProjectPolicy, utcnow
 from loupe.schemas._base import ProjectName, ShortText
@@ -93,8 +94,22 @@ async def put_policy(
         raise ApiError(
             422, "validation_error", f"policy.project {policy.project!r} differs from {project!r}"
         )
-    key = f"{gw.settings.redis_prefix}policy:{project}"
-    current_raw = await gw.redis.get(key)
+    # one change per project at a time: two leads (or retries) never publish the same version
+    ttl_ms = int((gw.settings.kafka_timeout_s + 5) * 1000)
+    async with gw.store.policy_lock(project, ttl_ms) as held:
+        if not held:
+            raise ApiError(
+                409, "policy_change_in_progress", "another change of this policy is being published"
+            )
+        raw = await _publish_policy(gw, lead, project, policy, body)
+    return FastJSONResponse(_policy_view(raw))
+
+
+async def _publish_policy(
+    gw: Gateway, lead: User, project: str, policy: ProjectPolicy, body: PolicyBody
+) -> bytes:
+    """Publish the next version (Kafka-acknowledged), then store it; the caller holds the lock."""
+    current_raw = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
     current = orjson.loads(current_raw)["version"] if current_raw else 0
     if body.expected_version is not None and body.expected_version != current:
         raise ApiError(
@@ -127,8 +142,8 @@ async def put_policy(
         )
     except DeliveryError as exc:
         raise ApiError(503, "kafka_unavailable", str(exc)) from None
-    await gw.redis.set(key, raw)
-    return FastJSONResponse(_policy_view(raw))
+    await gw.store.set_policy(project, update.version, raw)
+    return raw
 
 
 @router.get("/reviewers/quality")
