@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -70,6 +71,19 @@ async def _sweep_until(gateway: Gateway, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), interval)
 
 
+def _tune_interpreter() -> None:
+    """Process-wide settings that keep request latency flat under load (measured in the bench).
+
+    Everything allocated by start-up lives as long as the app: ``gc.freeze()`` keeps it out of
+    the collector's full passes, which otherwise walk it again and again, and young collections
+    run every 20k allocations instead of 700. A 0.5 ms GIL switch interval (default 5 ms) stops
+    the consumer thread from holding the event loop up for whole milliseconds at a time.
+    """
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
+    sys.setswitchinterval(0.0005)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers."""
     settings = settings or GatewaySettings()
@@ -97,10 +111,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.consumer = consumer
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_sweep_until(gateway, stop))
-        # everything allocated so far lives as long as the app: keep it out of the collector's
-        # full passes, which otherwise walk it again and again under request load
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+        _tune_interpreter()
         try:
             yield
         finally:
