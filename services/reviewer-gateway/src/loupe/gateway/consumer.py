@@ -206,7 +206,14 @@ class GatewayConsumer:
                 self.last_error = None
             except (KafkaException, redis.RedisError) as exc:
                 self.last_error = str(exc)
-                log.warning("consumer loop error (will retry): %s", exc)
+                log.warning("consumer loop error (will retry from the last commit): %s", exc)
+                # consume() has moved past the failed batch: drop the consumer without
+                # committing, so the next one resumes at the last committed offsets and
+                # re-applies everything since (every write is idempotent)
+                if consumer is not None:
+                    with contextlib.suppress(KafkaException, RuntimeError):
+                        consumer.close()
+                consumer, uncommitted = None, False
                 self._stop.wait(1.0)
         if consumer is not None:
             if uncommitted:
