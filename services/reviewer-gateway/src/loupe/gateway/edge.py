@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loupe.gateway import metrics
 from loupe.gateway.errors import error_body
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.security import SECURITY_HEADERS
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 class EdgeMiddleware:
@@ -38,7 +35,6 @@ class EdgeMiddleware:
                 self._observe(scope, started)
                 return
         received = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -46,13 +42,13 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLargeError
+                    # an HTTPException passes FastAPI's body parsing unchanged (anything else
+                    # becomes a 400) and is answered by the app's handler with the error shape
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
         async def secured_send(message: Message) -> None:
-            nonlocal response_started
             if message["type"] == "http.response.start":
-                response_started = True
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = [
@@ -63,9 +59,6 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, secured_send)
-        except _BodyTooLargeError:
-            if not response_started:
-                await _send_with_headers(send, self._too_large())
         finally:
             self._observe(scope, started)
 
