@@ -17,18 +17,20 @@ class _RandomIds:
     """
 
     def __init__(self) -> None:
+        self._reset()
+        # a forked child must neither reuse the parent's bytes nor inherit a held lock
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._buffer = b""
         self._offset = 0
-        self._pid = os.getpid()
 
     def next(self) -> str:
         with self._lock:
-            if self._offset >= len(self._buffer) or self._pid != os.getpid():
-                # refill, and never share buffered bytes with a forked child
+            if self._offset >= len(self._buffer):
                 self._buffer = os.urandom(_ID_BYTES * _IDS_PER_REFILL)
                 self._offset = 0
-                self._pid = os.getpid()
             start = self._offset
             self._offset = start + _ID_BYTES
             return self._buffer[start : start + _ID_BYTES].hex()

@@ -41,6 +41,13 @@ class AsyncProducer:
         self._in_flight = asyncio.Event()
         self._closing = False
         self._pump = self._loop.create_task(self._serve_deliveries(), name="kafka-deliveries")
+        self._pump.add_done_callback(self._pump_stopped)
+
+    def _pump_stopped(self, task: asyncio.Task[None]) -> None:
+        if self._closing:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("Kafka delivery reports are no longer served (health is now failing): %r", error)
 
     async def _serve_deliveries(self) -> None:
         while not self._closing:
@@ -92,13 +99,17 @@ class AsyncProducer:
         futures = [self.send(topic, key, value) for topic, key, value in records]
         try:
             async with asyncio.timeout(timeout_s):
-                for future in futures:
-                    await future
+                outcomes = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
             raise DeliveryError(f"Kafka did not acknowledge within {timeout_s:g}s") from None
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def ping(self, timeout_s: float = 2.0) -> bool:
-        """Whether the cluster answers a metadata request (blocking: call it in a thread)."""
+        """Whether reports are served and the cluster answers (blocking: call it in a thread)."""
+        if self._pump.done():
+            return False
         try:
             self._producer.list_topics(timeout=timeout_s)
         except KafkaException:
@@ -109,7 +120,8 @@ class AsyncProducer:
         """Stop serving reports on the loop and flush what is queued."""
         self._closing = True
         self._in_flight.set()
-        await self._pump
+        if not self._pump.done():
+            await self._pump
         remaining = await asyncio.to_thread(self._producer.flush, timeout_s)
         if remaining:
             log.warning("%d record(s) were not acknowledged at shutdown", remaining)

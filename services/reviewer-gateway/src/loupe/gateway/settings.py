@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from loupe.runtime.settings import ServiceSettings
@@ -46,6 +46,12 @@ class GatewaySettings(ServiceSettings):
     start_consumer: bool = True
     """Run the Kafka consumer (requests, resolutions, conflicts, policy, audit) in-process."""
     workers_log_level: str = "warning"
+
+    @model_validator(mode="after")
+    def _linger_fits_the_timeout(self) -> GatewaySettings:
+        if self.kafka_linger_ms >= self.kafka_timeout_s * 1000:
+            raise ValueError("kafka_linger_ms must be shorter than kafka_timeout_s")
+        return self
 
     def group_id(self) -> str:
         """Consumer group, namespaced by the topic prefix so deployments never share offsets."""
