@@ -61,6 +61,8 @@ class Connection:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
+                if not value.strip().isdigit():
+                    raise HttpError(f"bad content-length {value[:20]!r}")
                 length = int(value)
             elif name == b"transfer-encoding":
                 raise HttpError("chunked responses are not supported by this load client")

@@ -26,7 +26,12 @@ class RedisServer:
         return redis_server_executable()
 
     def command(self, executable: str) -> list[str]:
-        """The ``redis-server`` command line: loopback-bound, AOF on, in the foreground."""
+        """The ``redis-server`` command line: loopback-bound, AOF on, in the foreground.
+
+        The append-only file is the durability; RDB snapshots are off and the AOF is rewritten
+        only past 256 MB, so a development box does not fork a copy of Redis every minute
+        under load (on two cores the fork competes with the services for CPU).
+        """
         return [
             executable,
             "--bind",
@@ -37,6 +42,10 @@ class RedisServer:
             str(self.data_dir),
             "--appendonly",
             "yes",
+            "--save",
+            "",
+            "--auto-aof-rewrite-min-size",
+            "256mb",
             "--daemonize",
             "no",
             "--logfile",
