@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from loupe.gateway.app import create_app
 from loupe.gateway.security import CONTENT_SECURITY_POLICY
@@ -47,3 +48,22 @@ async def test_a_body_within_the_limit_passes_the_edge(client) -> None:
     response = await client.post("/v1/no-such-endpoint", content=b"x" * LIMIT)
     assert response.status_code == 405  # routed (the UI mount takes unknown paths), not a 413
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_an_unexpected_error_is_a_500_in_the_error_shape_with_the_headers(tmp_path) -> None:
+    app = create_app(GatewaySettings(users_file=tmp_path / "users.json", start_consumer=False))
+
+    async def broken() -> None:
+        raise RuntimeError("secret detail that must not leak")
+
+    app.router.routes.insert(0, APIRoute("/v1/broken", broken, methods=["GET"]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        response = await http.get("/v1/broken")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "internal server error", "details": None}
+    }
+    assert "secret" not in response.text
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"

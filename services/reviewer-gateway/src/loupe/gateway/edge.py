@@ -5,6 +5,7 @@ One layer instead of three: each ASGI wrapper costs every request a closure and 
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.exceptions import HTTPException
@@ -15,9 +16,11 @@ from loupe.gateway.errors import error_body
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.security import SECURITY_HEADERS
 
+log = logging.getLogger(__name__)
+
 
 class EdgeMiddleware:
-    """Answers 413 for oversized bodies, adds ``SECURITY_HEADERS``, records request latency."""
+    """413 for oversized bodies, ``SECURITY_HEADERS`` on every answer (500s too), latency."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -47,8 +50,12 @@ class EdgeMiddleware:
                     raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
+        response_started = False
+
         async def secured_send(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = [
@@ -59,6 +66,14 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, secured_send)
+        except Exception:
+            if response_started:
+                raise
+            # answered here rather than by Starlette's outermost handler, so that a 500 carries
+            # the error shape and the security headers too (and never a stack trace)
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            body = error_body("internal_error", "internal server error")
+            await _send_with_headers(send, FastJSONResponse(body, 500))
         finally:
             self._observe(scope, started)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,8 +9,6 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loupe.gateway.responses import FastJSONResponse
-
-log = logging.getLogger(__name__)
 
 _CODE_BY_STATUS = {
     400: "bad_request",
@@ -74,8 +71,3 @@ def install_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(
             error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None)
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> FastJSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return FastJSONResponse(error_body("internal_error", "internal server error"), 500)
