@@ -15,6 +15,7 @@ from loupe.gateway.logic import (
     check_label,
     confidence,
     default_tier,
+    next_policy_version,
     queue_score,
     resolution_closes,
     vote_agrees,
@@ -153,3 +154,15 @@ def test_rebuild_closes_resolved_and_final_items():
     auto = resolved(method=ResolutionMethod.AUTO)
     plan = plan_rebuild([(request, raw)], [], [(auto, auto.to_json_bytes())])
     assert plan.tasks[request.request_id].status == "open"
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**6))
+def test_a_new_policy_version_is_newer_than_anything_stored_or_attempted(current, attempted):
+    version = next_policy_version(current, attempted)
+    assert version > current and version > attempted
+    assert version == max(current, attempted) + 1  # no gaps beyond failed attempts
+
+
+def test_a_retry_after_a_timed_out_publish_outranks_a_late_acknowledgement():
+    # v4 is stored; publishing v5 timed out (Kafka may still acknowledge it later)
+    assert next_policy_version(current=4, last_attempted=5) == 6

@@ -141,3 +141,13 @@ __all__ = [
     "resolution_closes",
     "vote_agrees",
 ]
+
+
+def next_policy_version(current: int, last_attempted: int) -> int:
+    """The version a new policy change publishes.
+
+    Above both the newest version stored and the newest ever attempted: a publish that timed
+    out may still be acknowledged by Kafka later, and a retry must then be newer than it (policy
+    consumers ignore versions they already have).
+    """
+    return max(current, last_attempted) + 1

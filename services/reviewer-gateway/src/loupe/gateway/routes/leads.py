@@ -14,6 +14,7 @@ from loupe.gateway.context import Gateway, GatewayDep, LeadUser
 from loupe.gateway.errors import ApiError
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import json_bytes
+from loupe.gateway.logic import next_policy_version
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import User
 from loupe.gateway.views import text
@@ -109,15 +110,19 @@ async def _publish_policy(
     gw: Gateway, lead: User, project: str, policy: ProjectPolicy, body: PolicyBody
 ) -> bytes:
     """Publish the next version (Kafka-acknowledged), then store it; the caller holds the lock."""
-    current_raw = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
+    p = gw.settings.redis_prefix
+    current_raw = await gw.redis.get(f"{p}policy:{project}")
     current = orjson.loads(current_raw)["version"] if current_raw else 0
     if body.expected_version is not None and body.expected_version != current:
         raise ApiError(
             409, "version_conflict", f"policy is at version {current}, not {body.expected_version}"
         )
+    attempted_key = f"{p}policy-attempted:{project}"
+    version = next_policy_version(current, int(await gw.redis.get(attempted_key) or 0))
+    await gw.redis.set(attempted_key, version)  # burnt even if the publish below times out
     update = PolicyUpdate(
         project=project,
-        version=current + 1,
+        version=version,
         policy=policy,
         changed_by=actor_of(lead),
         reason=body.reason,
