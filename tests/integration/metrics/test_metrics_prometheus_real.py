@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[3]
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
 GRAFANA_VARIABLES = {"$project": ".*", "$__rate_interval": "5m", "$__interval": "15s"}
+_SIGNAL_FROM_ANOTHER_SERVICE = {
+    # the gateway's series, which this Prometheus does not scrape; its name and label are read
+    # back from the gateway's /metrics in tests/integration/gateway/test_gateway_claim_scan.py
+    "LoupeClaimScanLimit",
+}
 _COMPARISON = re.compile(r"^(?P<signal>.+?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.e+]+\s*$", re.DOTALL)
 
 
@@ -47,7 +52,8 @@ def rule_expressions() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
                 else:
                     match = _COMPARISON.match(expr)
                     assert match, f"alert {rule['alert']} is not '<signal> <op> <number>'"
-                    must.append((f"alert {rule['alert']} signal", match["signal"]))
+                    if rule["alert"] not in _SIGNAL_FROM_ANOTHER_SERVICE:
+                        must.append((f"alert {rule['alert']} signal", match["signal"]))
                     valid.append((f"alert {rule['alert']}", expr))
     return must, valid
 

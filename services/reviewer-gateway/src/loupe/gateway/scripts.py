@@ -76,6 +76,7 @@ for rank = max_rank, 0, -1 do
     return {'ok', id, lease_id, tostring(expiry), redis.call('HGET', t, 'req')}
   end
 end
+if scanned >= limit then return {'none', 'scan_limit'} end
 return {'none'}
 """
 

@@ -38,6 +38,10 @@ class Claimed:
     request_json: bytes
 
 
+class ScanLimitError(LookupError):
+    """No eligible task among the first ``claim_scan_limit`` queued ones (deeper ones may be)."""
+
+
 @dataclass(frozen=True)
 class Lease:
     """A live lease."""
@@ -98,7 +102,10 @@ class TaskStore:
         lease_ms: int,
         scan_limit: int,
     ) -> Claimed | None:
-        """Lease the best task this user may take (in ``projects``; empty = any), or None."""
+        """Lease the best task this user may take (in ``projects``; empty = any), or None.
+
+        Raises ``ScanLimitError`` when nothing eligible was found within ``scan_limit`` tasks.
+        """
         lease_id = new_id()
         scope = ",".join(projects)
         args: list[Any] = [
@@ -117,6 +124,8 @@ class TaskStore:
         if status == "rebuilding":
             raise RebuildingError("the working set is being rebuilt from Kafka")
         if status != "ok":
+            if len(result) > 1 and result[1] == b"scan_limit":
+                raise ScanLimitError(f"no eligible task among the first {scan_limit} queued")
             return None
         return Claimed(result[1].decode(), result[2].decode(), int(result[3]), result[4])
 

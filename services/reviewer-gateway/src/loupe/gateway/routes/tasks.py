@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, check_label
 from loupe.gateway.responses import FastJSONResponse
-from loupe.gateway.store import Lease, RebuildingError
+from loupe.gateway.store import Lease, RebuildingError, ScanLimitError
 from loupe.gateway.views import json_confidence, ms_to_iso, task_view, vote_view
 from loupe.schemas import (
     Action,
@@ -30,6 +31,7 @@ from loupe.schemas import (
 from loupe.schemas._base import Comment, Identifier, ProjectName, ShortText
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 _DECISION_NAMESPACE = uuid.UUID("6c0b1d2e-7f1a-4e59-9a57-2f3c5d1e0a11")
@@ -98,6 +100,11 @@ async def claim(gw: GatewayDep, user: Worker, body: ClaimBody | None = None) -> 
         )
     except RebuildingError as exc:
         raise ApiError(503, "rebuilding", str(exc)) from None
+    except ScanLimitError as exc:
+        # deeper tasks may fit this reviewer: counted, so operators see it (an alert fires)
+        metrics.CLAIMS.labels("scan_limit").inc()
+        log.info("claim by %s: %s", user.id, exc)
+        return Response(status_code=204, headers={"x-loupe-claim": "scan-limit-reached"})
     if claimed is None:
         metrics.CLAIMS.labels("empty").inc()
         return Response(status_code=204)
