@@ -70,11 +70,10 @@ class Projector:
         return bool(self._enqueue(args=args))
 
     def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
-        """Record a resolved label, close the tasks it settles and score the votes."""
-        key = f"{self.p}resolved:{label.item_id}"
-        current: Any = self.r.get(key)
-        if current is None or orjson.loads(current)["revision"] <= label.revision:
-            self.r.set(key, raw)
+        """Close the tasks a resolved label settles, then record it and score the votes.
+
+        Closing first means whoever sees the item resolved also sees its tasks closed.
+        """
         for task_id in self.r.zrange(f"{self.p}itasks:{label.item_id}", 0, -1):
             tid = text(task_id)
             req_raw = self.r.hget(f"{self.p}t:{tid}", "req")
@@ -83,6 +82,10 @@ class Projector:
             request = ReviewRequest.model_validate_json(req_raw)
             if resolution_closes(label, request):
                 self._close(args=[self.p, tid, "resolved", "0"])
+        key = f"{self.p}resolved:{label.item_id}"
+        current: Any = self.r.get(key)
+        if current is None or orjson.loads(current)["revision"] <= label.revision:
+            self.r.set(key, raw)
         self._score_votes(label)
 
     def _score_votes(self, label: ResolvedLabel) -> None:
