@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from harness.kafka import produce
+from harness.waiting import wait_for
 from loupe.gateway.consumer import GatewayConsumer
 from loupe.schemas.topics import REVIEW_REQUESTS
-
-
-def _wait(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
@@ -38,7 +28,7 @@ def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
     client = redis.Redis.from_url(redis_url)
     consumer.start()
     try:
-        _wait(lambda: client.exists(f"{settings.redis_prefix}ready"), 60, "the initial rebuild")
+        wait_for(lambda: client.exists(f"{settings.redis_prefix}ready"), 60, "the initial rebuild")
         requests = [make_request(f"item-{i}") for i in range(5)]
         produce(
             kafka_bootstrap,
@@ -46,7 +36,7 @@ def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
             [(r.item_id, r) for r in requests],
         )
         keys = [f"{settings.redis_prefix}t:{r.request_id}" for r in requests]
-        _wait(lambda: client.exists(*keys) == len(keys), 60, "every request in Redis")
+        wait_for(lambda: client.exists(*keys), 60, "every request in Redis", expect=len(keys))
         assert failed, "the injected failure was never hit"
     finally:
         consumer.stop()

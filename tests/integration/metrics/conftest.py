@@ -19,6 +19,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from harness.infra import Infra
+from harness.waiting import wait_for
 from loupe.metrics.scenario import PROJECT, Scenario, build
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
@@ -49,24 +50,6 @@ def scraped(prometheus_url: str, expr: str) -> float:
     with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=10) as answer:
         result = json.loads(answer.read())["data"]["result"]
     return float(result[0]["value"][1]) if result else -1.0
-
-
-_TRUTHY = object()
-
-
-def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.5, expect=_TRUTHY):
-    """Poll ``check()`` until it returns something truthy (or equal to ``expect``, if given).
-
-    Fails with ``what`` and the last value seen after the timeout.
-    """
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if (last == expect) if expect is not _TRUTHY else last:
-            return last
-        time.sleep(interval_s)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
 class RunningService:
