@@ -6,7 +6,6 @@ back with read_committed isolation.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -226,15 +225,16 @@ def test_mixed_predictions_are_each_routed_exactly_once(router_env: Any) -> None
 
 
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(router_env: Any) -> None:
-    """kill -9 one instance, SIGTERM the next mid-stream, a third finishes: exactly once."""
+    """kill -9 one instance, SIGTERM the next mid-stream, a third finishes: exactly once.
+
+    Input arrives in three parts, each produced only after the previous instance stopped, so
+    every stop lands with thousands of records still unprocessed however fast the router is.
+    The last part is produced while the third instance is already consuming.
+    """
     records, kinds = mixed_inputs(20_000, seed=11)
     bootstrap = router_env.infra.kafka_bootstrap
     topic = router_env.topic("predictions")
-
-    def feed() -> None:
-        for i in range(0, len(records), 2_000):
-            produce(bootstrap, topic, records[i : i + 2_000])
-            time.sleep(0.3)
+    first_part, second_part = records[:10_000], records[10_000:15_000]
 
     def committed() -> int:
         return _committed(bootstrap, router_env.group_id, topic)
@@ -246,24 +246,24 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(router_env: Any) -> None
             assert router.process.poll() is None, router.log()
             time.sleep(0.05)
 
-    feeder = threading.Thread(target=feed, daemon=True)
     small_batches = {"LOUPE_ROUTER_BATCH_MAX_MESSAGES": "100"}
+    produce(bootstrap, topic, first_part)
     first = router_env.start("crashy", **small_batches)
     first.wait_healthy()
-    feeder.start()
-    wait_for(4_000, first)
+    wait_for(3_000, first)
     first.kill()
-    assert committed() < len(records), "the router finished before it could be killed"
+    assert committed() < len(first_part), "the router finished before it could be killed"
 
+    produce(bootstrap, topic, second_part)
     second = router_env.start("crashy", **small_batches)
     second.wait_healthy()
-    wait_for(9_000, second)
+    wait_for(len(first_part), second)  # past what the killed instance left behind
     assert second.terminate() == 0, second.log()  # SIGTERM: commit the batch in flight, exit 0
-    assert committed() < len(records), "the router finished before SIGTERM"
+    assert committed() < len(first_part) + len(second_part), "the router finished before SIGTERM"
 
     third = router_env.start("crashy", **small_batches)
     third.wait_healthy()
-    feeder.join(120)
+    produce(bootstrap, topic, records[15_000:])  # while the third instance consumes
     wait_committed(router_env, len(records))
     assert third.terminate() == 0, third.log()
     check_exactly_once(read_outputs(router_env), kinds, partitions=6)
