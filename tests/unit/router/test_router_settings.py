@@ -24,3 +24,12 @@ def test_instance_id_must_be_a_plain_name(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("LOUPE_ROUTER_INSTANCE_ID", "has space")
     with pytest.raises(ValueError, match="instance_id"):
         RouterSettings()
+
+
+def test_session_timeout_stays_within_what_the_broker_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert RouterSettings().session_timeout_s == 10.0
+    monkeypatch.setenv("LOUPE_ROUTER_SESSION_TIMEOUT_S", "5")
+    with pytest.raises(ValueError, match="session_timeout_s"):
+        RouterSettings()

@@ -141,7 +141,14 @@ class RouterService:
             )
         )
         self._producer.init_transactions(KAFKA_TIMEOUT_S)
-        self._consumer = Consumer(consumer_config(self.bootstrap, settings.group_id))
+        session_timeout_ms = round(settings.session_timeout_s * 1000)
+        self._consumer = Consumer(
+            consumer_config(
+                self.bootstrap,
+                settings.group_id,
+                extra={"session.timeout.ms": session_timeout_ms},
+            )
+        )
         self._consumer.subscribe(
             [self.input_topic],
             on_assign=self._on_assign,

@@ -34,6 +34,9 @@ class RouterSettings(ServiceSettings):
     """Larger predictions are dead-lettered (their review request would not fit a record)."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
     restore_timeout_s: float = Field(default=120.0, gt=0)
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    """Consumer-group session timeout: how soon a crashed instance's partitions move elsewhere
+    (the broker's ``group.min.session.timeout.ms`` is 6 s by default)."""
     health_host: str = Field(
         default="127.0.0.1",
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_HOST", "LOUPE_ROUTER_METRICS_HOST"),
