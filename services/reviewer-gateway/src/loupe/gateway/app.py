@@ -84,8 +84,12 @@ def _tune_interpreter() -> None:
     sys.setswitchinterval(0.0005)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers."""
+def create_app(settings: GatewaySettings | None = None, *, own_process: bool = False) -> FastAPI:
+    """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers.
+
+    ``own_process``: the app is the process's only job (``loupe gateway``), so start-up may tune
+    the interpreter for it; an app embedded in another process (tests) leaves it alone.
+    """
     settings = settings or GatewaySettings()
 
     @contextlib.asynccontextmanager
@@ -111,7 +115,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.consumer = consumer
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_sweep_until(gateway, stop))
-        _tune_interpreter()
+        if own_process:
+            _tune_interpreter()
         try:
             yield
         finally:

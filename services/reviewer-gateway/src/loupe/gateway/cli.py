@@ -26,7 +26,7 @@ def gateway(host: str | None, port: int | None) -> None:
     # was installed before it started; make that a clean exit like the other services.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, own_process=True),
         host=host or settings.host,
         port=port if port is not None else settings.port,
         loop="uvloop",
