@@ -136,9 +136,11 @@ def _seed_users(path: Path) -> dict[str, str]:
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-            return bool(json.loads(response.read()).get("status") == "ok")
+            health = json.loads(response.read())
     except (OSError, ValueError):
         return False
+    # users reach Redis through the rebuild, so a rebuilding gateway would refuse every token
+    return health.get("status") == "ok" and not health.get("rebuilding", True)
 
 
 def start_gateway(

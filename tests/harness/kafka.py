@@ -43,15 +43,24 @@ def read_until(
     """Read a topic from the beginning (read_committed) until ``until(records)`` holds and no
     record arrived for ``idle_s``; give up at ``timeout_s``.
 
-    Returns the records and whether the condition was met. ``on_poll`` runs before every poll
-    (e.g. to fail fast when a process under test died).
+    Silence only counts once the reader has reached the end each partition had when it started,
+    so a slow first fetch is never taken for an empty topic. Returns the records and whether the
+    condition was met. ``on_poll`` runs before every poll (e.g. to fail fast when a process
+    under test died).
     """
     consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
     metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
+    consumer.assign(partitions)
     records: list[Message] = []
     deadline = time.monotonic() + timeout_s
     last_arrival = time.monotonic()
+
+    def reached_start_ends() -> bool:
+        positions = consumer.position([tp for tp in partitions if ends[tp.partition] > 0])
+        return all(tp.offset >= ends[tp.partition] for tp in positions)
+
     try:
         while time.monotonic() < deadline:
             if on_poll is not None:
@@ -60,7 +69,8 @@ def read_until(
                 if message.error() is None:
                     records.append(message)
                     last_arrival = time.monotonic()
-            if until(records) and time.monotonic() - last_arrival >= idle_s:
+            quiet = time.monotonic() - last_arrival >= idle_s
+            if until(records) and quiet and reached_start_ends():
                 return records, True
     finally:
         consumer.close()

@@ -61,7 +61,8 @@ def test_images_load_only_from_safe_addresses(ui, gateway, seed):
         if item == "img-ok":
             expect(image).to_be_visible()
             assert image.get_attribute("src").startswith("data:image/png;base64,")
-            assert page.evaluate("document.querySelector('img.item-image').naturalWidth") == 64
+            # visible (it has a CSS width) can come before decoded: wait for the pixels
+            page.wait_for_function("document.querySelector('img.item-image')?.naturalWidth === 64")
         else:
             expect(page.locator(".main")).to_contain_text("Media not shown")
             assert image.count() == 0

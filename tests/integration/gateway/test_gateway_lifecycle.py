@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness.kafka import produce, read_all
+from confluent_kafka import Message
+
+from harness.kafka import produce, read_all, read_until
 from loupe.gateway.logic import Role
 from loupe.schemas import Action, AuditAction, AuditEvent, ReviewDecision, Tier, decode
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS, REVIEW_REQUESTS
@@ -32,7 +34,7 @@ async def _decide(gateway, user, task_id, action, key, label=LABEL):
 async def test_expired_lease_returns_task_to_queue(
     launch_gateway, kafka_bootstrap, topic_prefix, make_request
 ):
-    async with launch_gateway(lease_seconds=1.0) as gateway:
+    async with launch_gateway(lease_seconds=3.0) as gateway:
         gateway.add_user("ann", Role.REVIEWER)
         gateway.add_user("bob", Role.REVIEWER)
         await _queue(gateway, kafka_bootstrap, topic_prefix, [make_request("i1")], "ann")
@@ -49,14 +51,20 @@ async def test_expired_lease_returns_task_to_queue(
         assert gateway.settings.sweep_interval_s < 5
         again = await gateway.wait_for(bob_gets_it, timeout_s=30.0, what="lease expiry")
         assert again.json()["task"]["task_id"] == task_id
+        beat = await gateway.call("POST", f"/v1/tasks/{task_id}/heartbeat", "bob")
+        assert beat.status_code == 200
         late = await _decide(gateway, "ann", task_id, "approve", "late")
         assert late.status_code == 409
         assert late.json()["error"]["code"] == "not_lease_holder"
-        beat = await gateway.call("POST", f"/v1/tasks/{task_id}/heartbeat", "bob")
-        assert beat.status_code == 200
-        audit = read_all(kafka_bootstrap, f"{topic_prefix}{AUDIT.name}", idle_s=2.0)
-        actions = [decode(AuditEvent, r.value()).action for r in audit]
-        assert AuditAction.LEASE_EXPIRED in actions
+
+        def lease_expired(records: list[Message]) -> bool:
+            actions = [decode(AuditEvent, r.value()).action for r in records]
+            return AuditAction.LEASE_EXPIRED in actions
+
+        _, found = read_until(
+            kafka_bootstrap, f"{topic_prefix}{AUDIT.name}", until=lease_expired, idle_s=0
+        )
+        assert found, "no lease_expired audit event"
 
 
 async def test_skip_goes_to_others_and_never_back(
