@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,13 +64,38 @@ class ItemState(BaseModel):
     observations: list[Observation] = Field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        """Serialise for the table."""
-        return self.model_dump_json().encode()
+        """Serialise for the table, with the model's prediction stored once.
+
+        The round's latest request and the resolved label's provenance normally carry the root
+        request's prediction; where they do, it is left out and ``from_bytes`` puts it back.
+        """
+        exclude: dict[str, Any] = {}
+        root = self.root
+        if root is not None:
+            if self.request is not None and self.request.prediction == root.prediction:
+                exclude["request"] = {"prediction"}
+            resolved = self.resolved
+            if resolved is not None and resolved.provenance.prediction == root.prediction:
+                exclude["resolved"] = {"provenance": {"prediction"}}
+        return self.model_dump_json(exclude=exclude or None).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ItemState:
-        """Parse what ``to_bytes`` wrote."""
-        return cls.model_validate_json(raw)
+        """Parse what ``to_bytes`` wrote (older entries, with every copy stored, too)."""
+        data = json.loads(raw)
+        root = data.get("root")
+        if root is None:
+            return cls.model_validate_json(raw)
+        shared = root["prediction"]
+        request = data.get("request")
+        if request is not None:
+            request.setdefault("prediction", shared)
+        resolved = data.get("resolved")
+        if resolved is not None:
+            resolved["provenance"].setdefault("prediction", shared)
+        # back through JSON: the contracts are strict, and only JSON input may carry
+        # timestamps and enums as strings
+        return cls.model_validate_json(json.dumps(data))
 
     def round_votes(self, level: int | None = None) -> list[StoredVote]:
         """Current-round votes (of one level when given), the latest per reviewer."""
