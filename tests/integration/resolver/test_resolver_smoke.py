@@ -13,10 +13,15 @@ from loupe.resolver import simulate
 from loupe.schemas import (
     ClassificationLabel,
     DeadLetter,
+    ErrorKind,
+    ImageSize,
     ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
     Tier,
+    TrackedBox,
+    TrackFrame,
+    TracksLabel,
     decode,
 )
 from loupe.schemas.policy import ConsolidationMethod
@@ -132,3 +137,60 @@ def test_spot_check_safety_layers_and_lead_override(
     assert final["safe"][1].provenance.escalation_path == [Tier.REVIEWER, Tier.SENIOR]
     assert final["led"][0] == 2 and final["led"][1].method is ResolutionMethod.LEAD
     assert "spot-ok" not in final
+
+
+def _long_track(frames: int, shift: float) -> TracksLabel:
+    """Two cars tracked over ``frames`` frames (about 200 bytes of JSON per frame)."""
+    return TracksLabel(
+        image=ImageSize(width=1920, height=1080),
+        frames=[
+            TrackFrame(
+                frame=n,
+                boxes=[
+                    TrackedBox(label="car", x=10.0 + shift, y=20.0, w=100.0, h=50.0, track_id="a"),
+                    TrackedBox(label="car", x=500.0, y=20.0 + shift, w=90.0, h=60.0, track_id="b"),
+                ],
+            )
+            for n in range(frames)
+        ],
+    )
+
+
+def test_a_result_too_large_for_a_record_is_dead_lettered_and_the_worker_goes_on(
+    kafka_bootstrap: str, topic_prefix: str, worker: ResolverProcess
+) -> None:
+    """A long video whose resolved label (prediction + three corrected votes) would exceed
+    the record limit: its inputs are dead-lettered with the sizes, and items sent afterwards
+    still resolve (without the check, the producer's refusal crashes the worker's agent)."""
+    video = simulate.request("video", _long_track(1_200, 0.0), ["car"], overlap=3)
+    votes = [
+        (video.item_id, simulate.decision(video, f"r{n}", label=_long_track(1_200, 1.0), seq=n))
+        for n in range(3)
+    ]
+    assert len(video.to_json_bytes()) < 400_000  # every input fits a record comfortably
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [("video", video)])
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", votes)
+    letters = [
+        decode(DeadLetter, m.value())
+        for m in collect(
+            kafka_bootstrap,
+            f"{topic_prefix}{PREDICTIONS_DLQ.name}",
+            until=lambda got: len(got) >= 1,
+            workers=[worker],
+        )
+    ]
+    assert all(letter.error_kind is ErrorKind.TOO_LARGE for letter in letters)
+    assert all("above the resolver's record limit" in letter.error for letter in letters)
+    assert {letter.source.topic for letter in letters} == {f"{topic_prefix}{REVIEW_DECISIONS.name}"}
+
+    small = simulate.request("small", ClassificationLabel(label="cat"), CLASSES, overlap=1)
+    vote = simulate.decision(small, "r1", label=ClassificationLabel(label="dog"))
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [("small", small)])
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", [("small", vote)])
+    resolved = collect(
+        kafka_bootstrap,
+        f"{topic_prefix}{LABELS_RESOLVED.name}",
+        until=lambda got: len(got) >= 1,
+        workers=[worker],
+    )
+    assert [decode(ResolvedLabel, m.value()).item_id for m in resolved] == ["small"]

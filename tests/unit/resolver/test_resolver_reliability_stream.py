@@ -63,7 +63,9 @@ def _resolver(table: dict[str, bytes], sent: list[tuple[str, str, bytes]]) -> St
     async def send(output: str, key: str, value: bytes) -> None:
         sent.append((output, key, value))
 
-    return StreamResolver(table, send, requests_topic="req", decisions_topic="dec")
+    return StreamResolver(
+        table, send, requests_topic="req", decisions_topic="dec", max_record_bytes=1_000_000
+    )
 
 
 def test_stream_adapter_publishes_then_stores_and_replays_idempotently() -> None:

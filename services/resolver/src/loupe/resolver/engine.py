@@ -168,6 +168,12 @@ class Engine:
         """Feed a stored item's observations into reliability (rebuild after a restart)."""
         self._apply(state, state.observations, 1.0)
 
+    def withdraw(self, state: ItemState, previous: list[Observation]) -> None:
+        """Undo what handling one input did to reliability: ``state`` is the result that is
+        being discarded, ``previous`` the item's observations before that input."""
+        self._apply(state, state.observations, -1.0)
+        self._apply(state, previous, 1.0)
+
     # -- decisions --------------------------------------------------------------------------
 
     def _evaluate(self, state: ItemState, effects: Effects) -> None:

@@ -3,6 +3,10 @@
 Outputs are awaited until Kafka acknowledged them *before* the item's new state is written to
 the changelog-backed table, so a crash can only cause a replay (deduplicated by idempotency key
 and request id, republishing identical records), never a lost output.
+
+Every record the resolver writes (outputs and the item's state) is checked against its record
+limit first: an input whose result would not fit is dead-lettered with the sizes, and nothing
+of its result is published or stored, instead of failing in the producer on every replay.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from loupe.resolver import metrics
 from loupe.resolver.engine import SERVICE, Effects, Engine, ItemOverflowError, derived_id
 from loupe.resolver.reliability import OnlineReliability
-from loupe.resolver.state import ItemState
+from loupe.resolver.state import ItemState, Observation
 from loupe.schemas import (
     AuditAction,
     AuditEvent,
@@ -35,6 +39,9 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, str, bytes], Awaitable[None]]
 """Publish ``value`` under ``key`` to the output named (``resolved``, ``conflicts``, ...)."""
 
+DEAD_LETTER_ROOM = 32_768
+"""Bytes of a record limit kept for a dead letter's fields other than the original input."""
+
 
 @dataclass(frozen=True)
 class Record:
@@ -48,6 +55,20 @@ class Record:
     value: bytes | None
 
 
+def _encode(effects: Effects) -> list[tuple[str, bytes]]:
+    """The records one input's effects publish, as (output name, value)."""
+    return [
+        (name, event.to_json_bytes())
+        for name, events in (
+            ("requests", effects.requests),
+            ("conflicts", effects.conflicts),
+            ("audit", effects.audits),
+            ("resolved", effects.resolved),
+        )
+        for event in events
+    ]
+
+
 class StreamResolver:
     """Binds the engine to a key-value table of item states and a publish function."""
 
@@ -58,12 +79,17 @@ class StreamResolver:
         *,
         requests_topic: str,
         decisions_topic: str,
+        max_record_bytes: int,
     ) -> None:
         self.engine = Engine()
         self.table = table
         self.send = send
         self.requests_topic = requests_topic
         self.decisions_topic = decisions_topic
+        if max_record_bytes <= 2 * DEAD_LETTER_ROOM:
+            raise ValueError(f"max_record_bytes must exceed {2 * DEAD_LETTER_ROOM}")
+        self.max_record_bytes = max_record_bytes
+        self.max_original_bytes = (max_record_bytes - DEAD_LETTER_ROOM) * 3 // 4  # base64
         self.needs_rebuild = True
         self._snapshot_versions: dict[tuple[str, str], int] = {}
         self._snapshots = 0
@@ -84,13 +110,18 @@ class StreamResolver:
         if self.needs_rebuild:
             self.rebuild_reliability()
         kind = "requests" if record.topic == self.requests_topic else "decisions"
+        previous: list[Observation] = []
         try:
             if kind == "requests":
                 request = decode(ReviewRequest, record.value)
-                state, effects = self.engine.on_request(self._load(request.item_id), request)
+                before = self._load(request.item_id)
+                previous = list(before.observations) if before else []
+                state, effects = self.engine.on_request(before, request)
             else:
                 decision = decode(ReviewDecision, record.value)
-                state, effects = self.engine.on_decision(self._load(decision.item_id), decision)
+                before = self._load(decision.item_id)
+                previous = list(before.observations) if before else []
+                state, effects = self.engine.on_decision(before, decision)
         except ContractError as exc:
             await self._dead_letter(record, exc.kind, exc.message, exc.field)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
@@ -103,25 +134,43 @@ class StreamResolver:
             await self._dead_letter(record, ErrorKind.INVALID_LABEL, str(exc) or "invalid", None)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
-        await self._publish(state.item_id, effects)
-        self.table[state.item_id] = state.to_bytes()
+        outputs = _encode(effects)
+        stored = state.to_bytes()
+        oversized = self._oversized(outputs, stored)
+        if oversized is not None:
+            self.engine.withdraw(state, previous)
+            await self._dead_letter(record, ErrorKind.TOO_LARGE, oversized, None)
+            metrics.EVENTS.labels(kind, "dead_letter").inc()
+            return
+        await self._publish(state.item_id, outputs, effects)
+        self.table[state.item_id] = stored
         metrics.EVENTS.labels(kind, "ok").inc()
+
+    def _oversized(self, outputs: list[tuple[str, bytes]], stored: bytes) -> str | None:
+        """Why this result cannot be written (a record above the limit), or None."""
+        limit = self.max_record_bytes
+        for name, value in outputs:
+            if len(value) > limit:
+                return (
+                    f"the {name} record for this input would be {len(value):,} bytes, above "
+                    f"the resolver's record limit of {limit:,} bytes"
+                )
+        if len(stored) > limit:
+            return (
+                f"the item's stored state would grow to {len(stored):,} bytes, above the "
+                f"resolver's record limit of {limit:,} bytes"
+            )
+        return None
 
     def _load(self, item_id: str) -> ItemState | None:
         stored = self.table.get(item_id)
         return ItemState.from_bytes(stored) if stored is not None else None
 
-    async def _publish(self, item_id: str, effects: Effects) -> None:
-        sends: list[Awaitable[None]] = []
-        for name, events in (
-            ("requests", effects.requests),
-            ("conflicts", effects.conflicts),
-            ("audit", effects.audits),
-            ("resolved", effects.resolved),
-        ):
-            sends.extend(self.send(name, item_id, e.to_json_bytes()) for e in events)
-        if sends:
-            await asyncio.gather(*sends)
+    async def _publish(
+        self, item_id: str, outputs: list[tuple[str, bytes]], effects: Effects
+    ) -> None:
+        if outputs:
+            await asyncio.gather(*(self.send(name, item_id, value) for name, value in outputs))
         for label in effects.resolved:
             metrics.RESOLVED.labels(label.method.value, label.outcome.value).inc()
         for request in effects.requests:
@@ -135,11 +184,17 @@ class StreamResolver:
         log.warning(
             "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, message
         )
+        original = record.value or b""
+        error = message or "invalid input"
+        if len(original) > self.max_original_bytes:
+            note = f" [original truncated to its first {self.max_original_bytes:,} bytes]"
+            error = error[: 4000 - len(note)] + note
+            original = original[: self.max_original_bytes]
         letter = DeadLetter(
-            original=record.value or b"",
+            original=original,
             key=record.key,
             error_kind=kind,
-            error=message[:4000] or "invalid input",
+            error=error[:4000],
             field=field[:512] if field else None,
             source=SourceRef(
                 topic=record.topic,

@@ -28,6 +28,8 @@ from loupe.schemas.topics import (
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "items"
+RECORD_OVERHEAD_BYTES = 65_536
+"""Producer request room above the largest value: key, headers and record framing."""
 
 _create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 
@@ -55,6 +57,7 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
+        producer_max_request_size=settings.max_record_bytes + RECORD_OVERHEAD_BYTES,
         producer_acks=-1,
         web_enabled=False,
         key_serializer="raw",
@@ -103,6 +106,7 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
         send,
         requests_topic=settings.topic(REVIEW_REQUESTS.name),
         decisions_topic=settings.topic(REVIEW_DECISIONS.name),
+        max_record_bytes=settings.max_record_bytes,
     )
 
     @app.agent(inputs, concurrency=1)
