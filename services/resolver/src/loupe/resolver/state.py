@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from loupe.schemas import Label, ResolvedLabel, ReviewRequest, Tier, Vote
@@ -82,7 +82,7 @@ class ItemState(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes) -> ItemState:
         """Parse what ``to_bytes`` wrote (older entries, with every copy stored, too)."""
-        data = json.loads(raw)
+        data = pydantic_core.from_json(raw)
         root = data.get("root")
         if root is None:
             return cls.model_validate_json(raw)
@@ -95,7 +95,7 @@ class ItemState(BaseModel):
             resolved["provenance"].setdefault("prediction", shared)
         # back through JSON: the contracts are strict, and only JSON input may carry
         # timestamps and enums as strings
-        return cls.model_validate_json(json.dumps(data))
+        return cls.model_validate_json(pydantic_core.to_json(data))
 
     def round_votes(self, level: int | None = None) -> list[StoredVote]:
         """Current-round votes (of one level when given), the latest per reviewer."""
