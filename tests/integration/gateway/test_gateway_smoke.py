@@ -60,3 +60,50 @@ async def test_claim_decide_round_trip(gateway, make_request, kafka_bootstrap, t
     )
     empty = await gateway.call("POST", "/v1/tasks/claim", "ann")
     assert empty.status_code == 204
+
+
+def _long_tracks(frames: int) -> dict[str, object]:
+    """A corrected track label over ``frames`` frames (about 120 bytes of JSON per frame)."""
+    return {
+        "kind": "track",
+        "image": {"width": 1920, "height": 1080},
+        "units": "normalized",
+        "frames": [
+            {
+                "frame": n,
+                "boxes": [
+                    {"label": "cat", "track_id": "t1", "x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}
+                ],
+            }
+            for n in range(frames)
+        ],
+    }
+
+
+async def test_a_decision_too_large_for_a_record_is_refused_with_413(
+    launch_gateway, make_request, kafka_bootstrap, topic_prefix
+):
+    async with launch_gateway(max_record_bytes=131_072) as gateway:
+        gateway.add_user("ann", Role.REVIEWER)
+        request = make_request("vid-1", kind="track")
+        produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [("vid-1", request)])
+
+        async def queued():
+            return await gateway.queue_size("ann", "reviewer") == 1
+
+        await gateway.wait_for(queued, what="request queued")
+        claim = await gateway.call("POST", "/v1/tasks/claim", "ann")
+        task_id = claim.json()["task"]["task_id"]
+        path = f"/v1/tasks/{task_id}/decision"
+        body = {"action": "correct", "label": _long_tracks(2_000), "idempotency_key": "big"}
+        refused = await gateway.call("POST", path, "ann", json=body)
+        assert refused.status_code == 413, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "record_too_large" and "131,072 bytes" in error["message"]
+
+        # the lease is still the reviewer's: a decision that fits goes through
+        body = {"action": "correct", "label": _long_tracks(20), "idempotency_key": "small"}
+        accepted = await gateway.call("POST", path, "ann", json=body)
+        assert accepted.status_code == 200, accepted.text
+        records = read_all(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", expect=1)
+        assert [decode(ReviewDecision, r.value()).idempotency_key for r in records] == ["small"]

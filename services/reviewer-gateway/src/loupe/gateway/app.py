@@ -100,6 +100,8 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
             extra={
                 "linger.ms": settings.kafka_linger_ms,
                 "message.timeout.ms": int(settings.kafka_timeout_s * 1000),
+                # room above the largest value for the key, headers and framing
+                "message.max.bytes": settings.max_record_bytes + 65_536,
             },
         )
         gateway = Gateway(

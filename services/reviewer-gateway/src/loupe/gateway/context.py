@@ -16,6 +16,7 @@ from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import User, UsersFile, hash_token
 from loupe.gateway.views import text
+from loupe.schemas import Event
 
 
 @dataclass
@@ -33,6 +34,19 @@ class Gateway:
     def topic(self, name: str) -> str:
         """Broker-side topic name."""
         return self.settings.topic(name)
+
+    def record(self, event: Event) -> bytes:
+        """``event`` as a record value; 413 when it is above ``max_record_bytes``."""
+        raw = event.to_json_bytes()
+        limit = self.settings.max_record_bytes
+        if len(raw) > limit:
+            raise ApiError(
+                413,
+                "record_too_large",
+                f"this {type(event).__name__} would be a {len(raw):,}-byte record; the "
+                f"gateway publishes at most {limit:,} bytes per record",
+            )
+        return raw
 
     async def user_by_token(self, token: str) -> User | None:
         """Resolve a bearer token to an active user (cached for ``auth_cache_s``)."""

@@ -246,10 +246,11 @@ async def resolve(
         details={"decision_id": key, "action": action.value, "task_id": task_id},
         at=now,
     )
+    record = gw.record(decision)
     try:
         await gw.producer.send_all(
             [
-                (gw.topic(REVIEW_DECISIONS.name), item_id, decision.to_json_bytes()),
+                (gw.topic(REVIEW_DECISIONS.name), item_id, record),
                 (gw.topic(AUDIT.name), item_id, event.to_json_bytes()),
             ],
             gw.settings.kafka_timeout_s,

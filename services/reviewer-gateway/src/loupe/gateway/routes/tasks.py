@@ -226,10 +226,11 @@ async def decide(
         },
         at=decided_at,
     )
+    record = gw.record(decision)
     try:
         await gw.producer.send_all(
             [
-                (gw.topic(REVIEW_DECISIONS.name), decision.item_id, decision.to_json_bytes()),
+                (gw.topic(REVIEW_DECISIONS.name), decision.item_id, record),
                 (gw.topic(AUDIT.name), decision.item_id, event.to_json_bytes()),
             ],
             settings.kafka_timeout_s,
