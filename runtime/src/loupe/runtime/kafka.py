@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 PARTITIONER = "murmur2_random"
 """Java/aiokafka-compatible key hashing, so keys land where Faust and Java clients put them."""
 
+RECORD_OVERHEAD_BYTES = 65_536
+"""Producer room above a service's largest record value, for the key, headers and framing."""
+
 
 def producer_config(
     bootstrap_servers: str,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from loupe.resolver import metrics
 from loupe.resolver.engine import SERVICE, Effects, Engine, ItemOverflowError, derived_id
 from loupe.resolver.reliability import OnlineReliability
-from loupe.resolver.state import ItemState, Observation
+from loupe.resolver.state import ItemState
 from loupe.schemas import (
     AuditAction,
     AuditEvent,
@@ -110,18 +110,18 @@ class StreamResolver:
         if self.needs_rebuild:
             self.rebuild_reliability()
         kind = "requests" if record.topic == self.requests_topic else "decisions"
-        previous: list[Observation] = []
         try:
-            if kind == "requests":
-                request = decode(ReviewRequest, record.value)
-                before = self._load(request.item_id)
-                previous = list(before.observations) if before else []
-                state, effects = self.engine.on_request(before, request)
+            event: ReviewRequest | ReviewDecision = (
+                decode(ReviewRequest, record.value)
+                if kind == "requests"
+                else decode(ReviewDecision, record.value)
+            )
+            before = self._load(event.item_id)
+            previous = list(before.observations) if before else []
+            if isinstance(event, ReviewRequest):
+                state, effects = self.engine.on_request(before, event)
             else:
-                decision = decode(ReviewDecision, record.value)
-                before = self._load(decision.item_id)
-                previous = list(before.observations) if before else []
-                state, effects = self.engine.on_decision(before, decision)
+                state, effects = self.engine.on_decision(before, event)
         except ContractError as exc:
             await self._dead_letter(record, exc.kind, exc.message, exc.field)
             metrics.EVENTS.labels(kind, "dead_letter").inc()

@@ -15,7 +15,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from loupe.resolver.settings import ResolverSettings, get_settings
 from loupe.resolver.stream import Record, StreamResolver
 from loupe.runtime.health import HealthServer
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, ensure_topics
 from loupe.schemas.topics import (
     AUDIT,
     LABELS_CONFLICTS,
@@ -28,8 +28,6 @@ from loupe.schemas.topics import (
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "items"
-RECORD_OVERHEAD_BYTES = 65_536
-"""Producer request room above the largest value: key, headers and record framing."""
 
 _create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 

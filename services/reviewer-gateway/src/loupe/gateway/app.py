@@ -27,6 +27,7 @@ from loupe.gateway.routes import health, items, leads, me, tasks, users
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import UsersFile
+from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES
 from loupe.schemas import AuditAction, Tier
 from loupe.schemas.topics import AUDIT
 
@@ -100,8 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
             extra={
                 "linger.ms": settings.kafka_linger_ms,
                 "message.timeout.ms": int(settings.kafka_timeout_s * 1000),
-                # room above the largest value for the key, headers and framing
-                "message.max.bytes": settings.max_record_bytes + 65_536,
+                "message.max.bytes": settings.max_record_bytes + RECORD_OVERHEAD_BYTES,
             },
         )
         gateway = Gateway(
