@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from harness.samples import AT, CLASSES, boxes, classification, tracks
 from loupe.gateway.app import create_app
@@ -21,6 +23,7 @@ from loupe.gateway.logic import Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
 from loupe.schemas import Prediction, ReasonCode, ReviewReason, ReviewRequest, Tier
+from loupe.stack import free_port
 
 PEPPER = "test-pepper"
 
@@ -112,6 +115,36 @@ async def start_gateway(settings: GatewaySettings) -> AsyncIterator[GatewayHarne
 
             await harness.wait_for(ready, what="gateway ready")
             yield harness
+
+
+@contextlib.contextmanager
+def serve(settings: GatewaySettings) -> Iterator[str]:
+    """Run the app under uvicorn (httptools, as ``loupe gateway`` does) on a free loopback port
+    and yield its base URL once the working set is ready."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", http="httptools"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{base_url}/healthz", timeout=2)
+                if health.status_code == 200 and not health.json()["rebuilding"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise AssertionError("the gateway did not become ready")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @pytest.fixture

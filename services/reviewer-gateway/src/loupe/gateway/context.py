@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -84,16 +85,29 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+_BEARER = re.compile(r"[ \t]*bearer[ \t]+([^ \t]+)[ \t]*", re.IGNORECASE)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization`` value using the Bearer scheme, else None.
+
+    RFC 9110 §11.1: the scheme is case-insensitive (``Bearer``, ``bearer``, ``BEARER``); the
+    token follows after one or more spaces (tabs are tolerated too, as they are around it).
+    """
+    match = _BEARER.fullmatch(authorization)
+    return match.group(1) if match else None
+
+
 async def _authenticate(request: Request) -> User:
     """The caller, from ``Authorization: Bearer <token>`` (401 when missing or unknown)."""
     authorization = request.headers.get("authorization")
     if not authorization:
         raise ApiError(401, "unauthenticated", "missing Authorization: Bearer <token> header")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         raise ApiError(401, "unauthenticated", "expected Authorization: Bearer <token>")
     gateway: Gateway = request.app.state.gateway
-    user = await gateway.user_by_token(token.strip())
+    user = await gateway.user_by_token(token)
     if user is None:
         raise ApiError(401, "unauthenticated", "unknown or revoked token, or inactive user")
     return user
