@@ -177,6 +177,24 @@ def test_naive_timestamps_are_rejected() -> None:
     _expect(ErrorKind.SCHEMA_VIOLATION, _mutated(mutate), "produced_at")
 
 
+@pytest.mark.parametrize(
+    "instant", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-14:00", "0001-01-01T00:00:00"]
+)
+def test_timestamps_outside_the_utc_calendar_are_rejected(instant: str) -> None:
+    # year 0 / 10000 once converted to UTC: datetime arithmetic on them raises OverflowError
+    def mutate(doc: dict) -> None:
+        doc["produced_at"] = instant
+
+    _expect(ErrorKind.SCHEMA_VIOLATION, _mutated(mutate), "produced_at")
+
+
+def test_timestamps_at_the_ends_of_the_utc_calendar_are_accepted() -> None:
+    for instant in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59Z"):
+        document = json.loads(samples.classification().to_json_bytes())
+        document["produced_at"] = instant
+        assert decode(Prediction, json.dumps(document).encode()).produced_at.tzinfo is not None
+
+
 def test_correct_needs_a_label() -> None:
     document = json.loads(samples.every_event()[4].to_json_bytes())
     document["label"] = None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION = 1
 """Version of the event contracts in this package; bumped on any incompatible change."""
@@ -32,8 +32,22 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRI
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """A probability-like score: finite and within [0, 1]."""
 
-Timestamp = AwareDatetime
-"""A timezone-aware instant (ISO 8601 with offset on the wire)."""
+
+def _within_utc_calendar(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("instant is outside years 1-9999 once converted to UTC") from None
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_within_utc_calendar)]
+"""A timezone-aware instant (ISO 8601 with offset on the wire) that exists in UTC.
+
+Naive times are refused (no guessing the sender's zone), and so are instants whose UTC form falls
+outside years 1-9999 (``0001-01-01T00:00:00+01:00`` is year 0 in UTC), which ``datetime``
+cannot convert. The one rule for event fields and for times in gateway requests.
+"""
 
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

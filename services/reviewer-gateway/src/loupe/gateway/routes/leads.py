@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -19,7 +18,7 @@ from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import User
 from loupe.gateway.views import text
 from loupe.schemas import AuditAction, PolicyUpdate, ProjectPolicy, utcnow
-from loupe.schemas._base import ProjectName, ShortText
+from loupe.schemas._base import ProjectName, ShortText, Timestamp
 from loupe.schemas.topics import AUDIT, CONTROL_POLICY
 
 router = APIRouter(prefix="/v1", tags=["leads"])
@@ -40,7 +39,9 @@ async def conflicts(
     lead: LeadUser,
     project: Annotated[ProjectName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[datetime | None, Query()] = None,
+    before: Annotated[
+        Timestamp | None, Query(description="ISO 8601 with an offset (Z or ±hh:mm)")
+    ] = None,
 ) -> FastJSONResponse:
     """Recent conflicts (newest first), optionally for one project and before a time."""
     top = "+inf" if before is None else f"({int(before.timestamp() * 1000)}"
