@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,13 +120,28 @@ class RouterEnv:
 
 
 @pytest.fixture
-def router_env(infra: Infra, topic_prefix: str, tmp_path: Path) -> Iterator[RouterEnv]:
-    """A policy folder with the test policy and a unique consumer group."""
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "demo.yaml").write_text(POLICY)
-    env = RouterEnv(infra, topic_prefix, policy_dir, f"router-it-{uuid.uuid4().hex[:8]}", tmp_path)
-    yield env
-    for router in env.started:
-        if router.process.poll() is None:
-            router.kill()
+def router_env_factory(tmp_path: Path) -> Iterator[Callable[[Infra, str], RouterEnv]]:
+    """Makes router environments on a given broker (routers left running are killed after)."""
+    made: list[RouterEnv] = []
+
+    def make(infra: Infra, topic_prefix: str) -> RouterEnv:
+        policy_dir = tmp_path / f"policies-{len(made)}"
+        policy_dir.mkdir()
+        (policy_dir / "demo.yaml").write_text(POLICY)
+        group = f"router-it-{uuid.uuid4().hex[:8]}"
+        made.append(RouterEnv(infra, topic_prefix, policy_dir, group, tmp_path))
+        return made[-1]
+
+    yield make
+    for env in made:
+        for router in env.started:
+            if router.process.poll() is None:
+                router.kill()
+
+
+@pytest.fixture
+def router_env(
+    infra: Infra, topic_prefix: str, router_env_factory: Callable[[Infra, str], RouterEnv]
+) -> RouterEnv:
+    """A policy folder with the test policy and a unique consumer group on the session broker."""
+    return router_env_factory(infra, topic_prefix)
