@@ -32,6 +32,11 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("LOUPE_TOPIC_PREFIX"),
     )
     """Prepended to every topic name, so several deployments (or test runs) share one cluster."""
+    max_record_bytes: int = Field(default=960_000, ge=131_072, le=64 * 1024 * 1024)
+    """Largest record value (plus key) the service writes to Kafka; what would be larger is
+    refused (gateway: 413) or dead-lettered (router, resolver) with the sizes. The topics (and
+    the broker's ``message.max.bytes``, 1 MiB by default) must accept it plus a little overhead
+    (``RECORD_OVERHEAD_BYTES``); read from ``LOUPE_<SERVICE>_MAX_RECORD_BYTES``."""
 
     def topic(self, name: str) -> str:
         """The broker-side name of a registry topic."""

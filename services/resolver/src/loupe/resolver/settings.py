@@ -30,10 +30,6 @@ class ResolverSettings(ServiceSettings):
     """Partitions of the item-keyed topics (the table is co-partitioned with them)."""
     replication_factor: int = Field(default=1, ge=1, le=16)
     """Replication of the table's changelog topic (use 3 on a production cluster)."""
-    max_record_bytes: int = Field(default=960_000, ge=131_072, le=64 * 1024 * 1024)
-    """Largest record the resolver writes (outputs, item state); an input whose result would be
-    larger is dead-lettered. The topics (and the broker's ``message.max.bytes``, 1 MiB by
-    default) must accept it plus a little overhead."""
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """Consumer-group session timeout: how soon a crashed worker's partitions move elsewhere."""
     log_level: str = "info"

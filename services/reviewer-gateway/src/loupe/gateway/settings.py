@@ -26,10 +26,6 @@ class GatewaySettings(ServiceSettings):
     """At most this many queued tasks are inspected per claim (skills/voted mismatches)."""
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=16_777_216)
     idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
-    max_record_bytes: int = Field(default=960_000, ge=131_072, le=64 * 1024 * 1024)
-    """Largest decision record published; a larger decision (e.g. a long video's corrected
-    tracks) is refused with 413. The broker's ``message.max.bytes`` (1 MiB by default) must
-    accept it plus a little overhead, and the resolver's limit should not be lower."""
     kafka_timeout_s: float = Field(default=10.0, gt=0, le=120)
     """How long a decision waits for Kafka's acknowledgement before answering 503."""
     kafka_linger_ms: int = Field(default=5, ge=0, le=1_000)
