@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness import samples
 from loupe.router.decision import ReviewPlan
@@ -106,11 +108,11 @@ def test_review_request_decodes_to_the_expected_model() -> None:
             _raw(prediction),
             plan=plan,
             active=active,
-            request_id=request_id_for(prediction.prediction_id),
+            request_id=request_id_for(prediction.item_id, prediction.prediction_id),
             created_at=NOW,
         )
         expected = ReviewRequest(
-            request_id=request_id_for(prediction.prediction_id),
+            request_id=request_id_for(prediction.item_id, prediction.prediction_id),
             item_id=prediction.item_id,
             project="demo",
             prediction=prediction,
@@ -130,9 +132,9 @@ def test_review_request_decodes_to_the_expected_model() -> None:
 
 
 def test_request_ids_are_deterministic_and_bounded() -> None:
-    assert request_id_for("p-1") == request_id_for("p-1")
-    assert request_id_for("p-1") != request_id_for("p-2")
-    assert len(request_id_for("x" * 256)) == 35
+    assert request_id_for("i", "p-1") == request_id_for("i", "p-1")
+    assert request_id_for("i", "p-1") != request_id_for("i", "p-2")
+    assert len(request_id_for("x" * 256, "x" * 256)) == 35
 
 
 def test_dead_letter_keeps_the_input_or_its_head() -> None:
@@ -165,3 +167,15 @@ def test_dead_letter_keeps_the_input_or_its_head() -> None:
         ),
     )
     assert whole.original == b"" and whole.key is None and whole.field == "f"
+
+
+@given(
+    prediction_id=st.text(min_size=1, max_size=40),
+    items=st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=5, unique=True),
+)
+def test_request_ids_differ_per_item_for_a_shared_prediction_id(
+    prediction_id: str, items: list[str]
+) -> None:
+    ids = {request_id_for(item, prediction_id) for item in items}
+    assert len(ids) == len(items)
+    assert request_id_for(items[0], prediction_id) == request_id_for(items[0], prediction_id)

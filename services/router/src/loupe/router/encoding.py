@@ -27,9 +27,12 @@ from loupe.schemas import (
 SERVICE = "router"
 
 
-def request_id_for(prediction_id: str) -> str:
-    """The review request id of a prediction: deterministic, so a replay is idempotent."""
-    return "rq-" + hashlib.blake2b(prediction_id.encode(), digest_size=16).hexdigest()
+def request_id_for(item_id: str, prediction_id: str) -> str:
+    """The review request id of an item's prediction: deterministic, so a replay is idempotent,
+    and distinct per item, since producers do reuse prediction ids across items (the gateway
+    keeps one task per request id, so a shared id would drop the second item's review)."""
+    digest = hashlib.blake2b(f"{item_id}\x00{prediction_id}".encode(), digest_size=16)
+    return "rq-" + digest.hexdigest()
 
 
 def iso_from_ms(timestamp_ms: int) -> str:

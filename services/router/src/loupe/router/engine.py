@@ -235,7 +235,11 @@ class RoutingEngine:
         key = prediction.item_id.encode()
         outputs: list[Output] = []
         plan = decision.review
-        request_id = request_id_for(prediction.prediction_id) if plan is not None else None
+        request_id = (
+            request_id_for(prediction.item_id, prediction.prediction_id)
+            if plan is not None
+            else None
+        )
         if decision.auto_accept:
             first_seen = self._iso(record.timestamp_ms) if record.timestamp_ms else now
             value = self.encoder.resolved_label(
