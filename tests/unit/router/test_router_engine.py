@@ -34,7 +34,7 @@ def engine(spot_check_rate: float = 0.0, **novelty: object) -> RoutingEngine:
         }
     )
     book.offer(policy, 3, "test")
-    return RoutingEngine(book, TOPICS, max_payload_bytes=4_096)
+    return RoutingEngine(book, TOPICS, max_payload_bytes=4_096, max_record_bytes=960_000)
 
 
 def record(value: bytes | None, offset: int = 0) -> InputRecord:
@@ -82,7 +82,7 @@ def test_rare_classes_are_flagged_once_enough_is_observed() -> None:
         1,
         "test",
     )
-    router, state = RoutingEngine(book, TOPICS, 4_096), PartitionState(0)
+    router, state = RoutingEngine(book, TOPICS, 4_096, max_record_bytes=960_000), PartitionState(0)
     for i in range(30):
         router.route(record(samples.classification(f"c{i}", "cat").to_json_bytes()), state, NOW)
     fox = router.route(record(samples.classification("f", "fox").to_json_bytes()), state, NOW)
@@ -146,7 +146,7 @@ def test_older_schema_with_retired_class_goes_to_review_not_dlq() -> None:
         "test",
     )
     fox = samples.classification(label="fox", top=0.99)
-    routed = RoutingEngine(book, TOPICS, 4_096).route(
+    routed = RoutingEngine(book, TOPICS, 4_096, max_record_bytes=960_000).route(
         record(fox.to_json_bytes()), PartitionState(0), NOW
     )
     assert ReasonCode.SCHEMA_CHANGED in routed.reasons

@@ -131,7 +131,10 @@ def passthrough(
     """Transactionally copy ``total`` records from ``source`` to ``sink``, batch by batch."""
     timing = Timing()
     group = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
-    producer = Producer(transactional_producer_config(bootstrap, f"{group}-tx", 60_000))
+    limits = RouterSettings()
+    producer = Producer(
+        transactional_producer_config(bootstrap, f"{group}-tx", 60_000, limits.max_record_bytes)
+    )
     producer.init_transactions(30)
     consumer = Consumer(consumer_config(bootstrap, group))
     consumer.subscribe([source])

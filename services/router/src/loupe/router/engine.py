@@ -152,10 +152,18 @@ def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -
 class RoutingEngine:
     """Routes records with the policies of a ``PolicyBook``."""
 
-    def __init__(self, policies: PolicyBook, topics: OutputTopics, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        policies: PolicyBook,
+        topics: OutputTopics,
+        max_payload_bytes: int,
+        *,
+        max_record_bytes: int,
+    ) -> None:
         self.policies = policies
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
+        self.max_record_bytes = max_record_bytes
         self.encoder = OutputEncoder()
         self._last_ms: tuple[int, str] = (-1, "")
 
@@ -210,9 +218,11 @@ class RoutingEngine:
         try:
             observed = observe(state.project(prediction.project), prediction, active)
             decision = decide(prediction, active.policy, observed)
-            return self._encode(
+            routed = self._encode(
                 record, raw=raw, prediction=prediction, active=active, decision=decision, now=now
             )
+            oversized = self._oversized(routed.outputs)
+            return routed if oversized is None else self._dead_letter(record, oversized)
         except Exception as exc:  # a bug must not turn one record into a poison pill
             log.exception(
                 "could not route %s[%d]@%d", record.topic, record.partition, record.offset
@@ -263,6 +273,19 @@ class RoutingEngine:
             route = Route.SPOT_CHECK if plan.spot_check else Route.REVIEW
         reasons = tuple(r.code for r in plan.reasons) if plan is not None else ()
         return Routed(route, tuple(outputs), reasons, project=prediction.project)
+
+    def _oversized(self, outputs: tuple[Output, ...]) -> InputRejectedError | None:
+        """Why the outputs cannot be produced, if one is over the record limit (a record the
+        producer refuses would abort the transaction at every replay and halt the partition)."""
+        for output in outputs:
+            size = len(output.value) + len(output.key or b"")
+            if size > self.max_record_bytes:
+                return InputRejectedError(
+                    ErrorKind.TOO_LARGE,
+                    f"its {output.topic} record would be {size} bytes, over the router's record "
+                    f"limit of {self.max_record_bytes} bytes",
+                )
+        return None
 
     def _dead_letter(self, record: InputRecord, rejected: InputRejectedError) -> Routed:
         source = SourceRef(

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, consumer_config, producer_config
 from loupe.schemas import ContractError, PolicyUpdate, decode
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,17 @@ take ~75 ms per batch here (3-4x fewer transactions per second)."""
 
 
 def transactional_producer_config(
-    bootstrap: str, transactional_id: str, transaction_timeout_ms: int
+    bootstrap: str, transactional_id: str, transaction_timeout_ms: int, max_record_bytes: int
 ) -> dict[str, Any]:
     """The router's producer config (also used by the benchmark's passthrough baseline)."""
     return producer_config(
         bootstrap,
         transactional_id=transactional_id,
-        extra={"transaction.timeout.ms": transaction_timeout_ms, **TRANSACTIONAL_PRODUCER_TUNING},
+        extra={
+            "transaction.timeout.ms": transaction_timeout_ms,
+            "message.max.bytes": max_record_bytes + RECORD_OVERHEAD_BYTES,
+            **TRANSACTIONAL_PRODUCER_TUNING,
+        },
     )
 
 

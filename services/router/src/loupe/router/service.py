@@ -100,6 +100,7 @@ class RouterService:
                 dlq=settings.topic(PREDICTIONS_DLQ.name),
             ),
             settings.max_payload_bytes,
+            max_record_bytes=settings.max_record_bytes,
         )
         self.states: dict[int, PartitionState] = {}
         self.committed_batches = 0
@@ -137,7 +138,10 @@ class RouterService:
         log.info("applied %d policy update(s) from %s", applied, feed.topic)
         self._producer = Producer(
             transactional_producer_config(
-                self.bootstrap, settings.transactional_id, settings.transaction_timeout_ms
+                self.bootstrap,
+                settings.transactional_id,
+                settings.transaction_timeout_ms,
+                settings.max_record_bytes,
             )
         )
         self._producer.init_transactions(KAFKA_TIMEOUT_S)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from loupe.runtime.settings import ServiceSettings
+
+OUTPUT_ROOM_BYTES = 32_768
+"""Room in an output record for what is not the prediction or its label: ids, reasons, the
+policy's class list and timestamps (a policy with thousands of long class names needs more)."""
 
 
 class RouterSettings(ServiceSettings):
@@ -30,8 +35,11 @@ class RouterSettings(ServiceSettings):
     """Folder of per-project policy files (``*.yaml``, ``*.yml``, ``*.json``) loaded at start."""
     batch_max_messages: int = Field(default=500, ge=1, le=100_000)
     batch_timeout_ms: int = Field(default=100, ge=1, le=60_000)
-    max_payload_bytes: int = Field(default=524_288, ge=1_024, le=700_000)
-    """Larger predictions are dead-lettered (their review request would not fit a record)."""
+    max_payload_bytes: int = Field(default=458_752, ge=1_024, le=32 * 1024 * 1024)
+    """Larger predictions are dead-lettered. An output carries the prediction and its label, so
+    twice this plus ``OUTPUT_ROOM_BYTES`` must fit ``max_record_bytes`` (checked at start); an
+    output that still would not fit (e.g. a label whose numbers re-encode longer) dead-letters
+    its input as ``too_large`` instead of failing the transaction."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
     restore_timeout_s: float = Field(default=120.0, gt=0)
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
@@ -48,6 +56,16 @@ class RouterSettings(ServiceSettings):
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_PORT", "LOUPE_ROUTER_METRICS_PORT"),
     )
     """Serves /metrics and /healthz; 0 picks a free port (logged at start)."""
+
+    @model_validator(mode="after")
+    def _outputs_fit_a_record(self) -> Self:
+        if 2 * self.max_payload_bytes + OUTPUT_ROOM_BYTES > self.max_record_bytes:
+            raise ValueError(
+                f"max_payload_bytes ({self.max_payload_bytes}) is too large for max_record_bytes "
+                f"({self.max_record_bytes}): outputs carry the prediction and its label, so "
+                f"2 x max_payload_bytes + {OUTPUT_ROOM_BYTES} must not exceed max_record_bytes"
+            )
+        return self
 
     @property
     def transactional_id(self) -> str:
