@@ -4,6 +4,10 @@ Reviewers are processed in a fixed order; each reviewer's boxes are matched to t
 built so far (``scipy.optimize.linear_sum_assignment`` on 1 - IoU). A cluster is kept when
 reviewers holding more than half of the total weight drew it; its box is the weighted mean of
 its members and its class the weighted vote of theirs.
+
+IoU is ``loupe.runtime.geometry``'s (clamped to [0, 1]). Every share and mean that becomes a
+``Score`` in a published event is clamped too: rounding once made a reviewer's box score an
+IoU of 1.0000000000000004 with itself and the resolver dead-lettered the vote (issue 19).
 """
 
 from __future__ import annotations
@@ -15,28 +19,16 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from loupe.resolver.aggregate import FloatArray, majority
+from loupe.runtime.geometry import box_coords, box_iou_matrix, iou_matrix
 from loupe.schemas import Box, BoxesLabel
 
-
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Pairwise IoU of boxes given as rows of (x, y, w, h)."""
-    if a.size == 0 or b.size == 0:
-        return np.zeros((a.shape[0], b.shape[0]))
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(
-        np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
-    )
-    ih = np.clip(
-        np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
-    )
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+__all__ = ["BoxConsensus", "Cluster", "cluster_boxes", "consensus", "iou_matrix", "labels_agree"]
 
 
-def _coords(boxes: Sequence[Box]) -> FloatArray:
-    return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64).reshape(-1, 4)
+def unit_score(value: float) -> float:
+    """``value`` clamped to [0, 1]: a share or mean computed in floats, about to become a
+    ``Score`` in a published event (rounding must never make a valid result invalid)."""
+    return float(min(1.0, max(0.0, value)))
 
 
 @dataclass
@@ -59,9 +51,14 @@ class BoxConsensus:
 
 
 def _centroid(cluster: Cluster, coords: list[FloatArray], weights: FloatArray) -> FloatArray:
+    """Weighted mean of the members' (x, y, w, h), kept within the members' own range: the
+    mean lies there exactly, and the clamp stops rounding from leaving it (a width rounded to
+    0, or one ulp outside the image)."""
     rows = np.array([coords[r][i] for r, i in cluster.members.items()])
     w = weights[list(cluster.members)]
-    centre: FloatArray = (rows * w[:, None]).sum(axis=0) / w.sum()
+    centre: FloatArray = np.clip(
+        (rows * w[:, None]).sum(axis=0) / w.sum(), rows.min(axis=0), rows.max(axis=0)
+    )
     return centre
 
 
@@ -69,7 +66,7 @@ def cluster_boxes(
     annotations: Sequence[Sequence[Box]], weights: FloatArray, min_iou: float
 ) -> list[Cluster]:
     """Group reviewers' boxes into objects by sequential Hungarian matching on IoU."""
-    coords = [_coords(boxes) for boxes in annotations]
+    coords = [box_coords(boxes) for boxes in annotations]
     clusters: list[Cluster] = []
     for reviewer, own in enumerate(coords):
         unmatched = set(range(own.shape[0]))
@@ -94,7 +91,7 @@ def consensus(
     """Consensus of several reviewers' boxes on one image (reviewers in a fixed order)."""
     n = len(annotations)
     w = np.asarray(weights if weights is not None else [1.0] * n, dtype=np.float64)
-    coords = [_coords(boxes) for boxes in annotations]
+    coords = [box_coords(boxes) for boxes in annotations]
     total_weight = w.sum()
     kept_boxes: list[Box] = []
     kept: list[Cluster] = []
@@ -125,7 +122,7 @@ def consensus(
         kept_boxes.append(
             Box(
                 label=label,
-                score=float(min(1.0, support / total_weight)),
+                score=unit_score(support / total_weight),
                 x=float(centre[0]),
                 y=float(centre[1]),
                 w=float(centre[2]),
@@ -134,7 +131,7 @@ def consensus(
         )
     agreement = supported_weight / drawn_weight if drawn_weight > 0 else 1.0
     mean_iou = float(np.mean(ious)) if ious else 1.0
-    return BoxConsensus(kept_boxes, kept, float(min(1.0, agreement)), mean_iou, unmatched)
+    return BoxConsensus(kept_boxes, kept, unit_score(agreement), unit_score(mean_iou), unmatched)
 
 
 def labels_agree(a: BoxesLabel, b: BoxesLabel, min_iou: float) -> bool:
@@ -143,7 +140,7 @@ def labels_agree(a: BoxesLabel, b: BoxesLabel, min_iou: float) -> bool:
         return False
     if not a.boxes:
         return True
-    ious = iou_matrix(_coords(a.boxes), _coords(b.boxes))
+    ious = box_iou_matrix(a.boxes, b.boxes)
     rows, cols = linear_sum_assignment(1.0 - ious)
     return all(
         ious[r, c] >= min_iou and a.boxes[r].label == b.boxes[c].label

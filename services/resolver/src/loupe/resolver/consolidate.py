@@ -100,17 +100,17 @@ def classify(
         )
     return Consensus(
         label=label,
-        confidence=min(1.0, confidence),
+        confidence=box_consensus.unit_score(confidence),
         tie=tie,
         unanimous=len(set(answers)) == 1,
-        disagreement=Disagreement(agreement=min(1.0, agreement)),
+        disagreement=Disagreement(agreement=box_consensus.unit_score(agreement)),
         classes=sorted(set(answers) - {REJECTED}),
     )
 
 
 def _reject_share(votes: Sequence[Vote], weights: np.ndarray) -> float:
     rejected = np.array([v.action is Action.REJECT or v.label is None for v in votes])
-    return float(weights[rejected].sum() / weights.sum())
+    return box_consensus.unit_score(float(weights[rejected].sum() / weights.sum()))
 
 
 def spatial(

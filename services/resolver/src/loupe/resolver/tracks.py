@@ -109,8 +109,8 @@ def consensus(
     )
     return TrackConsensus(
         label=label,
-        agreement=float(np.mean(agreements)) if agreements else 1.0,
-        mean_iou=float(np.mean(ious)) if ious else 1.0,
+        agreement=box_consensus.unit_score(float(np.mean(agreements)) if agreements else 1.0),
+        mean_iou=box_consensus.unit_score(float(np.mean(ious)) if ious else 1.0),
         unmatched=unmatched,
         disputed_frames=disputed,
         identity_switches=switches,

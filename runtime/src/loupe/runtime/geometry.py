@@ -1,0 +1,62 @@
+"""Box geometry shared by the services: the one definition of intersection over union (IoU).
+
+The resolver (box and track consensus), the gateway (label diffs) and metrics (label agreement)
+all compare boxes by IoU; they call these functions so the rule, and its numerical care, live
+in one place. Boxes are axis-aligned, given as (x, y, w, h) with the top-left corner first.
+
+IoU is mathematically within [0, 1], but float arithmetic can compute a box's IoU with itself as
+1.0000000000000004 (``(x + w) - x`` is not always ``w``). Every value returned here is clamped
+to [0, 1], so it can flow into a ``Score`` field of the contracts (issue 19, defect 3), and a
+box compared with an identical box gives exactly 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from loupe.schemas import Box
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def box_coords(boxes: Sequence[Box]) -> FloatArray:
+    """Rows of (x, y, w, h), shape (len(boxes), 4)."""
+    return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64).reshape(-1, 4)
+
+
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pairwise IoU of boxes given as rows of (x, y, w, h): shape (len(a), len(b)), in [0, 1].
+
+    Identical boxes give exactly 1 (the float formula can give 1 +- 2e-16); boxes that do not
+    overlap, and degenerate pairs whose union is not positive, give 0.
+    """
+    if a.size == 0 or b.size == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(
+        np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
+    )
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    ratio = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    identical = (a[:, None, 0] == b[None, :, 0]) & (a[:, None, 1] == b[None, :, 1])
+    identical &= (a[:, None, 2] == b[None, :, 2]) & (a[:, None, 3] == b[None, :, 3])
+    clamped: FloatArray = np.where(identical, 1.0, np.clip(ratio, 0.0, 1.0))
+    return clamped
+
+
+def box_iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> FloatArray:
+    """Pairwise IoU of two box lists: ``result[i, j]`` is the IoU of ``a[i]`` and ``b[j]``."""
+    return iou_matrix(box_coords(a), box_coords(b))
+
+
+def iou(a: Box, b: Box) -> float:
+    """IoU of two boxes, in [0, 1] (0 when they do not overlap)."""
+    return float(box_iou_matrix([a], [b])[0, 0])
