@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loupe.gateway.diff import diff_boxes, diff_labels, iou, match_boxes
+from loupe.gateway.diff import diff_boxes, diff_labels, match_boxes
+from loupe.runtime.geometry import iou
 from loupe.schemas import (
     Box,
     BoxesLabel,

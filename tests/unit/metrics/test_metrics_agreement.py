@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from loupe.metrics.agreement import iou, labels_agree
+from loupe.metrics.agreement import labels_agree
+from loupe.runtime.geometry import iou
 from loupe.schemas import (
     Box,
     BoxesLabel,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loupe.runtime.geometry import box_iou_matrix
 from loupe.schemas import Box, BoxesLabel, ClassificationLabel, TracksLabel
 
 AnyLabel = ClassificationLabel | BoxesLabel | TracksLabel
@@ -16,23 +17,14 @@ AnyLabel = ClassificationLabel | BoxesLabel | TracksLabel
 DEFAULT_MIN_IOU = 0.5
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two axis-aligned boxes."""
-    width = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    height = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a.w * a.h + b.w * b.h - inter)
-
-
 def _boxes_match(left: Sequence[Box], right: Sequence[Box], min_iou: float) -> bool:
     """Greedy one-to-one matching by descending IoU among same-class pairs."""
     if len(left) != len(right):
         return False
+    overlaps = box_iou_matrix(left, right).tolist()
     pairs = sorted(
         (
-            (iou(a, b), i, j)
+            (overlaps[i][j], i, j)
             for i, a in enumerate(left)
             for j, b in enumerate(right)
             if a.label == b.label

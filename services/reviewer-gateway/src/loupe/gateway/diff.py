@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from loupe.runtime.geometry import box_iou_matrix
 from loupe.schemas import Box, BoxesLabel, ClassificationLabel, TrackedBox, TracksLabel
 
 MATCH_IOU = 0.5
@@ -24,22 +24,13 @@ KEPT_IOU = 0.9
 AnyLabel = ClassificationLabel | BoxesLabel | TracksLabel
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two axis-aligned boxes (0 when they do not overlap)."""
-    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
-    union = a.w * a.h + b.w * b.h - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def match_boxes(
     before: Sequence[Box], after: Sequence[Box], min_iou: float = MATCH_IOU
 ) -> list[tuple[int, int, float]]:
     """Optimal one-to-one matching maximising the total IoU of pairs at or above ``min_iou``."""
     if not before or not after:
         return []
-    matrix = np.array([[iou(a, b) for b in after] for a in before], dtype=float)
+    matrix = box_iou_matrix(before, after)
     matrix[matrix < min_iou] = 0.0
     rows, cols = linear_sum_assignment(matrix, maximize=True)
     return [
