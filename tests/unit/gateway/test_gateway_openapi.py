@@ -29,7 +29,7 @@ def test_every_api_operation_requires_a_bearer_token_and_lists_its_roles(tmp_pat
     for (path, method), operation in api.items():
         assert operation["security"] == [{BEARER: []}], (method, path)
         assert operation["x-roles"], (method, path)
-        assert {"401", "403"} <= set(operation["responses"]), (method, path)
+        assert {"401", "403", "503"} <= set(operation["responses"]), (method, path)
 
 
 def test_roles_match_the_endpoint_guards(tmp_path) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from loupe.gateway.errors import ApiError
+from loupe.gateway.errors import ApiError, rebuilding
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
 from loupe.gateway.settings import GatewaySettings
@@ -50,26 +50,48 @@ class Gateway:
         return raw
 
     async def user_by_token(self, token: str) -> User | None:
-        """Resolve a bearer token to an active user (cached for ``auth_cache_s``)."""
+        """Resolve a bearer token to an active user (cached for ``auth_cache_s``).
+
+        None means unknown, revoked or inactive. A token missing from Redis is only known to be
+        unknown while the working set is ready: after Redis lost its data the users are back
+        only once a rebuild has reloaded them, so until then the answer is ``503 rebuilding``
+        (never a 401 that would sign a valid user out).
+        """
         digest = hash_token(token, self.pepper)
         cached = self._auth_cache.get(digest)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        p = self.settings.redis_prefix
-        user_id = await self.redis.get(f"{p}tok:{digest}")
-        if user_id is None:
-            return None
-        raw = await self.redis.get(f"{p}user:{text(user_id)}")
-        if raw is None:
-            return None
-        user = User.model_validate_json(raw)
+        user = await self._stored_user(digest)
+        if user is None:
+            # a rebuild reloads the users before it marks the working set ready: a miss seen
+            # after "ready" is final, unless Redis was lost again meanwhile (checked once more)
+            if not await self._ready():
+                raise rebuilding("the gateway is reloading users after losing its Redis data")
+            user = await self._stored_user(digest)
+            if user is None:
+                if not await self._ready():
+                    raise rebuilding("the gateway is reloading users after losing its Redis data")
+                return None
         if not user.active:
             return None
         if len(self._auth_cache) > 10_000:
             self._auth_cache.clear()
         self._auth_cache[digest] = (now + self.settings.auth_cache_s, user)
         return user
+
+    async def _stored_user(self, digest: str) -> User | None:
+        """The user a token hash belongs to in Redis (active or not), or None."""
+        p = self.settings.redis_prefix
+        user_id = await self.redis.get(f"{p}tok:{digest}")
+        if user_id is None:
+            return None
+        raw = await self.redis.get(f"{p}user:{text(user_id)}")
+        return None if raw is None else User.model_validate_json(raw)
+
+    async def _ready(self) -> bool:
+        """Whether the working set (users included) is loaded, i.e. no rebuild is pending."""
+        return bool(await self.redis.exists(f"{self.settings.redis_prefix}ready"))
 
     def forget_cached_users(self) -> None:
         """Drop cached token lookups (after user or token changes)."""
@@ -99,7 +121,8 @@ def bearer_token(authorization: str) -> str | None:
 
 
 async def _authenticate(request: Request) -> User:
-    """The caller, from ``Authorization: Bearer <token>`` (401 when missing or unknown)."""
+    """The caller, from ``Authorization: Bearer <token>`` (401 when missing or unknown; 503
+    ``rebuilding`` when the token cannot be checked before a rebuild has reloaded the users)."""
     authorization = request.headers.get("authorization")
     if not authorization:
         raise ApiError(401, "unauthenticated", "missing Authorization: Bearer <token> header")

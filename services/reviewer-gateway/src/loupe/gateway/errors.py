@@ -27,12 +27,30 @@ _CODE_BY_STATUS = {
 class ApiError(Exception):
     """An expected failure with a status, a stable code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
+
+
+REBUILD_RETRY_AFTER_S = 1
+"""``Retry-After`` of a ``503 rebuilding``: the consumer checks for a lost working set every
+second, and a rebuild reloads the users before it replays Kafka."""
+
+
+def rebuilding(message: str) -> ApiError:
+    """``503 rebuilding`` (with ``Retry-After``): Redis is being rebuilt from Kafka."""
+    return ApiError(503, "rebuilding", message, headers={"Retry-After": str(REBUILD_RETRY_AFTER_S)})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -53,7 +71,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> FastJSONResponse:
-        return FastJSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
+        body = error_body(exc.code, exc.message, exc.details)
+        return FastJSONResponse(body, exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> FastJSONResponse:

@@ -42,6 +42,10 @@ def document_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, An
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", {"description": "missing, unknown or revoked token"})
             responses.setdefault("403", {"description": f"allowed roles: {', '.join(roles)}"})
+            responses.setdefault(
+                "503",
+                {"description": "rebuilding: Redis is being rebuilt from Kafka (see Retry-After)"},
+            )
     return schema
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loupe.gateway import metrics
 from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import GatewayDep, LeadUser, Worker
-from loupe.gateway.errors import ApiError
+from loupe.gateway.errors import ApiError, rebuilding
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, check_label
@@ -99,7 +99,7 @@ async def claim(gw: GatewayDep, user: Worker, body: ClaimBody | None = None) -> 
             scan_limit=settings.claim_scan_limit,
         )
     except RebuildingError as exc:
-        raise ApiError(503, "rebuilding", str(exc)) from None
+        raise rebuilding(str(exc)) from None
     except ScanLimitError as exc:
         # deeper tasks may fit this reviewer: counted, so operators see it (an alert fires)
         metrics.CLAIMS.labels("scan_limit").inc()
