@@ -186,6 +186,27 @@ def test_media_addresses(page):
     ]
 
 
+def test_which_503s_are_retried_and_how_long_the_ui_waits(page):
+    retried, delays, total = run(
+        page,
+        "api",
+        """
+      const rebuilding = {error: {code: 'rebuilding'}};
+      const kafka = {error: {code: 'kafka_unavailable'}};
+      return [[m.retryable('POST', 503, rebuilding), m.retryable('GET', 503, kafka),
+               m.retryable('POST', 503, kafka), m.retryable('GET', 401, null),
+               m.retryable('GET', 500, null), m.retryable('PUT', 503, '<html>')],
+              [m.retryDelay(0, null), m.retryDelay(0, '1'), m.retryDelay(3, '1'),
+               m.retryDelay(9, null), m.retryDelay(0, '3600'), m.retryDelay(1, 'soon')],
+              m.RETRY_DELAYS_MS.reduce((a, b) => a + b, 0)];""",
+    )
+    # rebuilding: nothing happened, any method; other 503s only for reads; never 401 or 500
+    assert retried == [True, True, False, False, False, False]
+    # backoff, Retry-After when longer, both capped; the retries give up within a minute
+    assert delays == [500, 1000, 4000, 8000, 8000, 1000]
+    assert total <= 60_000
+
+
 def test_ui_source_has_no_html_sinks():
     """Data reaches the DOM only as text: no HTML-parsing or code-evaluating sinks in the UI."""
     folder = ui_directory(GatewaySettings())

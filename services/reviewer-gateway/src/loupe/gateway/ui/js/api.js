@@ -29,11 +29,43 @@ function messageOf(status, body) {
   return plain ? body.slice(0, 300) : `The gateway answered HTTP ${status}.`;
 }
 
-/** Call the API; resolves to parsed JSON (or null for 204), rejects with ApiError. */
-export async function request(method, path, body, extraHeaders = {}) {
+/** Waits before each retry of a 503 (bounded: about half a minute in all, then the error). */
+export const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
+const MAX_RETRY_AFTER_MS = 8000;
+
+/**
+ * Whether a 503 may be sent again as it is: `rebuilding` always (the gateway refused before
+ * doing anything: authentication or a claim while it rebuilds its Redis working set), any other
+ * 503 only for reads (a POST answered `kafka_unavailable` may still reach Kafka later).
+ */
+export function retryable(method, status, body) {
+  if (status !== 503) return false;
+  const code = body && typeof body === "object" && body.error ? body.error.code : null;
+  return code === "rebuilding" || method === "GET";
+}
+
+/** The wait before retry number `attempt` (0-based): the backoff, or Retry-After if longer. */
+export function retryDelay(attempt, retryAfter) {
+  const backoff = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
+  const seconds = Number(retryAfter);
+  const asked = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+  return Math.min(Math.max(backoff, asked), MAX_RETRY_AFTER_MS);
+}
+
+// Requests currently waiting to retry: the UI shows "reconnecting" while there is any.
+let waiting = 0;
+function reconnecting(delta) {
+  const before = waiting;
+  waiting += delta;
+  if (before === 0 && waiting > 0) window.dispatchEvent(new CustomEvent("loupe:reconnecting"));
+  if (before > 0 && waiting === 0) window.dispatchEvent(new CustomEvent("loupe:reconnected"));
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+async function send(method, path, body, extraHeaders, bearer) {
   const headers = { Accept: "application/json", ...extraHeaders };
-  const current = token.get();
-  if (current) headers.Authorization = `Bearer ${current}`;
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -44,10 +76,35 @@ export async function request(method, path, body, extraHeaders = {}) {
   } catch (err) {
     throw new ApiError(0, `The gateway cannot be reached (${err.message}).`, null);
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return { response, parsed: null };
   const text = await response.text();
   let parsed = text;
   try { parsed = text ? JSON.parse(text) : null; } catch { /* keep the text */ }
+  return { response, parsed };
+}
+
+/**
+ * Call the API; resolves to parsed JSON (or null for 204), rejects with ApiError.
+ * A retryable 503 (see `retryable`) is sent again after a bounded backoff while the tab keeps
+ * the same token; only a 401 signs the person out, never a 503.
+ */
+export async function request(method, path, body, extraHeaders = {}) {
+  const bearer = token.get();
+  let { response, parsed } = await send(method, path, body, extraHeaders, bearer);
+  if (retryable(method, response.status, parsed)) {
+    reconnecting(+1);
+    try {
+      for (let attempt = 0; attempt < RETRY_DELAYS_MS.length; attempt += 1) {
+        if (!retryable(method, response.status, parsed) || token.get() !== bearer) break;
+        await sleep(retryDelay(attempt, response.headers.get("Retry-After")));
+        if (token.get() !== bearer) break;  // signed out (or in as someone else) meanwhile
+        ({ response, parsed } = await send(method, path, body, extraHeaders, bearer));
+      }
+    } finally {
+      reconnecting(-1);
+    }
+  }
+  if (response.status === 204) return null;
   if (response.status === 401) window.dispatchEvent(new CustomEvent("loupe:unauthorized"));
   if (!response.ok) throw new ApiError(response.status, messageOf(response.status, parsed), parsed);
   return parsed;

@@ -103,15 +103,28 @@ async function signOut(message) {
   }
 }
 
+/** The gateway could not be reached or kept answering 503: keep the token, offer a retry. */
+function unavailableScreen(problem) {
+  const retry = h("button", { type: "button", class: "primary", id: "retry-start" }, "Try again");
+  retry.addEventListener("click", () => start());
+  const leave = h("button", { type: "button", class: "ghost" }, "Sign out");
+  leave.addEventListener("click", () => { token.clear(); signInScreen(); });
+  document.getElementById("top").hidden = true;
+  replace(view, h("div", { class: "panel", id: "unavailable" },
+    h("h1", {}, "Loupe is not available right now"),
+    h("p", { class: "error", role: "alert" }, problem), retry, " ", leave));
+}
+
 async function start() {
   if (!token.get()) return signInScreen();
   try {
     session.me = await api.me();
   } catch (err) {
-    token.clear();
-    const why = err instanceof ApiError && (err.status === 401 || err.status === 403)
-      ? "That token was not accepted." : err.message;
-    return signInScreen(why);
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      token.clear();
+      return signInScreen("That token was not accepted.");
+    }
+    return unavailableScreen(err.message);  // not a verdict on the token: keep it
   }
   replace(view, h("p", { class: "muted" }, "Loading…"));
   renderHeader(session.me);
@@ -123,6 +136,9 @@ async function start() {
 
 document.getElementById("signout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", route);
+// a request is waiting to retry a 503 (e.g. the gateway rebuilds after losing Redis)
+window.addEventListener("loupe:reconnecting", () => { document.getElementById("reconnecting").hidden = false; });
+window.addEventListener("loupe:reconnected", () => { document.getElementById("reconnecting").hidden = true; });
 window.addEventListener("loupe:unauthorized", () => {
   if (session.me) signOut("Your session ended; sign in again.");
 });
