@@ -11,6 +11,8 @@ from importlib.metadata import entry_points
 
 import click
 
+from loupe.runtime.logs import install_repeat_limiter
+
 ENTRY_POINT_GROUP = "loupe.commands"
 
 
@@ -67,6 +69,7 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_repeat_limiter()
 
 
 @main.group()

@@ -16,6 +16,7 @@ from loupe.resolver.settings import ResolverSettings, get_settings
 from loupe.resolver.stream import Record, StreamResolver
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, ensure_topics
+from loupe.runtime.logs import install_repeat_limiter
 from loupe.schemas.topics import (
     AUDIT,
     LABELS_CONFLICTS,
@@ -40,6 +41,19 @@ def _read_committed_consumer(self: Any, transport: Any) -> Any:
 
 
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _read_committed_consumer  # type: ignore[method-assign]
+
+
+class _Worker(faust.Worker):
+    """Faust's worker, with repeated log lines rate-limited (``loupe.runtime.logs``).
+
+    Faust replaces the root logger's handlers when it starts, so the limiter is installed after
+    that. It covers every logger, aiokafka's included: during a 15 s broker outage aiokafka
+    logged 20,217 ERROR lines ("Unable connect to node ...", "Unable to update metadata ...").
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_repeat_limiter()
 
 
 def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
@@ -154,7 +168,7 @@ def run(settings: ResolverSettings | None = None) -> None:
         lambda: (True, {"app_id": app.conf.id, "topic_prefix": settings.topic_prefix}),
     ).start()
     log.info("health and metrics on %s:%d", settings.health_host, health.port)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
