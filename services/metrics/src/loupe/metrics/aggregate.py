@@ -33,6 +33,17 @@ MAX_REVISION_LABEL = 5
 """Revisions at or above this are reported together as ``"5+"`` (bounded cardinality)."""
 
 
+UNKNOWN_PROJECT = "unknown"
+"""Label value of every project without a known policy (the router rejects their predictions)."""
+OTHER_MODEL = "other"
+"""Label value of the models beyond a project's ``MAX_MODELS_PER_PROJECT``."""
+MAX_MODELS_PER_PROJECT = 20
+"""Models of a project that get a label value of their own, besides those its policy names."""
+MAX_UNKNOWN_PROJECTS = 100
+"""Unknown project names remembered (their policy may still arrive: topics replay in no
+particular order); predictions of further unknown names are counted as ``unknown`` at once."""
+
+
 def revision_label(revision: int) -> str:
     """The bounded label value for a revision number."""
     return f"{MAX_REVISION_LABEL}+" if revision >= MAX_REVISION_LABEL else str(revision)
@@ -55,12 +66,44 @@ class MetricsState:
         default_factory=lambda: Histogram(RESOLUTION_SECONDS_BUCKETS)
     )
     policies: PolicyBook = field(default_factory=PolicyBook)
+    models_seen: dict[str, set[str]] = field(default_factory=dict)
+    """Per project, the models that have a label value of their own (bounded)."""
+    unknown_projects: set[str] = field(default_factory=set)
+
+    # --- label values -------------------------------------------------------------------------
+
+    def project_label(self, project: str) -> str:
+        """``project`` when its policy is known, else ``UNKNOWN_PROJECT``."""
+        return project if project in self.policies.projects else UNKNOWN_PROJECT
+
+    def model_label(self, project: str, model: str) -> str:
+        """``model`` when the project's policy names it or it is among the project's first
+        ``MAX_MODELS_PER_PROJECT`` models, else ``OTHER_MODEL`` (producers name models freely)."""
+        entry = self.policies.projects.get(project)
+        if entry is not None and model in entry.update.policy.confidence.per_model:
+            return model
+        seen = self.models_seen.setdefault(project, set())
+        if model in seen:
+            return model
+        if len(seen) < MAX_MODELS_PER_PROJECT:
+            seen.add(model)
+            return model
+        return OTHER_MODEL
 
     # --- events -------------------------------------------------------------------------------
 
     def on_prediction(self, event: Prediction) -> None:
-        """A prediction arrived from model serving."""
-        self.counters["predictions", event.project, event.model.name] += 1
+        """A prediction arrived from model serving (any project name a producer sends: names
+        without a policy are exported as ``unknown``, and at most ``MAX_UNKNOWN_PROJECTS`` of
+        them are remembered)."""
+        project = event.project
+        known = project in self.policies.projects or project in self.unknown_projects
+        if not known and len(self.unknown_projects) >= MAX_UNKNOWN_PROJECTS:
+            self.counters["predictions", UNKNOWN_PROJECT, OTHER_MODEL] += 1
+            return
+        if not known:
+            self.unknown_projects.add(project)
+        self.counters["predictions", project, self.model_label(project, event.model.name)] += 1
 
     def on_dead_letter(self, event: DeadLetter) -> None:
         """An input was dead-lettered."""
@@ -77,7 +120,7 @@ class MetricsState:
             self.counters["request_reasons", project, reason] += 1
         first_level = event.escalation_level == 0
         if first_level and not event.spot_check:
-            self.counters["routed", project, model, "review"] += 1
+            self.counters["routed", project, self.model_label(project, model), "review"] += 1
 
         def update(state: ItemState) -> None:
             state.request_ids.add(event.request_id)
@@ -123,7 +166,7 @@ class MetricsState:
         revision = revision_label(event.revision)
         person_made = is_person_made(event.method)
         if event.revision == 1 and not person_made:
-            self.counters["routed", project, model, "auto"] += 1
+            self.counters["routed", project, self.model_label(project, model), "auto"] += 1
         previous = (
             item.last_label
             if item is not None and item.revision > 0
@@ -185,6 +228,7 @@ class MetricsState:
 
     def on_policy(self, event: PolicyUpdate) -> None:
         """A project's policy changed."""
+        self.unknown_projects.discard(event.project)
         if self.policies.on_update(event):
             self.counters["policy_changes", event.project, event.changed_by.role] += 1
 

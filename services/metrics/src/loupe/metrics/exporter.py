@@ -2,7 +2,9 @@
 
 Every family is built at scrape time from one consistent view, so counters, gauges and ratios
 always agree with each other. Label values are bounded: projects, models, classes, tiers,
-reasons, reviewer ids, error kinds; never item or task ids.
+reasons, reviewer ids, error kinds; never item or task ids. Producers name projects and models
+freely, so projects without a policy are reported as ``unknown`` and a project's models beyond
+the ones its policy names and its first ``MAX_MODELS_PER_PROJECT`` (20) as ``other``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from loupe.metrics.aggregate import MetricsState
+from loupe.metrics.aggregate import OTHER_MODEL, MetricsState
 from loupe.metrics.cost import summarise_cost
 from loupe.metrics.histogram import Histogram
 from loupe.metrics.queues import QueueStats
@@ -109,8 +111,12 @@ def _counters(
         if (only and key not in only) or key in skip:
             continue
         family = CounterMetricFamily(name, doc, labels=labels)
-        for values in state.keys(key):
-            family.add_metric(list(values), state.counters[key, *values])
+        if key == "predictions":
+            for (project, model), total in _predictions_by_label(state).items():
+                family.add_metric([project, model], total)
+        else:
+            for values in state.keys(key):
+                family.add_metric(list(values), state.counters[key, *values])
         yield family
     if only:
         return
@@ -120,6 +126,25 @@ def _counters(
     for (_, project), total in sorted(state.sums.items()):
         seconds.add_metric([project], total)
     yield seconds
+
+
+def _predictions_by_label(state: MetricsState) -> dict[tuple[str, str], float]:
+    """Predictions per (project, model) label; projects without a policy (the router rejects
+    their predictions) are folded into one ``unknown`` series."""
+    totals: dict[tuple[str, str], float] = {}
+    for project, model in state.keys("predictions"):
+        label = state.project_label(project)
+        values = (label, model if label == project else OTHER_MODEL)
+        totals[values] = totals.get(values, 0) + state.counters["predictions", project, model]
+    return totals
+
+
+def _models(state: MetricsState, metric: str) -> dict[tuple[str, str], list[str]]:
+    """Item-level (project, model) keys of ``metric`` grouped by their bounded model label."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for project, model in sorted({(key[0], key[1]) for key in state.keys(metric)}):
+        groups.setdefault((project, state.model_label(project, model)), []).append(model)
+    return groups
 
 
 def _histogram(name: str, doc: str, labels: list[str], data: Histogram) -> Metric:
@@ -176,8 +201,9 @@ def _quality(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
     wrong_rate = _gauge(
         "loupe_model_error_rate_reviewed", "Model error on reviewed items", ["project", "model"]
     )
-    for project, model in state.keys("reviewed_items"):
-        n, k = agg["reviewed_items", project, model], agg["model_errors", project, model]
+    for (project, model), members in _models(state, "reviewed_items").items():
+        n = sum(agg["reviewed_items", project, m] for m in members)
+        k = sum(agg["model_errors", project, m] for m in members)
         reviewed.add_metric([project, model], n)
         wrong.add_metric([project, model], k)
         wrong_rate.add_metric([project, model], ratio(k, n))
@@ -194,9 +220,11 @@ def _quality(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
         )
     }
     target = _gauge("loupe_spot_check_error_target", "Target auto-accept error", ["project"])
-    pairs = sorted({key[:2] for key in state.keys("spot_samples")})
+    groups = _models(state, "spot_samples")
+    pairs = sorted(groups)
     for project, model in pairs:
-        errors, samples = state.spot_counts(project, model)
+        counts = [state.spot_counts(project, m) for m in groups[project, model]]
+        errors, samples = sum(c[0] for c in counts), sum(c[1] for c in counts)
         interval = wilson(errors, samples)
         for part, value in (
             ("samples", interval.n),
@@ -308,7 +336,9 @@ def _policy(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
         version.add_metric([project], entry.update.version)
         rate.add_metric([project], entry.update.policy.review.spot_check_rate)
         for model in sorted({key[1] for key in state.keys("spot_samples") if key[0] == project}):
-            threshold.add_metric([project, model], book.threshold(project, model))
+            label = state.model_label(project, model)
+            if label == model:  # the folded models have no single threshold
+                threshold.add_metric([project, model], book.threshold(project, model))
     yield from (version, rate, threshold)
 
 

@@ -35,6 +35,7 @@ from loupe.metrics.lag import read_lag
 from loupe.metrics.queues import QueueStats, read_queued, summarise
 from loupe.metrics.settings import MetricsSettings
 from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.logs import RepeatLimiter
 from loupe.schemas import ContractError, Event, decode, utcnow
 from loupe.schemas.topics import (
     AUDIT,
@@ -50,6 +51,9 @@ from loupe.schemas.topics import (
 )
 
 log = logging.getLogger(__name__)
+log.addFilter(RepeatLimiter())
+"""A flood of invalid records (or consume errors) logs 5 lines a minute per message and then
+one "suppressed K similar messages" line; each is still counted in loupe_metrics_events_total."""
 
 CONSUMED: tuple[TopicSpec, ...] = (
     PREDICTIONS,
