@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE ?= copy
 SOURCES := schemas/src runtime/src deploy/local/src $(wildcard services/*/src) bench/src demo/src
 
-.PHONY: env system demo stack-up stack-down test test-unit lint schemas
+.PHONY: env system demo stack-up stack-down test test-unit chaos lint schemas
 
 ## env: make sure uv exists, then create .venv with every workspace member (locked versions).
 env:
@@ -33,6 +33,10 @@ test: system lint
 
 test-unit: env
 	$(UV) run --no-sync pytest tests/unit
+
+## chaos: the long system test in full (ten broker restarts under load; the suite runs three).
+chaos: system
+	LOUPE_CHAOS_BROKER_RESTARTS=10 $(UV) run --no-sync pytest -s tests/integration/router/test_router_broker_restart.py
 
 ## lint: ruff (lint + format) everywhere, mypy on every member (strict on schemas).
 lint: env

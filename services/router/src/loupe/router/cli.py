@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -14,6 +17,7 @@ from confluent_kafka import KafkaException
 from loupe.router.policies import PolicyBook, PolicyFileError, load_policy_dir
 from loupe.router.settings import RouterSettings, get_settings
 from loupe.runtime.health import HealthServer
+from loupe.runtime.logs import install_repeat_limiter
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,28 @@ def load_book(settings: RouterSettings) -> PolicyBook:
         for policy, version, source in load_policy_dir(settings.policy_dir):
             book.offer(policy, version, source)
     return book
+
+
+class ExitDeadline:
+    """Exits the process a fixed time after it started stopping, unless it has ended by then:
+    whatever Kafka does, a stop never outlives the orchestrator's grace period (an unfinished
+    transaction is aborted by the coordinator, or fenced when the instance restarts)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        """Start counting (again is a no-op)."""
+        if self._timer is None:
+            self._timer = threading.Timer(self.seconds, self._give_up)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _give_up(self) -> None:
+        log.error("still stopping after %.0fs; exiting now", self.seconds)
+        logging.shutdown()
+        os._exit(1)
 
 
 @click.command("router")
@@ -43,6 +69,7 @@ def router(policy_dir: Path | None, instance_id: str | None) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    install_repeat_limiter()  # also when run as `python -m loupe.router`
     overrides: dict[str, object] = {}
     if policy_dir is not None:
         overrides["policy_dir"] = policy_dir
@@ -53,14 +80,20 @@ def router(policy_dir: Path | None, instance_id: str | None) -> None:
         book = load_book(settings)
     except PolicyFileError as exc:
         raise click.ClickException(str(exc)) from None
-    service = RouterService(settings, book)
+    deadline = ExitDeadline(settings.shutdown_timeout_s)
+    service = RouterService(settings, book, on_stopping=deadline.start)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        if service.stop_requested:
+            log.warning("signal %d again: exiting now", signum)
+            os._exit(1)
         log.info("signal %d: finishing the batch in flight, then stopping", signum)
         service.request_stop()
+        deadline.start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
     health = HealthServer(settings.health_host, settings.health_port, service.health).start()
     log.info("health and metrics on http://%s:%d/", settings.health_host, health.port)
     try:

@@ -32,6 +32,14 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1_000, 2_500, 5_000),
 )
 ABORTS = Counter("loupe_router_transactions_aborted_total", "Transactions aborted and replayed.")
+WEDGED_COMMITS = Counter(
+    "loupe_router_commits_wedged_total",
+    "Commits that missed their deadline inside librdkafka and were abandoned with their producer.",
+)
+PRODUCER_REPLACEMENTS = Counter(
+    "loupe_router_producer_replacements_total",
+    "Transactional producers replaced (fencing the old one) to recover from a failed commit.",
+)
 POLICY_VERSION = Gauge(
     "loupe_router_policy_version", "Version of the policy in force, by project.", ["project"]
 )

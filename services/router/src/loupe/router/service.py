@@ -8,6 +8,13 @@ only); its records are produced in a new transaction once N has committed. If N 
 transaction is aborted, the consumer rewound to the committed offsets, the state restored from
 the committed changelog and the routed-but-unpublished batch N+1 dropped, so both are routed
 again from scratch. Downstream consumers read with read_committed.
+
+Every wait on Kafka has a deadline (``kafka_timeout_s``). librdkafka's transactional calls can
+ignore their own timeout in some states (seen across broker restarts), so a commit that has not
+finished by then is abandoned on its thread: the producer is replaced by a new one with the same
+transactional id, whose ``init_transactions`` fences the old one and aborts its transaction, and
+the work resumes from the last commit. Recovery that fails (broker still away) is retried at the
+top of the next loop round; nothing is routed until it succeeded.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from enum import Enum
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -32,6 +40,7 @@ from confluent_kafka import (
 
 from loupe.router import metrics
 from loupe.router.audit import policy_applied
+from loupe.router.committer import Committer
 from loupe.router.encoding import iso_now
 from loupe.router.engine import InputRecord, Output, OutputTopics, RoutingEngine
 from loupe.router.kafka_io import (
@@ -58,10 +67,28 @@ from loupe.schemas.topics import (
 
 log = logging.getLogger(__name__)
 
-KAFKA_TIMEOUT_S = 30.0
-COMMIT_ATTEMPTS = 5
-STALL_AFTER_S = 120.0
-"""/healthz turns unhealthy when the loop has not come round for this long."""
+SETTLE_GRACE_S = 5.0
+"""How much longer than its own deadline a commit may take before it counts as wedged."""
+MAX_WEDGED_COMMITS = 3
+"""Commit threads still stuck in librdkafka (each holds an abandoned producer) before the
+process gives up and exits for its orchestrator to restart it: the bound on what they hold."""
+RECOVERY_BACKOFF_S = 1.0
+FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
+"""Another live instance owns this transactional id: this one must stop, not compete."""
+
+
+class ProducerState(Enum):
+    """Where the transactional producer stands."""
+
+    READY = "ready"
+    UNINITIALISED = "uninitialised"
+    """New, or its ``init_transactions`` timed out (a retry resumes it)."""
+    STALE = "stale"
+    """Wedged, fatally failed or unable to abort: it must be replaced."""
+
+
+class CommitWedgedError(RuntimeError):
+    """Too many commit threads are stuck inside librdkafka; the process must restart."""
 
 
 @dataclass
@@ -85,10 +112,14 @@ class RouterService:
         settings: RouterSettings,
         book: PolicyBook,
         on_batch: Callable[[int, float], None] | None = None,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
-        """``on_batch(records, seconds)`` is told of every committed batch (benchmarks)."""
+        """``on_batch(records, seconds)`` is told of every committed batch (benchmarks);
+        ``on_stopping()`` when ``run`` starts to shut down, after a stop or an error (closing
+        the Kafka clients can block while the broker is away)."""
         self.settings = settings
         self.on_batch = on_batch
+        self.on_stopping = on_stopping
         self.book = book
         self.bootstrap = settings.kafka_bootstrap_servers
         self.input_topic = settings.topic(PREDICTIONS.name)
@@ -106,12 +137,17 @@ class RouterService:
         self.committed_batches = 0
         self._stop = threading.Event()
         self._started = False
-        self._last_loop = time.monotonic()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-commit")
+        self._committer = Committer()
+        self._wedged: list[Future[None]] = []
         self._in_flight: tuple[RoutedBatch, Future[None]] | None = None
         self._rewound = False
+        self._recovery: str | None = None
+        """Why the next loop round must recover (abort or replace the producer, rewind)."""
+        self._producer_state = ProducerState.STALE
+        self._transaction_open = False
+        self._last_progress = time.monotonic()
         self._pending_audits: list[Output] = []
         self._audit_topic = settings.topic(AUDIT.name)
 
@@ -119,12 +155,20 @@ class RouterService:
         """Finish the batch in flight, then leave the group and return from ``run``."""
         self._stop.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether ``request_stop`` was called."""
+        return self._stop.is_set()
+
     def health(self) -> tuple[bool, dict[str, object]]:
-        """Healthy once started and while the loop keeps coming round."""
-        stalled = time.monotonic() - self._last_loop > STALL_AFTER_S
+        """Healthy once started and while it commits, or has nothing to do, often enough."""
+        since = time.monotonic() - self._last_progress
+        stalled = since > self.settings.stall_timeout_s
         return self._started and not stalled, {
             "partitions": sorted(self.states),
             "committed_batches": self.committed_batches,
+            "seconds_since_progress": round(since, 1),
+            "recovering": self._recovery,
             "policies": {p: a.version for p, a in self.book.projects().items()},
         }
 
@@ -136,15 +180,9 @@ class RouterService:
         feed = PolicyFeed(self.bootstrap, settings.topic(CONTROL_POLICY.name), self.book)
         applied = feed.catch_up()
         log.info("applied %d policy update(s) from %s", applied, feed.topic)
-        self._producer = Producer(
-            transactional_producer_config(
-                self.bootstrap,
-                settings.transactional_id,
-                settings.transaction_timeout_ms,
-                settings.max_record_bytes,
-            )
-        )
-        self._producer.init_transactions(KAFKA_TIMEOUT_S)
+        self._producer = self._new_producer()
+        self._producer.init_transactions(settings.kafka_timeout_s)
+        self._producer_state = ProducerState.READY
         session_timeout_ms = round(settings.session_timeout_s * 1000)
         self._consumer = Consumer(
             consumer_config(
@@ -169,10 +207,14 @@ class RouterService:
         timeout_s = settings.batch_timeout_ms / 1000
         try:
             while not self._stop.is_set():
-                self._last_loop = time.monotonic()
+                if self._recovery is not None and not self._recover():
+                    self._stop.wait(RECOVERY_BACKOFF_S)
+                    continue
                 self._queue_audits(feed.poll())
                 messages = self._consumer.consume(settings.batch_max_messages, timeout_s)
                 self._rewound = False  # set when settling the previous batch fails
+                if not messages and self._in_flight is None and self._recovery is None:
+                    self._last_progress = time.monotonic()  # idle counts as keeping up
                 batch = self._route(messages) if messages else None
                 if self._pending_audits:
                     batch = batch or RoutedBatch(size=0, started=time.perf_counter())
@@ -186,11 +228,24 @@ class RouterService:
             self._settle()
         finally:
             self._started = False
-            self._committer.shutdown(wait=True)
+            if self.on_stopping is not None:
+                self.on_stopping()
+            self._committer.shutdown()
             self._consumer.close()
             feed.close()
-            self._producer.flush(KAFKA_TIMEOUT_S)
+            self._producer.flush(settings.kafka_timeout_s)
             log.info("router %s stopped", settings.instance_id)
+
+    def _new_producer(self) -> Producer:
+        settings = self.settings
+        return Producer(
+            transactional_producer_config(
+                self.bootstrap,
+                settings.transactional_id,
+                settings.transaction_timeout_ms,
+                settings.max_record_bytes,
+            )
+        )
 
     def _queue_audits(self, applied: list[AppliedUpdate]) -> None:
         """Audit records for policy versions this instance started applying (next batch)."""
@@ -275,6 +330,7 @@ class RouterService:
         producer = self._producer
         try:
             producer.begin_transaction()
+            self._transaction_open = True
             for output in batch.outputs:
                 self._produce(output.topic, output.value, output.key)
             for output in batch.audits:
@@ -282,12 +338,12 @@ class RouterService:
             for partition, key, value in batch.changelog:
                 self._produce(self.settings.state_topic, value, key, partition)
         except KafkaException as exc:
-            self._pending_audits[:0] = batch.audits
-            self._abort_and_rewind(exc.args[0])
+            self._fail(batch, exc.args[0])
             return
         offsets = [TopicPartition(self.input_topic, p, o) for p, o in batch.offsets.items()]
         group = self._consumer.consumer_group_metadata()
-        self._in_flight = (batch, self._committer.submit(self._commit, offsets, group))
+        commit = self._committer.submit(self._commit, producer, offsets, group)
+        self._in_flight = (batch, commit)
 
     def _settle(self) -> None:
         """Wait for the transaction in flight; account for it, or abort and rewind."""
@@ -296,11 +352,16 @@ class RouterService:
         batch, future = self._in_flight
         self._in_flight = None
         try:
-            future.result()
-        except KafkaException as exc:
-            self._pending_audits[:0] = batch.audits
-            self._abort_and_rewind(exc.args[0])
+            future.result(timeout=self.settings.kafka_timeout_s + SETTLE_GRACE_S)
+        except TimeoutError:
+            self._abandon_commit(future)
+            self._fail(batch, "the commit did not finish within its deadline")
             return
+        except KafkaException as exc:
+            self._fail(batch, exc.args[0])
+            return
+        self._transaction_open = False
+        self._last_progress = time.monotonic()
         if batch.size == 0:
             return
         batch.tally.publish()
@@ -316,6 +377,7 @@ class RouterService:
         self, topic: str, value: bytes, key: bytes | None, partition: int | None = None
     ) -> None:
         assert self._producer is not None
+        deadline = time.monotonic() + self.settings.kafka_timeout_s
         while True:
             try:
                 if partition is None:
@@ -324,45 +386,121 @@ class RouterService:
                     self._producer.produce(topic, value, key, partition=partition)
                 return
             except BufferError:
+                if time.monotonic() > deadline:
+                    raise KafkaException(
+                        KafkaError(KafkaError._TIMED_OUT, "producer queue stayed full")
+                    ) from None
                 self._producer.poll(0.05)
 
-    def _commit(self, offsets: list[TopicPartition], group: object) -> None:
-        """Send the input offsets and commit (on the helper thread; retriable errors retried)."""
-        assert self._producer is not None
+    def _commit(self, producer: Producer, offsets: list[TopicPartition], group: object) -> None:
+        """Send the input offsets and commit within ``kafka_timeout_s`` (on the helper thread;
+        retriable errors are retried until the deadline)."""
+        deadline = time.monotonic() + self.settings.kafka_timeout_s
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit deadline passed"))
+            return left
+
         if offsets:
-            self._producer.send_offsets_to_transaction(offsets, group, KAFKA_TIMEOUT_S)
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            producer.send_offsets_to_transaction(offsets, group, remaining())
+        while True:
             try:
-                self._producer.commit_transaction(KAFKA_TIMEOUT_S)
+                producer.commit_transaction(remaining())
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if not error.retriable() or attempt == COMMIT_ATTEMPTS:
+                if not error.retriable():
                     raise
-                log.warning("commit attempt %d failed, retrying: %s", attempt, error)
+                log.warning("commit failed, retrying until the deadline: %s", error)
 
-    def _abort_and_rewind(self, error: KafkaError) -> None:
-        """Abort the transaction, seek back to the committed offsets and reload the state."""
-        assert self._producer is not None and self._consumer is not None
-        if error.fatal():
-            log.error("fatal producer error (fenced by a newer instance?): %s", error)
+    def _fail(self, batch: RoutedBatch, error: KafkaError | str) -> None:
+        """The transaction of ``batch`` did not commit: end it now if Kafka lets us, and
+        recover (rewind) before routing anything else."""
+        if isinstance(error, KafkaError) and error.code() in FENCED:
+            log.error("fenced by another instance with this transactional id: %s", error)
             raise KafkaException(error)
-        log.warning("aborting transaction and replaying from the last commit: %s", error)
-        self._producer.abort_transaction(KAFKA_TIMEOUT_S)
-        metrics.ABORTS.inc()
+        if isinstance(error, KafkaError) and error.fatal():
+            self._producer_state = ProducerState.STALE  # only a new producer helps
+        self._pending_audits[:0] = batch.audits
         self._rewound = True
-        assignment = self._consumer.assignment()
-        committed = self._consumer.committed(assignment, timeout=KAFKA_TIMEOUT_S)
-        for tp in committed:
-            if tp.offset < 0:
-                tp.offset = OFFSET_BEGINNING
-            self._consumer.seek(tp)
-        self.states = restore_states(
-            self.bootstrap,
-            self.settings.state_topic,
-            sorted(tp.partition for tp in assignment),
-            timeout_s=self.settings.restore_timeout_s,
-        )
+        self._recovery = str(error)
+        metrics.ABORTS.inc()
+        log.warning("transaction failed, replaying from the last commit: %s", error)
+        self._end_transaction()  # at once, so it pins no partition's last stable offset
+
+    def _abandon_commit(self, stuck: Future[None]) -> None:
+        """Leave a commit stuck in librdkafka on its thread, with its producer, for good."""
+        self._wedged = [future for future in self._wedged if not future.done()] + [stuck]
+        if len(self._wedged) > MAX_WEDGED_COMMITS:
+            raise CommitWedgedError(
+                f"{len(self._wedged)} commits are stuck inside librdkafka; restarting"
+            )
+        self._committer.shutdown()
+        self._committer = Committer()
+        self._producer_state = ProducerState.STALE
+        metrics.WEDGED_COMMITS.inc()
+
+    def _end_transaction(self) -> bool:
+        """Abort the open transaction, or replace the producer when it cannot (the new one,
+        with the same transactional id, fences the old one and the coordinator aborts the old
+        one's transaction). False when Kafka is not reachable yet."""
+        assert self._producer is not None
+        timeout_s = self.settings.kafka_timeout_s
+        try:
+            if self._producer_state is ProducerState.READY and self._transaction_open:
+                try:
+                    self._producer.abort_transaction(timeout_s)
+                except KafkaException as exc:
+                    log.warning("abort failed, replacing the producer: %s", exc.args[0])
+                    self._producer_state = ProducerState.STALE
+            if self._producer_state is ProducerState.STALE:
+                self._producer = self._new_producer()
+                self._producer_state = ProducerState.UNINITIALISED
+                metrics.PRODUCER_REPLACEMENTS.inc()
+            if self._producer_state is ProducerState.UNINITIALISED:
+                self._producer.init_transactions(timeout_s)  # retriable after a time-out
+                self._producer_state = ProducerState.READY
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                self._producer_state = ProducerState.STALE
+            return self._retry_later("ending the failed transaction", exc.args[0])
+        self._transaction_open = False
+        return True
+
+    def _recover(self) -> bool:
+        """End the failed transaction, seek back to the committed offsets and reload the
+        state; False when Kafka is not there yet (the loop tries again)."""
+        assert self._consumer is not None
+        if not self._end_transaction():
+            return False
+        try:
+            assignment = self._consumer.assignment()
+            committed = self._consumer.committed(assignment, timeout=self.settings.kafka_timeout_s)
+            for tp in committed:
+                if tp.offset < 0:
+                    tp.offset = OFFSET_BEGINNING
+                self._consumer.seek(tp)
+            self.states = restore_states(
+                self.bootstrap,
+                self.settings.state_topic,
+                sorted(tp.partition for tp in assignment),
+                timeout_s=self.settings.restore_timeout_s,
+            )
+        except KafkaException as exc:
+            return self._retry_later("rewinding to the last commit", exc.args[0])
+        except TimeoutError as exc:
+            return self._retry_later("restoring the state", exc)
+        log.info("recovered from %s; replaying from the last commit", self._recovery)
+        self._recovery = None
+        return True
+
+    def _retry_later(self, step: str, error: object) -> bool:
+        if isinstance(error, KafkaError) and error.code() in FENCED:
+            raise KafkaException(error)
+        log.warning("%s failed, retrying: %s", step, error)
+        return False
 
     def _publish_state_gauges(self) -> None:
         references = [

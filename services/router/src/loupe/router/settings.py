@@ -42,6 +42,15 @@ class RouterSettings(ServiceSettings):
     its input as ``too_large`` instead of failing the transaction."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
     restore_timeout_s: float = Field(default=120.0, gt=0)
+    kafka_timeout_s: float = Field(default=15.0, ge=1.0, le=300.0)
+    """Deadline of every wait on Kafka: a transaction that cannot commit within it is abandoned
+    (the producer is replaced, which fences the old one and aborts its transaction) and the
+    batch is routed again from the last commit."""
+    stall_timeout_s: float = Field(default=60.0, ge=5.0, le=3_600.0)
+    """/healthz fails when the router has neither committed nor been idle for this long."""
+    shutdown_timeout_s: float = Field(default=25.0, ge=1.0, le=600.0)
+    """After SIGTERM the process exits within this long, whatever Kafka does (fit it inside
+    the orchestrator's grace period: Kubernetes waits 30 s by default)."""
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """Consumer-group session timeout: how soon a crashed instance's partitions move elsewhere
     (the broker's ``group.min.session.timeout.ms`` is 6 s by default)."""
