@@ -166,10 +166,12 @@ async def gateway(gw_settings: GatewaySettings) -> AsyncIterator[GatewayHarness]
 def launch_gateway(
     kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[GatewayHarness]]:
-    """Start a gateway with setting overrides: ``async with launch_gateway(lease_seconds=1)``."""
+    """Start a gateway with setting overrides: ``async with launch_gateway(lease_seconds=1)``
+    (``redis_url=`` points it at another Redis)."""
 
     def launch(**overrides: Any) -> contextlib.AbstractAsyncContextManager[GatewayHarness]:
-        settings = gateway_settings(kafka_bootstrap, redis_url, topic_prefix, tmp_path, **overrides)
+        redis = overrides.pop("redis_url", redis_url)
+        settings = gateway_settings(kafka_bootstrap, redis, topic_prefix, tmp_path, **overrides)
         return start_gateway(settings)
 
     return launch

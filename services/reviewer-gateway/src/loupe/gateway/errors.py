@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loupe.gateway.responses import FastJSONResponse
+
+log = logging.getLogger(__name__)
 
 _CODE_BY_STATUS = {
     400: "bad_request",
@@ -48,6 +52,10 @@ REBUILD_RETRY_AFTER_S = 1
 second, and a rebuild reloads the users before it replays Kafka."""
 
 
+REDIS_RETRY_AFTER_S = 2
+"""``Retry-After`` of a ``503 redis_unavailable``: Redis is down or unreachable."""
+
+
 def rebuilding(message: str) -> ApiError:
     """``503 rebuilding`` (with ``Retry-After``): Redis is being rebuilt from Kafka."""
     return ApiError(503, "rebuilding", message, headers={"Retry-After": str(REBUILD_RETRY_AFTER_S)})
@@ -73,6 +81,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_request: Request, exc: ApiError) -> FastJSONResponse:
         body = error_body(exc.code, exc.message, exc.details)
         return FastJSONResponse(body, exc.status, headers=exc.headers)
+
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
+    async def _redis_down(_request: Request, exc: redis.RedisError) -> FastJSONResponse:
+        log.warning("redis unavailable: %s", exc)
+        message = "the gateway's working set (Redis) is unreachable; retry shortly"
+        return FastJSONResponse(
+            error_body("redis_unavailable", message),
+            503,
+            headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> FastJSONResponse:
