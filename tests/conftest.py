@@ -11,6 +11,9 @@ import redis as redis_lib
 
 from harness.infra import Infra, provide_infra
 from loupe.runtime.kafka import ensure_topics
+from loupe.stack import StackSettings
+from loupe.stack.kafka import KafkaBroker
+from loupe.stack.redis import RedisServer
 
 _active: list[Infra] = []
 
@@ -44,6 +47,28 @@ def redis_url(infra: Infra) -> Iterator[str]:
     client.flushall()
     client.close()
     yield infra.redis_url
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A Kafka broker of the test's own, which it may stop and start (fault tests)."""
+    kafka = KafkaBroker(StackSettings.private(tmp_path / "own-kafka"))
+    kafka.up()
+    try:
+        yield kafka
+    finally:
+        kafka.down()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may stop and start (fault tests)."""
+    server = RedisServer(StackSettings.private(tmp_path / "own-redis"))
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from loupe.stack import StackSettings
 from loupe.stack.redis import RedisServer
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which it may stop and start."""
-    server = RedisServer(StackSettings.private(tmp_path / "stack"))
-    server.up()
-    try:
-        yield server
-    finally:
-        server.down()
 
 
 async def test_requests_during_a_redis_outage_get_503_then_work_again(

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.kafka import produce
 from integration.resolver.resolver_process import ResolverProcess, collect
@@ -21,23 +18,11 @@ from loupe.resolver import simulate
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ClassificationLabel
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
-from loupe.stack import StackSettings
 from loupe.stack.kafka import KafkaBroker
 
 OUTAGE_S = 15.0
 MAX_ERROR_LINES = 300
 """Far below the 20,217 seen before; the limiter lets 5 of each message through per minute."""
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A Kafka broker of this test's own, which it may stop and start."""
-    kafka = KafkaBroker(StackSettings.private(tmp_path / "stack"))
-    kafka.up()
-    try:
-        yield kafka
-    finally:
-        kafka.down()
 
 
 def _resolve_one(bootstrap: str, prefix: str, item: str, worker: ResolverProcess) -> None:
@@ -56,9 +41,9 @@ def _resolve_one(bootstrap: str, prefix: str, item: str, worker: ResolverProcess
 
 
 def test_a_broker_outage_does_not_flood_the_resolver_log(
-    broker: KafkaBroker, tmp_path: Path
+    own_kafka: KafkaBroker, tmp_path: Path
 ) -> None:
-    bootstrap = broker.settings.kafka_bootstrap
+    bootstrap = own_kafka.settings.kafka_bootstrap
     prefix = f"t{uuid.uuid4().hex[:10]}."
     ensure_topics(bootstrap, prefix=prefix)
     log_path = tmp_path / "resolver.log"
@@ -67,9 +52,9 @@ def test_a_broker_outage_does_not_flood_the_resolver_log(
     worker.start()
     try:
         _resolve_one(bootstrap, prefix, "before", worker)
-        broker.down()
+        own_kafka.down()
         time.sleep(OUTAGE_S)
-        broker.up()
+        own_kafka.up()
         _resolve_one(bootstrap, prefix, "after", worker)
     finally:
         worker.stop()

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from harness.infra import Infra
 from harness.router_flows import check_exactly_once, mixed_inputs, read_outputs, wait_committed
 from harness.waiting import wait_for
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
-from loupe.stack import StackSettings
 from loupe.stack.kafka import KafkaBroker
 
 RESTARTS = int(os.environ.get("LOUPE_CHAOS_BROKER_RESTARTS", "3"))
@@ -42,17 +41,6 @@ RESUME_BOUND_S = 90.0
 """After the broker is back, every partition's input up to that moment is committed within this
 bound (the routers' Kafka deadline is 15 s; a wedged member used to hold on for 300 s)."""
 PARTITIONS = 6
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A Kafka broker of this test's own, which it may stop and start."""
-    kafka = KafkaBroker(StackSettings.private(tmp_path / "stack"))
-    kafka.up()
-    try:
-        yield kafka
-    finally:
-        kafka.down()
 
 
 class Feeder(threading.Thread):
@@ -179,12 +167,12 @@ def wait_resumed(env: Any, routers: list[Any], bound_s: float) -> float:
 
 @pytest.mark.timeout(RESTARTS * 150 + 300)
 def test_two_routers_resume_after_every_broker_restart(
-    broker: KafkaBroker, router_env_factory: Callable[[Infra, str], Any]
+    own_kafka: KafkaBroker, router_env_factory: Callable[[Infra, str], Any]
 ) -> None:
-    bootstrap = broker.settings.kafka_bootstrap
+    bootstrap = own_kafka.settings.kafka_bootstrap
     prefix = f"t{uuid.uuid4().hex[:10]}."
     ensure_topics(bootstrap, prefix=prefix)
-    own = Infra(bootstrap, "redis://unused", "local stack", broker.version(), "unused")
+    own = Infra(bootstrap, "redis://unused", "local stack", own_kafka.version(), "unused")
     env = router_env_factory(own, prefix)
     rng = random.Random(19)
     outages = [rng.uniform(*OUTAGE_S) for _ in range(RESTARTS)]
@@ -206,9 +194,9 @@ def test_two_routers_resume_after_every_broker_restart(
         resume_s: list[float] = []
         for outage in outages:
             time.sleep(3.0)  # under load before each stop
-            broker.down()
+            own_kafka.down()
             time.sleep(outage)
-            broker.up()
+            own_kafka.up()
             resume_s.append(round(wait_resumed(env, routers, RESUME_BOUND_S), 1))
             print(f"restart {len(resume_s)}: outage {outage:.1f} s, resumed in {resume_s[-1]} s")
             for router in routers:
@@ -247,12 +235,12 @@ def test_two_routers_resume_after_every_broker_restart(
 
 
 def test_sigterm_ends_a_router_within_its_shutdown_timeout_while_the_broker_is_down(
-    broker: KafkaBroker, router_env_factory: Callable[[Infra, str], Any]
+    own_kafka: KafkaBroker, router_env_factory: Callable[[Infra, str], Any]
 ) -> None:
-    bootstrap = broker.settings.kafka_bootstrap
+    bootstrap = own_kafka.settings.kafka_bootstrap
     prefix = f"t{uuid.uuid4().hex[:10]}."
     ensure_topics(bootstrap, prefix=prefix)
-    env = router_env_factory(Infra(bootstrap, "", "local stack", broker.version(), ""), prefix)
+    env = router_env_factory(Infra(bootstrap, "", "local stack", own_kafka.version(), ""), prefix)
     records, _ = mixed_inputs(6_000, seed=5)
     feeder = Feeder(bootstrap, env.topic("predictions"), records)
     router = env.start("a", LOUPE_ROUTER_SHUTDOWN_TIMEOUT_S="5")
@@ -260,7 +248,7 @@ def test_sigterm_ends_a_router_within_its_shutdown_timeout_while_the_broker_is_d
     feeder.start()
     try:
         wait_for(lambda: router.metric("loupe_router_batch_messages_count"), 60, "a commit")
-        broker.down()  # mid-stream: a transaction is open or committing
+        own_kafka.down()  # mid-stream: a transaction is open or committing
         time.sleep(2.0)
         router.process.send_signal(signal.SIGTERM)
         # 5 s shutdown timeout plus the interpreter's exit; before, the commit's wait had no
