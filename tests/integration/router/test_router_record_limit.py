@@ -42,3 +42,23 @@ def test_large_tracks_are_routed_or_dead_lettered_and_the_partition_moves_on(
     assert resolved["fits"].provenance.prediction.item_id == "fits"
     assert router.get("/healthz")[0] == 200
     assert router.terminate() == 0, router.log()
+
+
+def test_huge_keys_are_dead_lettered_with_a_bounded_head_and_the_partition_moves_on(
+    router_env: Any,
+) -> None:
+    hostile = [
+        ("k" * 460_000, b"{}"),  # a 460 KB key: its dead letter used to be 1.07 MB
+        ("q" * 300_000, b"x" * 450_000),  # key and junk value: 1.3 MB
+    ]
+    records = hostile + [(f"after-{i}", large_track(f"after-{i}", 2_000)) for i in range(20)]
+    (router_env.policy_dir / "video.yaml").write_text(VIDEO_POLICY)
+    router = router_env.start()
+    router.wait_healthy()
+    produce(router_env.infra.kafka_bootstrap, router_env.topic("predictions"), records)
+    wait_committed(router_env, len(records), timeout_s=120)
+    out = read_outputs(router_env)
+    assert sorted(letter.key_size for letter in out.dead) == [300_000, 460_000]
+    assert all(len(key) <= 1_024 for key in out.dead_keys)
+    assert {label.item_id for label in out.resolved} == {f"after-{i}" for i in range(20)}
+    assert router.terminate() == 0, router.log()

@@ -164,5 +164,19 @@ def test_a_dead_letter_keeps_only_the_head_of_an_oversized_input() -> None:
     [(output, _, value)] = sent
     letter = decode(DeadLetter, value)
     assert output == "dlq" and len(value) <= limit
-    assert letter.original == garbage[: resolver.max_original_bytes]
-    assert f"original truncated to its first {resolver.max_original_bytes:,} bytes" in letter.error
+    assert 0 < len(letter.original) < len(garbage)
+    assert letter.original == garbage[: len(letter.original)]
+    assert letter.original_size == len(garbage)
+    assert f"original truncated to its first {len(letter.original):,} of" in letter.error
+
+
+def test_a_dead_letter_of_a_huge_key_fits_a_record_with_a_bounded_key() -> None:
+    sent: list[tuple[str, str, bytes]] = []
+    limit = 960_000
+    resolver = _resolver({}, sent, limit)
+    key = b"\xff" * 400_000  # 3 bytes each once decoded with replacement characters
+    _feed(resolver, [Record("dec", 1, 7, None, key, b"{" + b"x" * 500_000)])
+    [(output, dlq_key, value)] = sent
+    letter = decode(DeadLetter, value)
+    assert output == "dlq" and len(value) + len(dlq_key.encode()) <= limit
+    assert len(dlq_key.encode()) <= 3 * 1_024 and letter.key_size == 400_000

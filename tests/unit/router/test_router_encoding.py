@@ -10,11 +10,9 @@ from hypothesis import strategies as st
 
 from harness import samples
 from loupe.router.decision import ReviewPlan
-from loupe.router.encoding import OutputEncoder, dead_letter, request_id_for
+from loupe.router.encoding import OutputEncoder, request_id_for
 from loupe.router.policies import ActivePolicy
 from loupe.schemas import (
-    DeadLetter,
-    ErrorKind,
     Outcome,
     Prediction,
     Provenance,
@@ -23,7 +21,6 @@ from loupe.schemas import (
     ResolvedLabel,
     ReviewReason,
     ReviewRequest,
-    SourceRef,
     Tier,
     decode,
 )
@@ -135,38 +132,6 @@ def test_request_ids_are_deterministic_and_bounded() -> None:
     assert request_id_for("i", "p-1") == request_id_for("i", "p-1")
     assert request_id_for("i", "p-1") != request_id_for("i", "p-2")
     assert len(request_id_for("x" * 256, "x" * 256)) == 35
-
-
-def test_dead_letter_keeps_the_input_or_its_head() -> None:
-    source = SourceRef(topic="predictions", partition=1, offset=5, timestamp_ms=1)
-    letter = decode(
-        DeadLetter,
-        dead_letter(
-            b"x" * 100,
-            b"k",
-            kind=ErrorKind.TOO_LARGE,
-            error="too big",
-            field=None,
-            source=source,
-            max_original_bytes=10,
-        ),
-    )
-    assert letter.original == b"x" * 10
-    assert "truncated to its first 10 bytes" in letter.error
-    assert letter.key == b"k" and letter.source == source and letter.service == "router"
-    whole = decode(
-        DeadLetter,
-        dead_letter(
-            None,
-            None,
-            kind=ErrorKind.MALFORMED_JSON,
-            error="empty",
-            field="f",
-            source=source,
-            max_original_bytes=10,
-        ),
-    )
-    assert whole.original == b"" and whole.key is None and whole.field == "f"
 
 
 @given(

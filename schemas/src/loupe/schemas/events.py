@@ -96,6 +96,8 @@ class ReasonCode(StrEnum):
     NOVEL = "novel"
     RARE_CLASS = "rare_class"
     SCHEMA_CHANGED = "schema_changed"
+    STATE_LIMIT = "state_limit"
+    """The router's memory of the project is at a cap of its policy's ``state_limits``."""
     SPOT_CHECK = "spot_check"
     ESCALATION = "escalation"
     REASSIGNED = "reassigned"
@@ -351,12 +353,20 @@ class SourceRef(Contract):
 
 
 class DeadLetter(Event):
-    """An input that could not be processed, kept byte for byte (base64 in JSON) with why."""
+    """An input that could not be processed, kept byte for byte (base64 in JSON) with why.
+
+    ``original`` and ``key`` hold the input whole when that fits a record, else their heads;
+    the sizes and SHA-256 digests always describe the whole input.
+    """
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     original: bytes
     key: bytes | None = None
+    original_size: int | None = Field(default=None, ge=0)
+    original_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    key_size: int | None = Field(default=None, ge=0)
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     error_kind: ErrorKind
     error: Annotated[str, Field(min_length=1, max_length=4_000)]
     field: Annotated[str, Field(max_length=512)] | None = None

@@ -24,7 +24,6 @@ from loupe.schemas import (
     AuditAction,
     AuditEvent,
     ContractError,
-    DeadLetter,
     ErrorKind,
     Event,
     ReviewDecision,
@@ -33,14 +32,12 @@ from loupe.schemas import (
     decode,
     utcnow,
 )
+from loupe.schemas.dead_letters import dead_letter_record
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[str, str, bytes], Awaitable[None]]
 """Publish ``value`` under ``key`` to the output named (``resolved``, ``conflicts``, ...)."""
-
-DEAD_LETTER_ROOM = 32_768
-"""Bytes of a record limit kept for a dead letter's fields other than the original input."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +83,7 @@ class StreamResolver:
         self.send = send
         self.requests_topic = requests_topic
         self.decisions_topic = decisions_topic
-        if max_record_bytes <= 2 * DEAD_LETTER_ROOM:
-            raise ValueError(f"max_record_bytes must exceed {2 * DEAD_LETTER_ROOM}")
         self.max_record_bytes = max_record_bytes
-        self.max_original_bytes = (max_record_bytes - DEAD_LETTER_ROOM) * 3 // 4  # base64
         self.needs_rebuild = True
         self._snapshot_versions: dict[tuple[str, str], int] = {}
         self._snapshots = 0
@@ -184,18 +178,12 @@ class StreamResolver:
         log.warning(
             "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, message
         )
-        original = record.value or b""
-        error = message or "invalid input"
-        if len(original) > self.max_original_bytes:
-            note = f" [original truncated to its first {self.max_original_bytes:,} bytes]"
-            error = error[: 4000 - len(note)] + note
-            original = original[: self.max_original_bytes]
-        letter = DeadLetter(
-            original=original,
-            key=record.key,
-            error_kind=kind,
-            error=error[:4000],
-            field=field[:512] if field else None,
+        letter = dead_letter_record(
+            record.value,
+            record.key,
+            kind=kind,
+            error=message,
+            field=field,
             source=SourceRef(
                 topic=record.topic,
                 partition=record.partition,
@@ -204,9 +192,10 @@ class StreamResolver:
             ),
             service="resolver",
             at=utcnow(),
+            max_record_bytes=self.max_record_bytes,
         )
-        key = (record.key or b"").decode("utf-8", errors="replace")
-        await self.send("dlq", key, letter.to_json_bytes())
+        key = (letter.key or b"").decode("utf-8", errors="replace")  # a bounded head
+        await self.send("dlq", key, letter.value)
 
     async def publish_snapshots(self) -> int:
         """Publish reliability snapshots of reviewers whose estimate changed; return how many."""

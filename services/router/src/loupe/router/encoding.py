@@ -18,10 +18,7 @@ from loupe.router.decision import ReviewPlan
 from loupe.router.policies import ActivePolicy
 from loupe.schemas import (
     SCHEMA_VERSION,
-    DeadLetter,
-    ErrorKind,
     Prediction,
-    SourceRef,
 )
 
 SERVICE = "router"
@@ -175,31 +172,3 @@ class OutputEncoder:
                 b"}",
             )
         )
-
-
-def dead_letter(
-    raw: bytes | None,
-    key: bytes | None,
-    *,
-    kind: ErrorKind,
-    error: str,
-    field: str | None,
-    source: SourceRef,
-    max_original_bytes: int,
-) -> bytes:
-    """A ``DeadLetter`` keeping the input byte for byte (or its head, when oversized)."""
-    original = raw or b""
-    if len(original) > max_original_bytes:
-        error = f"{error} [original truncated to its first {max_original_bytes} bytes]"
-        original = original[:max_original_bytes]
-    letter = DeadLetter(
-        original=original,
-        key=key,
-        error_kind=kind,
-        error=error[:4_000],
-        field=field[:512] if field else None,
-        source=source,
-        service=SERVICE,
-        at=datetime.now(UTC),
-    )
-    return letter.to_json_bytes()

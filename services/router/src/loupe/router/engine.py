@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
 
 from loupe.router.decision import Decision, Observations, decide
-from loupe.router.encoding import OutputEncoder, dead_letter, iso_from_ms, request_id_for
+from loupe.router.encoding import SERVICE, OutputEncoder, iso_from_ms, request_id_for
 from loupe.router.novelty import assess
 from loupe.router.policies import ActivePolicy, PolicyBook
-from loupe.router.state import PartitionState, ProjectState
+from loupe.router.state import PartitionState, ProjectState, ReferenceKey
 from loupe.schemas import (
     ClassificationLabel,
     ContractError,
     ErrorKind,
     Prediction,
+    ProjectPolicy,
     ReasonCode,
     SourceRef,
+    StateLimits,
     decode,
     label_classes,
 )
+from loupe.schemas.dead_letters import dead_letter_record
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +101,68 @@ class InputRejectedError(Exception):
 
 
 def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -> Observations:
-    """Compare a prediction with what this partition has seen, then remember it."""
+    """Compare a prediction with what this partition has seen, then remember it.
+
+    Only classes of the project's label schema are counted or get a novelty reference, whatever
+    label schema the prediction names (one with others is reviewed as ``schema_changed``). A
+    prediction that would take the project's state beyond a cap of ``state_limits`` changes
+    nothing and is reviewed (``state_limit``).
+    """
     policy = active.policy
     novelty_policy = policy.novelty
+    model = prediction.model.qualified
+    data_type = prediction.data.mime_type if prediction.data is not None else None
+    known = active.known_classes
+    predicted = label_classes(prediction.label)
+    classes = predicted & known
+    reference_key: ReferenceKey | None = None
+    if novelty_policy.enabled and prediction.embedding is not None:
+        label = prediction.label
+        cls = label.label if isinstance(label, ClassificationLabel) else WHOLE_ITEM
+        if cls == WHOLE_ITEM or cls in known:
+            reference_key = (model, cls)
+    over = _over_limits(
+        state,
+        policy.state_limits,
+        model=model,
+        data_type=data_type,
+        classes=classes,
+        reference_key=reference_key,
+    )
+    if over:
+        return Observations(state_limits=over)
+    findings = _remember_kinds(state, prediction, policy, data_type)
+    if reference_key is not None:
+        assert prediction.embedding is not None
+        vector = np.asarray(prediction.embedding, dtype=np.float64)
+        reference = state.reference(reference_key, vector.shape[0])
+        verdict = assess(
+            reference, vector, warmup=novelty_policy.warmup, quantile=novelty_policy.quantile
+        )
+        if verdict.novel:
+            findings.append(verdict.detail)
+    rare: list[tuple[str, float]] = []
+    if classes == predicted:  # class shares leave out predictions with unknown classes
+        review = policy.review
+        if review.rare_class_floor > 0 and state.observations >= max(
+            1, review.rare_class_min_observations
+        ):
+            for name in sorted(classes):
+                share = state.class_counts.get(name, 0) / state.observations
+                if share < review.rare_class_floor:
+                    rare.append((name, share))
+        state.count_classes(classes)
+    if not findings and not rare:
+        return NOTHING_OBSERVED
+    return Observations(novelty=tuple(findings), rare_classes=tuple(rare))
+
+
+def _remember_kinds(
+    state: ProjectState, prediction: Prediction, policy: ProjectPolicy, data_type: str | None
+) -> list[str]:
+    """Remember the model version, task type and data type; a finding for each one unseen."""
     findings: list[str] = []
+    novelty_policy = policy.novelty
     flag_versions = novelty_policy.enabled and novelty_policy.flag_unseen_model_versions
     flag_types = novelty_policy.enabled and novelty_policy.flag_unseen_task_types
     model = prediction.model.qualified
@@ -117,36 +179,48 @@ def observe(state: ProjectState, prediction: Prediction, active: ActivePolicy) -
             findings.append(f"unseen task type {task_type.value}")
     elif flag_types and task_type not in policy.task_types:
         findings.append(f"task type {task_type.value} is not one of the project's")
-    data_type = prediction.data.mime_type if prediction.data is not None else None
     if data_type and data_type not in state.data_types:
         state.data_types.add(data_type)
         state.meta_dirty = True
         if flag_types:
             findings.append(f"unseen data type {data_type}")
-    if novelty_policy.enabled and prediction.embedding is not None:
-        label = prediction.label
-        cls = label.label if isinstance(label, ClassificationLabel) else WHOLE_ITEM
-        vector = np.asarray(prediction.embedding, dtype=np.float64)
-        reference = state.reference((model, cls), vector.shape[0])
-        verdict = assess(
-            reference, vector, warmup=novelty_policy.warmup, quantile=novelty_policy.quantile
+    return findings
+
+
+def _over_limits(
+    state: ProjectState,
+    limits: StateLimits,
+    *,
+    model: str,
+    data_type: str | None,
+    classes: set[str],
+    reference_key: ReferenceKey | None,
+) -> tuple[str, ...]:
+    """What of this prediction the state could not remember without going beyond ``limits``."""
+    over: list[str] = []
+    kept = len(state.model_versions)
+    if model not in state.model_versions and kept >= limits.max_model_versions:
+        over.append(f"{kept} model versions kept, the limit: {model} is not remembered")
+    kept = len(state.data_types)
+    if data_type and data_type not in state.data_types and kept >= limits.max_data_types:
+        over.append(f"{kept} data types kept, the limit: {data_type} is not remembered")
+    kept, new = len(state.class_counts), len(classes.difference(state.class_counts))
+    if new and kept + new > limits.max_classes:
+        over.append(
+            f"{kept} classes counted, limit {limits.max_classes}: {new} more are not counted"
         )
-        if verdict.novel:
-            findings.append(verdict.detail)
-    classes = label_classes(prediction.label)
-    rare: list[tuple[str, float]] = []
-    review = policy.review
-    if review.rare_class_floor > 0 and state.observations >= max(
-        1, review.rare_class_min_observations
+    kept = len(state.references)
+    if (
+        not over
+        and reference_key is not None
+        and reference_key not in state.references
+        and kept >= limits.max_references
     ):
-        for name in sorted(classes):
-            share = state.class_counts.get(name, 0) / state.observations
-            if share < review.rare_class_floor:
-                rare.append((name, share))
-    state.count_classes(classes)
-    if not findings and not rare:
-        return NOTHING_OBSERVED
-    return Observations(novelty=tuple(findings), rare_classes=tuple(rare))
+        over.append(
+            f"{kept} novelty references kept, the limit: none is made for "
+            f"{reference_key[0]} class {reference_key[1]}"
+        )
+    return tuple(over)
 
 
 class RoutingEngine:
@@ -294,17 +368,19 @@ class RoutingEngine:
             offset=record.offset,
             timestamp_ms=record.timestamp_ms,
         )
-        value = dead_letter(
+        letter = dead_letter_record(
             record.value,
             record.key,
             kind=rejected.kind,
             error=rejected.message,
             field=rejected.field,
             source=source,
+            service=SERVICE,
+            at=datetime.now(UTC),
+            max_record_bytes=self.max_record_bytes,
             max_original_bytes=MAX_DLQ_ORIGINAL_BYTES
             if rejected.kind is ErrorKind.TOO_LARGE
-            else self.max_payload_bytes,
+            else None,
         )
-        return Routed(
-            Route.DLQ, (Output(self.topics.dlq, record.key, value),), error_kind=rejected.kind
-        )
+        output = Output(self.topics.dlq, letter.key, letter.value)
+        return Routed(Route.DLQ, (output,), error_kind=rejected.kind)
