@@ -13,18 +13,20 @@ from loupe.metrics.exporter import ExportOptions, ServiceStatus, families
 from loupe.metrics.scenario import MODEL, PROJECT, START, build, policy
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
+from loupe.runtime.logs import RepeatLimiter, install_repeat_limiter
 from loupe.schemas import (
     ClassificationLabel,
     LabelSchemaRef,
     ModelRef,
     Prediction,
+    ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
     TaskType,
 )
 from unit.metrics.conftest import feed, scrape
 
-UNKNOWN_PROJECT, OTHER_MODEL = "unknown", "other"
+UNKNOWN_PROJECT, OTHER_MODEL = "_unknown", "_other"
 MAX_MODELS_PER_PROJECT = 20
 """The documented caps (docs/metrics.md); literals, so the test also runs against older code."""
 
@@ -62,16 +64,6 @@ def test_unknown_projects_are_one_label_value() -> None:
     assert series == {(UNKNOWN_PROJECT, OTHER_MODEL): 2_000, (PROJECT, MODEL): 10}
     kept = [key for key in state.counters if key[0] == "predictions"]
     assert len(kept) <= 102  # bounded memory: 100 unknown names kept, one "unknown", the known
-
-
-def test_a_projects_predictions_read_before_its_policy_keep_their_project() -> None:
-    """Topics replay in no particular order: predictions may come before the policy record."""
-    state = MetricsState()
-    for n in range(5):
-        state.on_prediction(prediction(n))
-    assert predictions_series(state) == {(UNKNOWN_PROJECT, OTHER_MODEL): 5}
-    state.on_policy(policy())
-    assert predictions_series(state) == {(PROJECT, MODEL): 5}
 
 
 def test_models_beyond_the_cap_are_folded_into_other() -> None:
@@ -126,9 +118,8 @@ def test_every_per_model_family_stays_bounded() -> None:
         for spec, key, event in build(600).records
     ]
     state = feed(MetricsState(), records)  # type: ignore[arg-type]
-    assert (
-        len({m for k in state.keys("reviewed_items") for m in k[1:2]}) > MAX_MODELS_PER_PROJECT + 1
-    )
+    sent = {e.prediction.model.name for _, _, e in records if isinstance(e, ReviewRequest)}
+    assert len(sent) > MAX_MODELS_PER_PROJECT + 1
     checked = 0
     for family in families(state, ExportOptions(), ServiceStatus(caught_up=True)):
         models = {sample.labels["model"] for sample in family.samples if "model" in sample.labels}
@@ -167,3 +158,130 @@ def test_invalid_predictions_do_not_log_one_warning_each(caplog: pytest.LogCaptu
     warnings = [r for r in caplog.records if r.name == "loupe.metrics.service"]
     assert service.state.counters["events", "predictions", "invalid"] == 1_000
     assert 1 <= len(warnings) <= 5, len(warnings)
+
+
+# --- review of issue 19, defect 8 (fold values, monotonic counters, labels fixed at arrival) ---
+
+
+def test_a_real_project_or_model_named_like_the_fold_values_keeps_its_own_series() -> None:
+    """``unknown`` is a legal project name and ``other`` / ``_other`` legal model names: their
+    predictions never merge with the series that unknown projects and capped models fold into."""
+    state = MetricsState()
+    unknown_named = policy().model_copy(update={"project": "unknown"})
+    state.on_policy(policy())
+    state.on_policy(unknown_named)
+    for n in range(3):
+        state.on_prediction(prediction(n, project="unknown", model="other"))
+    for n in range(5):
+        state.on_prediction(prediction(100 + n, project="stranger", model="m"))
+    series = predictions_series(state)
+    assert series["unknown", "other"] == 3
+    assert sorted(series.values()) == [3, 5], series
+
+    for n, model in enumerate(["other", "_other"] + [f"m{i:02d}" for i in range(18)]):
+        for k in range(n + 1):  # a distinct count per model: merged series would show a sum
+            state.on_prediction(prediction(1_000 * (n + 1) + k, model=model))
+    for n in range(25):
+        state.on_prediction(prediction(50_000 + n, model=f"late-{n:02d}"))
+    own = {
+        model: total
+        for (project, model), total in predictions_series(state).items()
+        if project == PROJECT
+    }
+    assert own["other"] == 1
+    assert sorted(own.values()) == [*range(1, 21), 25], own
+    assert len(own) == MAX_MODELS_PER_PROJECT + 1
+
+
+def test_predictions_counters_never_decrease_when_a_policy_arrives_late() -> None:
+    """A project whose policy is read after its predictions (while the service is live) keeps
+    its earlier predictions in the folded series: a counter that went down would read as a
+    reset to Prometheus."""
+    state = MetricsState()
+    for n in range(5):
+        state.on_prediction(prediction(n))
+    before = predictions_series(state)
+    state.on_policy(policy())
+    for n in range(3):
+        state.on_prediction(prediction(100 + n))
+    after = predictions_series(state)
+    for labels, total in before.items():
+        assert after.get(labels, 0) >= total, (labels, before, after)
+    assert sum(after.values()) == 8
+    assert after[PROJECT, MODEL] == 3
+
+
+def test_replayed_predictions_count_for_their_project_once_the_service_goes_live() -> None:
+    """Before the start-up replay is complete nothing is exported, so predictions read before
+    their policy record still count for the project; once live, labels never move."""
+    state = MetricsState(live=False)
+    for n in range(5):
+        state.on_prediction(prediction(n))
+    state.on_prediction(prediction(99, project="stranger"))
+    state.on_policy(policy())
+    state.go_live()
+    series = predictions_series(state)
+    assert series[PROJECT, MODEL] == 5
+    assert sum(series.values()) == 6 and len(series) == 2
+
+
+def _without_first_sight(records: list) -> list:  # type: ignore[type-arg]
+    """Records whose models are first seen through spot checks and escalations (predictions
+    and revision-1 labels not read yet, as in a replay where those topics lag behind)."""
+    return [
+        (spec, key, event)
+        for spec, key, event in records
+        if not isinstance(event, Prediction)
+        and not (isinstance(event, ResolvedLabel) and event.method is ResolutionMethod.AUTO)
+    ]
+
+
+def _model_sets(state: MetricsState) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for family in families(state, ExportOptions(), ServiceStatus(caught_up=True)):
+        for sample in family.samples:
+            if "model" in sample.labels:
+                out.setdefault(family.name, set()).add(sample.labels["model"])
+    return out
+
+
+def test_which_models_keep_their_name_does_not_depend_on_scrapes() -> None:
+    """A model's label is decided when it first arrives, not when a scrape first sees it: the
+    same records give the same series whether scraped after every record or only at the end,
+    and a model keeps one label in every family."""
+    records = _without_first_sight(
+        [
+            (spec, key, _renamed(event, f"model-{59 - zlib.crc32(key.encode()) % 60:02d}"))
+            for spec, key, event in build(600).records
+        ]
+    )
+    scraped_often, scraped_once = MetricsState(), MetricsState()
+    for record in records:
+        feed(scraped_often, [record])  # type: ignore[list-item]
+        families(scraped_often, ExportOptions(), ServiceStatus(caught_up=True))
+    feed(scraped_once, records)  # type: ignore[arg-type]
+    assert scrape(scraped_often) == scrape(scraped_once)
+    sets = _model_sets(scraped_once)
+    own = sets["loupe_reviewed_items"] | sets["loupe_spot_check_samples"]
+    assert len(own - {"_other"}) <= MAX_MODELS_PER_PROJECT
+
+
+def test_item_aggregates_are_kept_per_bounded_label_not_per_model_name() -> None:
+    """600 items from 600 model names: the per-model item tallies kept in memory stay bounded."""
+    records = [
+        (spec, key, _renamed(event, f"model-{key}")) for spec, key, event in build(600).records
+    ]
+    state = feed(MetricsState(), records)  # type: ignore[arg-type]
+    per_model = ("reviewed_items", "model_errors", "spot_samples", "spot_errors")
+    names = {key[2] for key in state.aggregates if key[0] in per_model}
+    assert len({key[2] for key in state.aggregates if key[0] == "reviewed_items"}) > 1
+    assert len(names) <= MAX_MODELS_PER_PROJECT + 1, len(names)
+    counters = {key[2] for key in state.counters if key[0] in ("predictions", "routed")}
+    assert len(counters) <= MAX_MODELS_PER_PROJECT + 1, len(counters)
+
+
+def test_the_service_uses_the_process_s_one_repeat_limiter() -> None:
+    """The service's logger is limited by the same limiter the root handlers get."""
+    filters = logging.getLogger("loupe.metrics.service").filters
+    limiters = [f for f in filters if isinstance(f, RepeatLimiter)]
+    assert limiters == [install_repeat_limiter()]

@@ -188,6 +188,18 @@ _installed: RepeatLimiter | None = None
 _install_lock = threading.Lock()
 
 
+def process_repeat_limiter() -> RepeatLimiter:
+    """The process's one ``RepeatLimiter`` (created with the defaults on first use), for a
+    logger that must be limited before any handler exists (a module-level ``log.addFilter``):
+    the record's verdict is stored on it, so the same limiter on the handlers counts it once."""
+    global _installed  # noqa: PLW0603  (one limiter per process, shared by its handlers)
+    with _install_lock:
+        if _installed is None:
+            _installed = RepeatLimiter()
+            atexit.register(_installed.flush)
+        return _installed
+
+
 def install_repeat_limiter(
     *,
     burst: int = DEFAULT_BURST,
@@ -198,7 +210,8 @@ def install_repeat_limiter(
 
     Call it after logging is configured (and again after anything replaces the root handlers:
     Faust does, see the resolver's worker); handlers that already have it are left alone. The
-    first call's parameters win. Pending counts are written at interpreter exit.
+    first call's parameters win (``process_repeat_limiter`` counts as a call with the defaults).
+    Pending counts are written at interpreter exit.
     """
     global _installed  # noqa: PLW0603  (one limiter per process, shared by its handlers)
     with _install_lock:

@@ -33,15 +33,30 @@ MAX_REVISION_LABEL = 5
 """Revisions at or above this are reported together as ``"5+"`` (bounded cardinality)."""
 
 
-UNKNOWN_PROJECT = "unknown"
-"""Label value of every project without a known policy (the router rejects their predictions)."""
-OTHER_MODEL = "other"
-"""Label value of the models beyond a project's ``MAX_MODELS_PER_PROJECT``."""
+UNKNOWN_PROJECT = "_unknown"
+"""Label value of every project without a known policy (the router rejects their predictions).
+Project names cannot start with ``_`` (``ProjectName``), so no real project shares it."""
+OTHER_MODEL = "_other"
+"""Label value of the models beyond a project's ``MAX_MODELS_PER_PROJECT`` (see ``model_value``:
+a real model whose name starts with ``_`` is exported with one more ``_``)."""
+FOLDED = ""
+"""The key the models labelled ``OTHER_MODEL`` are counted under in memory (model names are
+never empty)."""
 MAX_MODELS_PER_PROJECT = 20
 """Models of a project that get a label value of their own, besides those its policy names."""
 MAX_UNKNOWN_PROJECTS = 100
-"""Unknown project names remembered (their policy may still arrive: topics replay in no
-particular order); predictions of further unknown names are counted as ``unknown`` at once."""
+"""Unknown project names remembered during the start-up replay (their policy may still arrive:
+topics replay in no particular order); predictions of further unknown names are counted as
+``UNKNOWN_PROJECT`` at once."""
+
+
+def model_value(key: str) -> str:
+    """The exported label value of a model key: ``OTHER_MODEL`` for the folded models, the name
+    itself otherwise, with one ``_`` more when it starts with ``_`` (so a model really named
+    ``_other`` is exported as ``__other`` and never merges with the folded series)."""
+    if key == FOLDED:
+        return OTHER_MODEL
+    return f"_{key}" if key.startswith("_") else key
 
 
 def revision_label(revision: int) -> str:
@@ -67,18 +82,35 @@ class MetricsState:
     )
     policies: PolicyBook = field(default_factory=PolicyBook)
     models_seen: dict[str, set[str]] = field(default_factory=dict)
-    """Per project, the models that have a label value of their own (bounded)."""
+    """Per project, the models (not named by its policy) that got a label of their own when
+    they first arrived (at most ``MAX_MODELS_PER_PROJECT``; never changed afterwards)."""
+    live: bool = True
+    """False while the service replays the topics at start (nothing is exported yet): then
+    predictions of projects without a policy are kept by name (at most
+    ``MAX_UNKNOWN_PROJECTS``) and count for the project if its policy is read later.
+    ``go_live`` folds what is left into ``UNKNOWN_PROJECT``; from then on every prediction is
+    counted under the label it has when it arrives and never moves (counters only grow)."""
     unknown_projects: set[str] = field(default_factory=set)
 
     # --- label values -------------------------------------------------------------------------
 
-    def project_label(self, project: str) -> str:
-        """``project`` when its policy is known, else ``UNKNOWN_PROJECT``."""
-        return project if project in self.policies.projects else UNKNOWN_PROJECT
+    def go_live(self) -> None:
+        """The start-up replay is complete: fold the predictions of projects still without a
+        policy into ``UNKNOWN_PROJECT`` for good."""
+        self.live = True
+        pending = [key for key in self.counters if key[0] == "predictions"]
+        for key in pending:
+            if key[1] in self.unknown_projects:
+                self.counters["predictions", UNKNOWN_PROJECT, FOLDED] += self.counters.pop(key)
+        for project in self.unknown_projects:
+            self.models_seen.pop(project, None)
+        self.unknown_projects.clear()
 
-    def model_label(self, project: str, model: str) -> str:
-        """``model`` when the project's policy names it or it is among the project's first
-        ``MAX_MODELS_PER_PROJECT`` models, else ``OTHER_MODEL`` (producers name models freely)."""
+    def model_key(self, project: str, model: str) -> str:
+        """The key a model is counted under: its name when the project's policy names it or it
+        was among the project's first ``MAX_MODELS_PER_PROJECT`` other models to arrive, else
+        ``FOLDED`` (producers name models freely). Called when an event arrives, never while
+        exporting, so a model's label does not depend on when (or whether) anyone scrapes."""
         entry = self.policies.projects.get(project)
         if entry is not None and model in entry.update.policy.confidence.per_model:
             return model
@@ -88,22 +120,24 @@ class MetricsState:
         if len(seen) < MAX_MODELS_PER_PROJECT:
             seen.add(model)
             return model
-        return OTHER_MODEL
+        return FOLDED
 
     # --- events -------------------------------------------------------------------------------
 
     def on_prediction(self, event: Prediction) -> None:
         """A prediction arrived from model serving (any project name a producer sends: names
-        without a policy are exported as ``unknown``, and at most ``MAX_UNKNOWN_PROJECTS`` of
-        them are remembered)."""
+        without a policy are counted as ``UNKNOWN_PROJECT``, see ``live``)."""
         project = event.project
-        known = project in self.policies.projects or project in self.unknown_projects
-        if not known and len(self.unknown_projects) >= MAX_UNKNOWN_PROJECTS:
-            self.counters["predictions", UNKNOWN_PROJECT, OTHER_MODEL] += 1
-            return
-        if not known:
+        if project not in self.policies.projects:
+            remember = not self.live and (
+                project in self.unknown_projects
+                or len(self.unknown_projects) < MAX_UNKNOWN_PROJECTS
+            )
+            if not remember:
+                self.counters["predictions", UNKNOWN_PROJECT, FOLDED] += 1
+                return
             self.unknown_projects.add(project)
-        self.counters["predictions", project, self.model_label(project, event.model.name)] += 1
+        self.counters["predictions", project, self.model_key(project, event.model.name)] += 1
 
     def on_dead_letter(self, event: DeadLetter) -> None:
         """An input was dead-lettered."""
@@ -114,13 +148,14 @@ class MetricsState:
         item = self.items.get(event.item_id)
         if item is not None and event.request_id in item.request_ids:
             return
-        project, model = event.project, event.prediction.model.name
+        project = event.project
+        model = self.model_key(project, event.prediction.model.name)
         self.counters["requests", project, event.required_tier.value] += 1
         for reason in {reason.code.value for reason in event.reasons}:
             self.counters["request_reasons", project, reason] += 1
         first_level = event.escalation_level == 0
         if first_level and not event.spot_check:
-            self.counters["routed", project, self.model_label(project, model), "review"] += 1
+            self.counters["routed", project, model, "review"] += 1
 
         def update(state: ItemState) -> None:
             state.request_ids.add(event.request_id)
@@ -162,11 +197,12 @@ class MetricsState:
         item = self.items.get(event.item_id)
         if item is not None and event.revision <= item.revision:
             return
-        project, model = event.project, event.provenance.prediction.model.name
+        project = event.project
+        model = self.model_key(project, event.provenance.prediction.model.name)
         revision = revision_label(event.revision)
         person_made = is_person_made(event.method)
         if event.revision == 1 and not person_made:
-            self.counters["routed", project, self.model_label(project, model), "auto"] += 1
+            self.counters["routed", project, model, "auto"] += 1
         previous = (
             item.last_label
             if item is not None and item.revision > 0
@@ -211,7 +247,7 @@ class MetricsState:
         """Audit records: lease expiries are counted, policy changes feed the controller, and a
         resolution at revision 1 confirms a spot check (the resolver publishes no new label)."""
         if event.action is AuditAction.LEASE_EXPIRED:
-            self.counters["lease_expiries", event.project or "unknown"] += 1
+            self.counters["lease_expiries", event.project or UNKNOWN_PROJECT] += 1
         elif event.action is AuditAction.POLICY_CHANGE:
             self.policies.on_audit(event)
         elif (

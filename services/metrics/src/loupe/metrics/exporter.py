@@ -3,8 +3,9 @@
 Every family is built at scrape time from one consistent view, so counters, gauges and ratios
 always agree with each other. Label values are bounded: projects, models, classes, tiers,
 reasons, reviewer ids, error kinds; never item or task ids. Producers name projects and models
-freely, so projects without a policy are reported as ``unknown`` and a project's models beyond
-the ones its policy names and its first ``MAX_MODELS_PER_PROJECT`` (20) as ``other``.
+freely, so projects without a policy are reported as ``_unknown`` and a project's models beyond
+the ones its policy names and its first ``MAX_MODELS_PER_PROJECT`` (20) as ``_other``. Those
+labels are decided when an event arrives (``MetricsState.model_key``); exporting only reads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from loupe.metrics.aggregate import OTHER_MODEL, MetricsState
+from loupe.metrics.aggregate import FOLDED, UNKNOWN_PROJECT, MetricsState, model_value
 from loupe.metrics.cost import summarise_cost
 from loupe.metrics.histogram import Histogram
 from loupe.metrics.queues import QueueStats
@@ -112,11 +113,15 @@ def _counters(
             continue
         family = CounterMetricFamily(name, doc, labels=labels)
         if key == "predictions":
-            for (project, model), total in _predictions_by_label(state).items():
-                family.add_metric([project, model], total)
+            totals = _predictions_by_label(state)
         else:
-            for values in state.keys(key):
-                family.add_metric(list(values), state.counters[key, *values])
+            totals = {values: state.counters[key, *values] for values in state.keys(key)}
+        at = labels.index("model") if "model" in labels else None
+        for values, total in sorted(totals.items()):
+            shown = list(values)
+            if at is not None:
+                shown[at] = model_value(shown[at])
+            family.add_metric(shown, total)
         yield family
     if only:
         return
@@ -128,23 +133,17 @@ def _counters(
     yield seconds
 
 
-def _predictions_by_label(state: MetricsState) -> dict[tuple[str, str], float]:
-    """Predictions per (project, model) label; projects without a policy (the router rejects
-    their predictions) are folded into one ``unknown`` series."""
-    totals: dict[tuple[str, str], float] = {}
+def _predictions_by_label(state: MetricsState) -> dict[tuple[str, ...], float]:
+    """Predictions per (project, model key). While the start-up replay runs (never exported by
+    the service) the projects still without a policy are shown folded into ``_unknown``,
+    without changing the state."""
+    totals: dict[tuple[str, ...], float] = {}
     for project, model in state.keys("predictions"):
-        label = state.project_label(project)
-        values = (label, model if label == project else OTHER_MODEL)
+        values = (
+            (UNKNOWN_PROJECT, FOLDED) if project in state.unknown_projects else (project, model)
+        )
         totals[values] = totals.get(values, 0) + state.counters["predictions", project, model]
     return totals
-
-
-def _models(state: MetricsState, metric: str) -> dict[tuple[str, str], list[str]]:
-    """Item-level (project, model) keys of ``metric`` grouped by their bounded model label."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for project, model in sorted({(key[0], key[1]) for key in state.keys(metric)}):
-        groups.setdefault((project, state.model_label(project, model)), []).append(model)
-    return groups
 
 
 def _histogram(name: str, doc: str, labels: list[str], data: Histogram) -> Metric:
@@ -201,12 +200,11 @@ def _quality(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
     wrong_rate = _gauge(
         "loupe_model_error_rate_reviewed", "Model error on reviewed items", ["project", "model"]
     )
-    for (project, model), members in _models(state, "reviewed_items").items():
-        n = sum(agg["reviewed_items", project, m] for m in members)
-        k = sum(agg["model_errors", project, m] for m in members)
-        reviewed.add_metric([project, model], n)
-        wrong.add_metric([project, model], k)
-        wrong_rate.add_metric([project, model], ratio(k, n))
+    for project, model in state.keys("reviewed_items"):
+        n, k = agg["reviewed_items", project, model], agg["model_errors", project, model]
+        reviewed.add_metric([project, model_value(model)], n)
+        wrong.add_metric([project, model_value(model)], k)
+        wrong_rate.add_metric([project, model_value(model)], ratio(k, n))
     yield from (reviewed, wrong, wrong_rate)
 
     spot = {
@@ -220,11 +218,9 @@ def _quality(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
         )
     }
     target = _gauge("loupe_spot_check_error_target", "Target auto-accept error", ["project"])
-    groups = _models(state, "spot_samples")
-    pairs = sorted(groups)
+    pairs = sorted({(key[0], key[1]) for key in state.keys("spot_samples")})
     for project, model in pairs:
-        counts = [state.spot_counts(project, m) for m in groups[project, model]]
-        errors, samples = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        errors, samples = state.spot_counts(project, model)
         interval = wilson(errors, samples)
         for part, value in (
             ("samples", interval.n),
@@ -233,7 +229,7 @@ def _quality(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
             ("error_rate_lower", interval.lower),
             ("error_rate_upper", interval.upper),
         ):
-            spot[part].add_metric([project, model], value)
+            spot[part].add_metric([project, model_value(model)], value)
     for project in sorted({project for project, _ in pairs}):
         target.add_metric([project], options.target_error)
     yield from (*spot.values(), target)
@@ -336,9 +332,8 @@ def _policy(state: MetricsState, options: ExportOptions) -> Iterator[Metric]:
         version.add_metric([project], entry.update.version)
         rate.add_metric([project], entry.update.policy.review.spot_check_rate)
         for model in sorted({key[1] for key in state.keys("spot_samples") if key[0] == project}):
-            label = state.model_label(project, model)
-            if label == model:  # the folded models have no single threshold
-                threshold.add_metric([project, model], book.threshold(project, model))
+            if model != FOLDED:  # the folded models have no single threshold
+                threshold.add_metric([project, model_value(model)], book.threshold(project, model))
     yield from (version, rate, threshold)
 
 

@@ -35,7 +35,7 @@ from loupe.metrics.lag import read_lag
 from loupe.metrics.queues import QueueStats, read_queued, summarise
 from loupe.metrics.settings import MetricsSettings
 from loupe.runtime.kafka import consumer_config, producer_config
-from loupe.runtime.logs import RepeatLimiter
+from loupe.runtime.logs import process_repeat_limiter
 from loupe.schemas import ContractError, Event, decode, utcnow
 from loupe.schemas.topics import (
     AUDIT,
@@ -51,9 +51,11 @@ from loupe.schemas.topics import (
 )
 
 log = logging.getLogger(__name__)
-log.addFilter(RepeatLimiter())
+log.addFilter(process_repeat_limiter())
 """A flood of invalid records (or consume errors) logs 5 lines a minute per message and then
-one "suppressed K similar messages" line; each is still counted in loupe_metrics_events_total."""
+one "suppressed K similar messages" line; each is still counted in loupe_metrics_events_total.
+The process's one limiter (the one ``install_repeat_limiter`` puts on the root handlers) is
+also on this logger, so the flood is limited before any handler (or test capture) sees it."""
 
 CONSUMED: tuple[TopicSpec, ...] = (
     PREDICTIONS,
@@ -108,7 +110,9 @@ class MetricsService:
 
     def __init__(self, settings: MetricsSettings) -> None:
         self.settings = settings
-        self.state = MetricsState(window=settings.disagreement_window, min_iou=settings.min_iou)
+        self.state = MetricsState(
+            window=settings.disagreement_window, min_iou=settings.min_iou, live=False
+        )
         self.status = ServiceStatus()
         self.options = ExportOptions(
             cost_rates=settings.cost_rates,
@@ -174,8 +178,9 @@ class MetricsService:
                             self.handle(message)
                 if not self.status.caught_up:
                     idle = time.monotonic() - last_message > _IDLE_CAUGHT_UP_S
-                    self.status.caught_up = idle or _reached(consumer, ends)
-                    if self.status.caught_up:
+                    if idle or _reached(consumer, ends):
+                        with self._lock:
+                            self._go_live()
                         log.info("caught up: %d items in review state", len(self.state.items))
                 now = time.monotonic()
                 if now >= next_queue:
@@ -291,8 +296,15 @@ class MetricsService:
                     ends[topic, number] = high
                 partitions.append(TopicPartition(topic, number, OFFSET_BEGINNING))
         consumer.assign(partitions)
-        self.status.caught_up = not ends
+        if not ends:
+            with self._lock:
+                self._go_live()
         return ends
+
+    def _go_live(self) -> None:
+        """The start-up replay is complete: labels are final from now on and scrapes see it all."""
+        self.state.go_live()
+        self.status.caught_up = True
 
     def _poll_queues(self, client: redis.Redis) -> None:
         try:
