@@ -59,6 +59,7 @@ from loupe.schemas.policy import (
     NoveltyPolicy,
     ProjectPolicy,
     ReviewPolicy,
+    StateLimits,
 )
 from loupe.schemas.topics import TOPICS, Cleanup, TopicSpec, topic_for
 
@@ -108,6 +109,7 @@ __all__ = [
     "ReviewRequest",
     "ReviewerRef",
     "SourceRef",
+    "StateLimits",
     "TaskType",
     "Tier",
     "TopicSpec",

@@ -67,6 +67,28 @@ class NoveltyPolicy(Contract):
     flag_unseen_task_types: bool = True
 
 
+class StateLimits(Contract):
+    """Caps on what the router remembers of a project in each input partition.
+
+    The router keeps, per project and input partition, the count of every class, every model
+    version and data type it has seen and one novelty reference per (model version, class). A
+    producer can send any number of distinct values; these caps keep that memory, and its
+    changelog, bounded. A prediction that would need more than a cap allows is routed to review
+    (reason ``state_limit``) and leaves the state untouched; raise a cap in the policy when a
+    project legitimately needs more.
+    """
+
+    max_classes: int = Field(default=1_000, ge=1, le=10_000)
+    """Distinct classes counted for the rare-class shares (only classes of the label schema)."""
+    max_model_versions: int = Field(default=100, ge=1, le=10_000)
+    """Distinct model versions (``name@version``) remembered."""
+    max_data_types: int = Field(default=64, ge=1, le=10_000)
+    """Distinct data (MIME) types remembered."""
+    max_references: int = Field(default=256, ge=1, le=100_000)
+    """Novelty references, one per (model version, class); each holds three arrays of the
+    embedding's dimension, so this bounds the router's memory per project and partition."""
+
+
 class ClassRule(Contract):
     """Review requirements for one class (e.g. safety-critical classes)."""
 
@@ -112,6 +134,7 @@ class ReviewPolicy(Contract):
         default_factory=lambda: {
             "novel": 90,
             "schema_changed": 80,
+            "state_limit": 70,
             "low_confidence": 60,
             "low_margin": 50,
             "rare_class": 40,
@@ -132,6 +155,7 @@ class ProjectPolicy(Contract):
     )
     confidence: ConfidencePolicy = Field(default_factory=ConfidencePolicy)
     novelty: NoveltyPolicy = Field(default_factory=NoveltyPolicy)
+    state_limits: StateLimits = Field(default_factory=StateLimits)
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     classes: Annotated[dict[ClassName, ClassRule], Field(max_length=MAX_RULES)] = Field(
         default_factory=dict

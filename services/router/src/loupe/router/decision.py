@@ -39,6 +39,8 @@ class Observations(NamedTuple):
     """One detail per novelty finding (unseen model version, task type, far embedding)."""
     rare_classes: tuple[tuple[str, float], ...] = ()
     """(class, observed share) of each predicted class below the rare-class floor."""
+    state_limits: tuple[str, ...] = ()
+    """One detail per cap of the policy's ``state_limits`` the prediction would exceed."""
 
 
 class ReviewPlan(NamedTuple):
@@ -232,6 +234,9 @@ def decide(prediction: Prediction, policy: ProjectPolicy, observed: Observations
             )
             for name, share in observed.rare_classes
         )
+    reasons.extend(
+        ReviewReason(code=ReasonCode.STATE_LIMIT, detail=d) for d in observed.state_limits
+    )
     changed = schema_reason(prediction, policy)
     if changed is not None:
         reasons.append(changed)

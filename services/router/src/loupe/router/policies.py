@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ class ActivePolicy:
     policy: ProjectPolicy
     version: int
     source: str
+
+    @cached_property
+    def known_classes(self) -> frozenset[str]:
+        """The classes of the policy's label schema (the only ones the router's state keeps)."""
+        return frozenset(self.policy.label_schema.classes)
 
 
 class PolicyBook:
