@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from loupe.router.novelty import Reference, assess, bin_upper_edge, distance_bin
@@ -106,3 +106,99 @@ def test_a_distance_never_exceeds_its_bin_edge(distance: float) -> None:
     assert distance <= bin_upper_edge(index) * (1 + 1e-12)
     if index > 0 and not math.isinf(bin_upper_edge(index)):
         assert distance > bin_upper_edge(index - 1) * (1 - 1e-12)
+
+
+# Poison: one extreme but finite embedding must neither overflow the arithmetic nor shift the
+# reference that later embeddings are judged against (issue 11, point 2).
+
+POISON_KINDS = ("huge", "one_dim", "zeros", "constant", "tiny")
+"""``tiny`` (a norm far below the reference's) can only be told once the reference has folded an
+embedding; the others are refused from the very first one."""
+
+
+def poison(kind: str, dim: int, magnitude: float, where: int) -> np.ndarray:
+    vector = np.zeros(dim)
+    if kind == "huge":
+        vector[:] = magnitude
+    elif kind == "one_dim":
+        vector[where % dim] = magnitude
+    elif kind == "constant":
+        vector[:] = magnitude / 1e30
+    elif kind == "tiny":
+        vector[:] = 1e-12
+        vector[where % dim] = 2e-12
+    return vector
+
+
+def fresh_reference(seed: int, observed: int, dim: int = DIM) -> Reference:
+    reference = Reference(dim)
+    for x in np.random.default_rng(seed).normal(0.5, 1.0, size=(observed, dim)):
+        assess(reference, x, warmup=100, quantile=0.99)
+    return reference
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(POISON_KINDS),
+    magnitude=st.sampled_from([1e38, 1e200, 1.7e308, -1e200, 1e10]),
+    where=st.integers(0, 10_000),
+    observed=st.integers(0, 160),  # fresh, warming up, calibrated
+    seed=st.integers(0, 2**16),
+)
+def test_a_poison_vector_is_novel_and_leaves_the_reference_exactly_as_it_was(
+    kind: str, magnitude: float, where: int, observed: int, seed: int
+) -> None:
+    assume(kind != "tiny" or observed > 0)
+    reference = fresh_reference(seed, observed)
+    before = reference.to_json()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        verdict = assess(reference, poison(kind, DIM, magnitude, where), warmup=100, quantile=0.99)
+    assert verdict.novel and "not added to the reference" in verdict.detail, verdict
+    assert reference.to_json() == before
+    assert reference.recorded == sum(reference.hist)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(POISON_KINDS), min_size=10, max_size=10),
+    magnitude=st.sampled_from([1e38, 1e200, -1e300]),
+    observed=st.integers(0, 160),
+    seed=st.integers(0, 2**16),
+)
+def test_ten_poison_vectors_change_no_verdict_on_what_follows(
+    kinds: list[str], magnitude: float, observed: int, seed: int
+) -> None:
+    assume("tiny" not in kinds or observed > 0)
+    poisoned, control = fresh_reference(seed, observed), fresh_reference(seed, observed)
+    for where, kind in enumerate(kinds):
+        assess(poisoned, poison(kind, DIM, magnitude, where), warmup=100, quantile=0.99)
+    probes = np.random.default_rng(seed + 1).normal(0.5, 1.3, size=(300, DIM))
+    probes[::25] += 6.0  # some far ones, so that novel verdicts are compared too
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        after_poison = [assess(poisoned, x, warmup=100, quantile=0.99) for x in probes]
+    assert after_poison == [assess(control, x, warmup=100, quantile=0.99) for x in probes]
+    assert poisoned.to_json() == control.to_json()
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    vectors=st.lists(st.lists(finite, min_size=4, max_size=4), min_size=1, max_size=40),
+    observed=st.integers(0, 120),
+)
+def test_no_finite_embedding_overflows_or_corrupts_the_reference(
+    vectors: list[list[float]], observed: int
+) -> None:
+    reference = fresh_reference(3, observed, dim=4)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        for vector in vectors:
+            verdict = assess(reference, np.asarray(vector), warmup=100, quantile=0.99)
+            assert verdict.distance is None or math.isfinite(verdict.distance)
+    assert np.isfinite(reference.mean).all() and np.isfinite(reference.m2).all()
+    assert (reference.m2 >= 0).all()
+
+
+def test_an_infinite_distance_falls_into_the_last_bin() -> None:
+    assert distance_bin(math.inf) == distance_bin(1e300) == distance_bin(math.nan) == 719

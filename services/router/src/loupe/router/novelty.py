@@ -13,6 +13,13 @@ the reference matures, and stays put under any share of outliers below one half,
 quantile would not (it either absorbs a burst of outliers or, fed only accepted distances,
 creeps down because it never sees its own tail). A novel embedding does not change the mean and
 variance; any other one is folded in, so the reference keeps following in-distribution data.
+
+Poison is screened out before anything else (``screen``): an embedding with a value beyond
+``MAX_EMBEDDING_VALUE``, with all its values equal (all zeros included), or whose norm is more
+than ``NORM_FACTOR`` times above or below the reference's root-mean-square norm is novel, and
+changes nothing: not the mean and variance, not the recorded distances, not even during
+warm-up. One extreme vector (or a thousand) therefore neither overflows the arithmetic nor
+shifts the reference the following embeddings are judged against.
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ BIN_RATIO = 1.02
 N_BINS = 720
 """Bins cover distances from 1e-3 to about 1.5e3; larger ones share the last bin."""
 _LOG_RATIO = math.log(BIN_RATIO)
+MAX_EMBEDDING_VALUE = 1e9
+"""Largest magnitude of an embedding value the reference takes: far beyond any real embedding,
+and small enough that squares and sums over 4,096 dimensions stay far from overflowing."""
+NORM_FACTOR = 100.0
+"""An embedding whose norm is this many times above (or below) the reference's RMS norm is
+extreme: novel, and kept out of the reference."""
 _RELATIVE_VARIANCE_FLOOR = 1e-6
 _ABSOLUTE_VARIANCE_FLOOR = 1e-12
 
@@ -42,6 +55,8 @@ def distance_bin(distance: float) -> int:
     """The histogram bin of a distance (bin 0 holds everything up to ``MIN_DISTANCE``)."""
     if distance <= MIN_DISTANCE:
         return 0
+    if not distance < math.inf:  # inf or NaN: the last bin, never an OverflowError
+        return N_BINS - 1
     return min(N_BINS - 1, 1 + int(math.log(distance / MIN_DISTANCE) / _LOG_RATIO))
 
 
@@ -225,12 +240,48 @@ def _unpack(text: str, dim: int) -> FloatArray:
     return array
 
 
+def _squared_norm(x: FloatArray) -> float:
+    return float(np.multiply(x, x).sum())  # not np.dot: see ``Reference.measure``
+
+
+def screen(reference: Reference, x: FloatArray) -> str | None:
+    """Why ``x`` must be kept out of ``reference`` (None when it may be judged and folded).
+
+    Checked before any update: values beyond ``MAX_EMBEDDING_VALUE``, all values equal (all
+    zeros included), or a norm ``NORM_FACTOR`` times off the root-mean-square norm of what the
+    reference has folded so far (from its first embedding on).
+    """
+    largest, limit = float(np.abs(x).max()), MAX_EMBEDDING_VALUE
+    if not largest <= limit:
+        return f"extreme embedding: a value of magnitude {largest:.3g} (limit {limit:.0e})"
+    if x.shape[0] > 1 and float(x.max()) == float(x.min()):
+        return f"degenerate embedding: all {x.shape[0]} values are {float(x[0]):.3g}"
+    if reference.count == 0:
+        return None
+    # E|x|^2 = |mean|^2 + total variance (sample variance once there are two observations)
+    expected = _squared_norm(reference.mean)
+    if reference.count > 1:
+        expected += float(reference.m2.sum()) / (reference.count - 1)
+    if expected <= 0.0:
+        return None
+    ratio = math.sqrt(_squared_norm(x) / expected)
+    if ratio > NORM_FACTOR or ratio < 1.0 / NORM_FACTOR:
+        return f"extreme embedding: its norm is {ratio:.3g} x the reference's RMS norm"
+    return None
+
+
 def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float) -> NoveltyVerdict:
-    """Judge one embedding against its reference and update the reference when it fits."""
+    """Judge one embedding against its reference and update the reference when it fits.
+
+    An embedding ``screen`` refuses is novel and changes nothing in the reference.
+    """
     if x.shape[0] != reference.dim:
         return NoveltyVerdict(
             True, f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
         )
+    refused = screen(reference, x)
+    if refused is not None:
+        return NoveltyVerdict(True, f"{refused}; not added to the reference")
     if reference.count < 2:
         reference.observe(x)
         return NOT_NOVEL
