@@ -55,7 +55,9 @@ class Gateway:
         None means unknown, revoked or inactive. A token missing from Redis is only known to be
         unknown while the working set is ready: after Redis lost its data the users are back
         only once a rebuild has reloaded them, so until then the answer is ``503 rebuilding``
-        (never a 401 that would sign a valid user out).
+        (never a 401 that would sign a valid user out). The token and the ready marker are read
+        in one ``MGET`` (one command, one round trip, one consistent view), so a spray of
+        unknown tokens costs Redis one command each.
         """
         digest = hash_token(token, self.pepper)
         cached = self._auth_cache.get(digest)
@@ -63,17 +65,7 @@ class Gateway:
         if cached is not None and cached[0] > now:
             return cached[1]
         user = await self._stored_user(digest)
-        if user is None:
-            # a rebuild reloads the users before it marks the working set ready: a miss seen
-            # after "ready" is final, unless Redis was lost again meanwhile (checked once more)
-            if not await self._ready():
-                raise rebuilding("the gateway is reloading users after losing its Redis data")
-            user = await self._stored_user(digest)
-            if user is None:
-                if not await self._ready():
-                    raise rebuilding("the gateway is reloading users after losing its Redis data")
-                return None
-        if not user.active:
+        if user is None or not user.active:
             return None
         if len(self._auth_cache) > 10_000:
             self._auth_cache.clear()
@@ -81,13 +73,22 @@ class Gateway:
         return user
 
     async def _stored_user(self, digest: str) -> User | None:
-        """The user a token hash belongs to in Redis (active or not), or None."""
+        """The user a token hash belongs to in Redis (active or not), or None when the token is
+        unknown; ``503 rebuilding`` when the users are not (all) loaded. A rebuild reloads the
+        users before it sets the ready marker and a flush removes both at once, so a token
+        missing while the marker is there (read together) is really unknown."""
         p = self.settings.redis_prefix
-        user_id = await self.redis.get(f"{p}tok:{digest}")
+        user_id, ready = await self.redis.mget(f"{p}tok:{digest}", f"{p}ready")
         if user_id is None:
+            if ready is None:
+                raise rebuilding("the gateway is reloading users after losing its Redis data")
             return None
         raw = await self.redis.get(f"{p}user:{text(user_id)}")
-        return None if raw is None else User.model_validate_json(raw)
+        if raw is None:
+            if not await self._ready():  # lost again between the two reads
+                raise rebuilding("the gateway is reloading users after losing its Redis data")
+            return None
+        return User.model_validate_json(raw)
 
     async def _ready(self) -> bool:
         """Whether the working set (users included) is loaded, i.e. no rebuild is pending."""
