@@ -187,24 +187,121 @@ def test_media_addresses(page):
 
 
 def test_which_503s_are_retried_and_how_long_the_ui_waits(page):
-    retried, delays, total = run(
+    retried, low, high, total = run(
         page,
         "api",
         """
       const rebuilding = {error: {code: 'rebuilding'}};
       const kafka = {error: {code: 'kafka_unavailable'}};
+      const delays = (pick) => [m.retryDelay(0, null, pick), m.retryDelay(0, '1', pick),
+        m.retryDelay(3, '1', pick), m.retryDelay(9, null, pick), m.retryDelay(0, '3600', pick),
+        m.retryDelay(1, 'soon', pick)];
       return [[m.retryable('POST', 503, rebuilding), m.retryable('GET', 503, kafka),
                m.retryable('POST', 503, kafka), m.retryable('GET', 401, null),
                m.retryable('GET', 500, null), m.retryable('PUT', 503, '<html>')],
-              [m.retryDelay(0, null), m.retryDelay(0, '1'), m.retryDelay(3, '1'),
-               m.retryDelay(9, null), m.retryDelay(0, '3600'), m.retryDelay(1, 'soon')],
-              m.RETRY_DELAYS_MS.reduce((a, b) => a + b, 0)];""",
+              delays(() => 0), delays(() => 0.999999),
+              m.RETRY_DELAYS_MS.reduce((a, _, n) => a + m.retryDelay(n, '1', () => 0.999), 0)];""",
     )
     # rebuilding: nothing happened, any method; other 503s only for reads; never 401 or 500
     assert retried == [True, True, False, False, False, False]
-    # backoff, Retry-After when longer, both capped; the retries give up within a minute
-    assert delays == [500, 1000, 4000, 8000, 8000, 1000]
+    # full jitter over the backoff, on top of Retry-After, capped; all retries within a minute
+    assert low == [0, 1000, 1000, 0, 8000, 0]
+    assert high == [500, 1500, 5000, 8000, 8000, 1000]
     assert total <= 60_000
+
+
+def test_the_backoff_is_jittered(page):
+    """Tabs that got the same 503 do not come back in lockstep."""
+    delays = run(page, "api", "return Array.from({length: 50}, () => m.retryDelay(2, '1'));")
+    assert all(1000 <= d <= 3000 for d in delays)
+    assert len(set(delays)) > 25
+
+
+# A fake gateway inside the page: `fetch` answers 503 rebuilding (or fails like a refused
+# connection) while `down` lasts, and counts the requests in flight when each one starts.
+FAKE_GATEWAY = """
+  const stats = {sent: 0, maxInFlightWhileDown: 0, inFlight: 0, firstAnswered: false};
+  const real = window.fetch;
+  window.__restoreFetch = () => { window.fetch = real; };
+  window.fetch = async (path, init) => {
+    stats.sent += 1;
+    const down = fake.down(stats, path, init);
+    if (down && stats.firstAnswered)
+      stats.maxInFlightWhileDown = Math.max(stats.maxInFlightWhileDown, stats.inFlight + 1);
+    stats.inFlight += 1;
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      if (down === 'refused') throw new TypeError('Failed to fetch');
+      if (down) return new Response(JSON.stringify({error: {code: 'rebuilding',
+        message: 'rebuilding', details: null}}), {status: 503,
+        headers: {'Content-Type': 'application/json', ...(fake.retryAfter ?
+          {'Retry-After': fake.retryAfter} : {})}});
+      return new Response(JSON.stringify({id: 'ann'}), {status: 200,
+        headers: {'Content-Type': 'application/json'}});
+    } finally {
+      stats.inFlight -= 1;
+      stats.firstAnswered = true;
+    }
+  };
+"""
+
+
+def test_retries_are_single_flight_one_chain_per_tab(page):
+    """Five requests during a long 503 period: after the first answers, at most one request is
+    on the wire at a time (the others wait at the one backoff gate, not in chains of their own:
+    a refresh tick then is skipped by app.js, see ``backingOff``)."""
+    stats, results = run(
+        page,
+        "api",
+        "let fake = {down: (stats) => stats.sent <= 9 ? 'down' : null};"
+        + FAKE_GATEWAY
+        + """
+      const calls = Array.from({length: 5}, () => m.request('GET', '/v1/me'));
+      return Promise.all(calls).then((done) => [stats, done.map((d) => d.id)])
+        .finally(() => window.__restoreFetch());""",
+    )
+    assert results == ["ann"] * 5
+    assert stats["maxInFlightWhileDown"] <= 1, stats
+
+
+def test_a_get_that_cannot_reach_the_gateway_is_retried_like_a_503(page):
+    got, posted, sent = run(
+        page,
+        "api",
+        "let fake = {down: (stats, path, init) => "
+        + "init.method === 'POST' || stats.sent <= 2 ? 'refused' : null};"
+        + FAKE_GATEWAY
+        + """
+      return m.request('GET', '/v1/me').then(async (me) => {
+        const posted = await m.request('POST', '/v1/tasks/claim', {}).then(
+          () => 'sent', (err) => err.status);
+        window.__restoreFetch();
+        return [me.id, posted, stats.sent];
+      });""",
+    )
+    assert got == "ann"  # two refused connections, then the gateway is back
+    assert posted == 0  # a POST is not sent again: it may have reached the gateway
+    assert sent == 4
+
+
+def test_a_heartbeat_is_not_retried_beyond_the_lease(page):
+    """The lease ends in 0.3 s and the gateway asks to come back in 1 s: one attempt, then the
+    error (a later heartbeat would be for a lease that is gone)."""
+    outcome, sent = run(
+        page,
+        "api",
+        "let fake = {down: () => 'down', retryAfter: '1'};"
+        + FAKE_GATEWAY
+        + """
+      const beat = m.api.heartbeat('t-1', Date.now() + 300).then(() => 'renewed', (e) => e.status);
+      const bound = new Promise((r) => setTimeout(() => r('still retrying'), 5000));
+      return Promise.race([beat, bound]).then((outcome) => {
+        window.__restoreFetch();
+        return [outcome, stats.sent];
+      });""",
+    )
+    assert outcome == 503
+    assert sent == 1
 
 
 def test_ui_source_has_no_html_sinks():

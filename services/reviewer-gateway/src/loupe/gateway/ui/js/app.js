@@ -1,6 +1,6 @@
 // Entry point: sign-in, the header (who, tier, queue sizes), and hash routing between screens.
 
-import { api, ApiError, token } from "./api.js";
+import { api, ApiError, backingOff, token } from "./api.js";
 import { badge, h, replace, toast } from "./dom.js";
 import { showDiff } from "./diff.js";
 import { showHistory } from "./history.js";
@@ -130,7 +130,8 @@ async function start() {
   renderHeader(session.me);
   await refreshQueues();
   clearInterval(queueTimer);
-  queueTimer = setInterval(() => { if (!document.hidden) refreshQueues(); }, 10000);
+  // a tick while a request waits out a 503 is skipped: it would only queue behind that request
+  queueTimer = setInterval(() => { if (!document.hidden && !backingOff()) refreshQueues(); }, 10000);
   await route();
 }
 

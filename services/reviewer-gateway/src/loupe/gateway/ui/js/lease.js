@@ -44,7 +44,7 @@ export function leaseClock({ task, lease, node, heartbeat, onExpired }) {
     if (stopped || beating || document.hidden) return;
     beating = true;
     try {
-      const renewed = await heartbeat(task.task_id);
+      const renewed = await heartbeat(task.task_id, expiresAt);
       if (!stopped) expiresAt = Date.now() + renewed.seconds * 1000;
     } catch (err) {
       if (err instanceof ApiError && (err.code === "not_lease_holder" || err.status === 404)) finish();
