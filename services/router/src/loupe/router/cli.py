@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import click
 from confluent_kafka import KafkaException
@@ -48,9 +48,37 @@ class ExitDeadline:
             self._timer.start()
 
     def _give_up(self) -> None:
-        log.error("still stopping after %.0fs; exiting now", self.seconds)
-        logging.shutdown()
+        # straight to stderr: a logging handler's lock may be held by the stuck thread
+        os.write(2, f"router still stopping after {self.seconds:.0f}s; exiting now\n".encode())
         os._exit(1)
+
+
+class StopSignals:
+    """SIGTERM and SIGINT, acted on by a thread of their own.
+
+    A Python signal handler runs only when the main thread comes back from C code, and the
+    router's main thread waits inside librdkafka (up to ``kafka_timeout_s`` a call). The C-level
+    handler, though, writes each signal's number to the wakeup fd at once, from whichever thread
+    the kernel picked: a thread that reads that pipe acts on the signal without delay.
+    """
+
+    SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+    def handle(self, stop: Callable[[int], None]) -> None:
+        """Call ``stop(signum)`` on the signal thread for every SIGTERM or SIGINT."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        for signum in self.SIGNALS:
+            signal.signal(signum, lambda *_: None)  # the byte in the pipe does the work
+
+        def wait() -> None:
+            while True:
+                for signum in os.read(read_fd, 16):
+                    if signum in self.SIGNALS:
+                        stop(signum)
+
+        threading.Thread(target=wait, name="router-signals", daemon=True).start()
 
 
 @click.command("router")
@@ -83,16 +111,15 @@ def router(policy_dir: Path | None, instance_id: str | None) -> None:
     deadline = ExitDeadline(settings.shutdown_timeout_s)
     service = RouterService(settings, book, on_stopping=deadline.start)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(signum: int) -> None:
         if service.stop_requested:
-            log.warning("signal %d again: exiting now", signum)
+            os.write(2, f"router: signal {signum} again, exiting now\n".encode())
             os._exit(1)
         log.info("signal %d: finishing the batch in flight, then stopping", signum)
         service.request_stop()
         deadline.start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    StopSignals().handle(stop)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
     health = HealthServer(settings.health_host, settings.health_port, service.health).start()
     log.info("health and metrics on http://%s:%d/", settings.health_host, health.port)

@@ -137,7 +137,10 @@ def read_to_end(
     deadline = time.monotonic() + timeout_s
     try:
         for tp in wanted:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"reading {sorted(pending)} did not start in time")
+            low, high = consumer.get_watermark_offsets(tp, timeout=left)
             if high <= low:
                 pending.discard((tp.topic, tp.partition))
         consumer.assign(wanted)

@@ -52,7 +52,7 @@ from loupe.router.kafka_io import (
 from loupe.router.metrics import BatchTally
 from loupe.router.policies import PolicyBook
 from loupe.router.policy_feed import AppliedUpdate, PolicyFeed
-from loupe.router.settings import RouterSettings
+from loupe.router.settings import COMMIT_GRACE_S, RouterSettings
 from loupe.router.state import PartitionState
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import utcnow
@@ -67,12 +67,11 @@ from loupe.schemas.topics import (
 
 log = logging.getLogger(__name__)
 
-SETTLE_GRACE_S = 5.0
-"""How much longer than its own deadline a commit may take before it counts as wedged."""
 MAX_WEDGED_COMMITS = 3
 """Commit threads still stuck in librdkafka (each holds an abandoned producer) before the
 process gives up and exits for its orchestrator to restart it: the bound on what they hold."""
 RECOVERY_BACKOFF_S = 1.0
+COMMIT_RETRY_BACKOFF_S = 0.1
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 """Another live instance owns this transactional id: this one must stop, not compete."""
 
@@ -211,9 +210,11 @@ class RouterService:
                     self._stop.wait(RECOVERY_BACKOFF_S)
                     continue
                 self._queue_audits(feed.poll())
+                self._rewound = False  # set when settling a batch fails (rebalances included)
                 messages = self._consumer.consume(settings.batch_max_messages, timeout_s)
-                self._rewound = False  # set when settling the previous batch fails
-                if not messages and self._in_flight is None and self._recovery is None:
+                if self._recovery is not None:
+                    continue  # a rebalance callback's settle failed: these are read again
+                if not messages and self._in_flight is None and self._caught_up():
                     self._last_progress = time.monotonic()  # idle counts as keeping up
                 batch = self._route(messages) if messages else None
                 if self._pending_audits:
@@ -259,7 +260,8 @@ class RouterService:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle()
         wanted = {tp.partition for tp in partitions}
-        kept = {p: s for p, s in self.states.items() if p in wanted}
+        # after a failed transaction the memory holds its uncommitted changes: restore it all
+        kept = {} if self._recovery else {p: s for p, s in self.states.items() if p in wanted}
         restored = restore_states(
             self.bootstrap,
             self.settings.state_topic,
@@ -352,7 +354,7 @@ class RouterService:
         batch, future = self._in_flight
         self._in_flight = None
         try:
-            future.result(timeout=self.settings.kafka_timeout_s + SETTLE_GRACE_S)
+            future.result(timeout=self.settings.kafka_timeout_s + COMMIT_GRACE_S)
         except TimeoutError:
             self._abandon_commit(future)
             self._fail(batch, "the commit did not finish within its deadline")
@@ -414,6 +416,7 @@ class RouterService:
                 if not error.retriable():
                     raise
                 log.warning("commit failed, retrying until the deadline: %s", error)
+                time.sleep(min(COMMIT_RETRY_BACKOFF_S, remaining()))
 
     def _fail(self, batch: RoutedBatch, error: KafkaError | str) -> None:
         """The transaction of ``batch`` did not commit: end it now if Kafka lets us, and
@@ -456,7 +459,9 @@ class RouterService:
                     log.warning("abort failed, replacing the producer: %s", exc.args[0])
                     self._producer_state = ProducerState.STALE
             if self._producer_state is ProducerState.STALE:
+                stale: list[Producer | None] = [self._producer]
                 self._producer = self._new_producer()
+                _dispose_in_background(stale)
                 self._producer_state = ProducerState.UNINITIALISED
                 metrics.PRODUCER_REPLACEMENTS.inc()
             if self._producer_state is ProducerState.UNINITIALISED:
@@ -472,13 +477,15 @@ class RouterService:
     def _recover(self) -> bool:
         """End the failed transaction, seek back to the committed offsets and reload the
         state; False when Kafka is not there yet (the loop tries again)."""
-        assert self._consumer is not None
+        assert self._consumer is not None and self._in_flight is None
         if not self._end_transaction():
             return False
         try:
             assignment = self._consumer.assignment()
             committed = self._consumer.committed(assignment, timeout=self.settings.kafka_timeout_s)
             for tp in committed:
+                if tp.error is not None:  # never read as "no commit": that would replay it all
+                    raise KafkaException(tp.error)
                 if tp.offset < 0:
                     tp.offset = OFFSET_BEGINNING
                 self._consumer.seek(tp)
@@ -502,6 +509,19 @@ class RouterService:
         log.warning("%s failed, retrying: %s", step, error)
         return False
 
+    def _caught_up(self) -> bool:
+        """Whether every assigned partition has been read to its last known end (from the
+        consumer's cached watermarks: no request to the broker)."""
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return True
+        for tp in self._consumer.position(assignment):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high > tp.offset:
+                return False
+        return True
+
     def _publish_state_gauges(self) -> None:
         references = [
             ref
@@ -511,3 +531,10 @@ class RouterService:
         ]
         metrics.NOVELTY_REFERENCES.set(len(references))
         metrics.NOVELTY_EMBEDDINGS.set(sum(ref.count for ref in references))
+
+
+def _dispose_in_background(holder: list[Producer | None]) -> None:
+    """Let a daemon thread drop the last reference to a replaced producer (the list's only
+    element): librdkafka's destroy of a transactional producer can block, and must not hold up
+    the routing loop."""
+    threading.Thread(target=holder.clear, name="router-dispose", daemon=True).start()

@@ -12,6 +12,8 @@ from pydantic_settings import SettingsConfigDict
 
 from loupe.runtime.settings import ServiceSettings
 
+COMMIT_GRACE_S = 5.0
+"""How much longer than ``kafka_timeout_s`` a commit may take before it counts as wedged."""
 OUTPUT_ROOM_BYTES = 32_768
 """Room in an output record for what is not the prediction or its label: ids, reasons, the
 policy's class list and timestamps (a policy with thousands of long class names needs more)."""
@@ -41,7 +43,8 @@ class RouterSettings(ServiceSettings):
     output that still would not fit (e.g. a label whose numbers re-encode longer) dead-letters
     its input as ``too_large`` instead of failing the transaction."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
-    restore_timeout_s: float = Field(default=120.0, gt=0)
+    restore_timeout_s: float = Field(default=45.0, gt=0)
+    """Limit for reading the state topic after an assignment or a failed transaction."""
     kafka_timeout_s: float = Field(default=15.0, ge=1.0, le=300.0)
     """Deadline of every wait on Kafka: a transaction that cannot commit within it is abandoned
     (the producer is replaced, which fences the old one and aborts its transaction) and the
@@ -65,6 +68,17 @@ class RouterSettings(ServiceSettings):
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_PORT", "LOUPE_ROUTER_METRICS_PORT"),
     )
     """Serves /metrics and /healthz; 0 picks a free port (logged at start)."""
+
+    @model_validator(mode="after")
+    def _stall_outlasts_every_wait(self) -> Self:
+        # a legitimate wait (a commit with its grace, a state restore) must not fail /healthz
+        longest = max(self.kafka_timeout_s + COMMIT_GRACE_S, self.restore_timeout_s)
+        if self.stall_timeout_s <= longest:
+            raise ValueError(
+                f"stall_timeout_s ({self.stall_timeout_s}) must exceed both kafka_timeout_s + "
+                f"{COMMIT_GRACE_S:.0f} and restore_timeout_s ({longest} here)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _outputs_fit_a_record(self) -> Self:
