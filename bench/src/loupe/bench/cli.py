@@ -8,6 +8,7 @@ import click
 
 BENCHMARKS = {
     "router": "loupe.bench.router",
+    "router-state": "loupe.bench.router_state",
     "gateway": "loupe.bench.gateway",
     "resolver": "loupe.bench.resolver",
 }
