@@ -202,3 +202,15 @@ def test_no_finite_embedding_overflows_or_corrupts_the_reference(
 
 def test_an_infinite_distance_falls_into_the_last_bin() -> None:
     assert distance_bin(math.inf) == distance_bin(1e300) == distance_bin(math.nan) == 719
+
+
+def test_a_snapshot_from_before_the_poison_screen_still_screens() -> None:
+    reference = fresh_reference(4, 150)
+    old = {k: v for k, v in reference.to_json().items() if k not in ("norm2", "norm2_at")}
+    restored = Reference.from_json(old)
+    # recomputed from the mean and variance: the cached value is at most 1/64 of a count older
+    assert math.isclose(restored.mean_squared_norm, reference.mean_squared_norm, rel_tol=0.05)
+    verdict = assess(
+        restored, np.full(DIM, 1e-9) + np.arange(DIM) * 1e-9, warmup=100, quantile=0.99
+    )
+    assert verdict.novel and "norm" in verdict.detail

@@ -84,6 +84,8 @@ class Reference:
     __slots__ = (
         "_below",
         "_median_bin",
+        "_norm2",
+        "_norm2_at",
         "_scale",
         "_scale_at",
         "count",
@@ -103,6 +105,11 @@ class Reference:
         self.tail_ratio: float | None = None
         self._scale: FloatArray | None = None
         self._scale_at = -1
+        self._norm2 = 0.0
+        """Mean squared norm of what was folded (``|mean|^2 + total variance``), for ``screen``:
+        refreshed by ``fold`` when the count has grown by 1/64 (at least one), and part of the
+        snapshot, so judging an embedding never changes the reference."""
+        self._norm2_at = -1
         self._median_bin = -1
         """Histogram bin holding the median (-1: not tracked yet); ``_below`` counts lower bins."""
         self._below = 0
@@ -126,6 +133,8 @@ class Reference:
         n = self.count
         self.mean += z * (1.0 / n)
         self.m2 += zz * ((n - 1) / n)
+        if n >= self._norm2_at + max(1, self._norm2_at // 64):
+            self._refresh_norm2()
 
     def measure(self, x: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         """Distance of ``x`` (RMS z-score; needs two observations), its deviation and square.
@@ -143,6 +152,17 @@ class Reference:
         zz = z * z
         # Not ndarray.dot: BLAS calls release the GIL, and taking it back can cost a thread switch.
         return math.sqrt(float(np.multiply(zz, self._scale).sum())), z, zz
+
+    @property
+    def mean_squared_norm(self) -> float:
+        """``|mean|^2 + total variance`` of the folded embeddings (0 before the first one)."""
+        return self._norm2
+
+    def _refresh_norm2(self) -> None:
+        norm2 = _squared_norm(self.mean)
+        if self.count > 1:
+            norm2 += float(self.m2.sum()) / (self.count - 1)
+        self._norm2, self._norm2_at = norm2, self.count
 
     def distance(self, x: FloatArray) -> float:
         """Root-mean-square z-score of ``x`` against this reference (needs two observations)."""
@@ -206,6 +226,8 @@ class Reference:
             "hist": [[i, n] for i, n in enumerate(self.hist) if n],
             "scale": None if self._scale is None else _pack(self._scale),
             "scale_at": self._scale_at,
+            "norm2": self._norm2,
+            "norm2_at": self._norm2_at,
             "tail_ratio": self.tail_ratio
             if self.tail_ratio is not None and math.isfinite(self.tail_ratio)
             else None,
@@ -224,6 +246,11 @@ class Reference:
         if data.get("scale") is not None:
             reference._scale = _unpack(data["scale"], reference.dim)
             reference._scale_at = int(data["scale_at"])
+        if data.get("norm2_at") is not None:
+            reference._norm2 = float(data["norm2"])
+            reference._norm2_at = int(data["norm2_at"])
+        elif reference.count:  # a snapshot from before the poison screen
+            reference._refresh_norm2()
         ratio = data.get("tail_ratio")
         reference.tail_ratio = None if ratio is None else float(ratio)
         return reference
@@ -251,17 +278,15 @@ def screen(reference: Reference, x: FloatArray) -> str | None:
     zeros included), or a norm ``NORM_FACTOR`` times off the root-mean-square norm of what the
     reference has folded so far (from its first embedding on).
     """
-    largest, limit = float(np.abs(x).max()), MAX_EMBEDDING_VALUE
-    if not largest <= limit:
+    low, high = float(x.min()), float(x.max())
+    largest, limit = max(-low, high), MAX_EMBEDDING_VALUE
+    if not largest <= limit:  # NaN (not in a valid prediction) fails this too
         return f"extreme embedding: a value of magnitude {largest:.3g} (limit {limit:.0e})"
-    if x.shape[0] > 1 and float(x.max()) == float(x.min()):
-        return f"degenerate embedding: all {x.shape[0]} values are {float(x[0]):.3g}"
+    if low == high and x.shape[0] > 1:
+        return f"degenerate embedding: all {x.shape[0]} values are {low:.3g}"
     if reference.count == 0:
         return None
-    # E|x|^2 = |mean|^2 + total variance (sample variance once there are two observations)
-    expected = _squared_norm(reference.mean)
-    if reference.count > 1:
-        expected += float(reference.m2.sum()) / (reference.count - 1)
+    expected = reference.mean_squared_norm
     if expected <= 0.0:
         return None
     ratio = math.sqrt(_squared_norm(x) / expected)
