@@ -150,6 +150,28 @@ def vote(reviewer: str = "ann", label: str = "dog") -> Vote:
     )
 
 
+def conflict(
+    item_id: str = "a",
+    *,
+    conflict_id: str = "c-1",
+    voters: tuple[str, str] = ("ann", "bob"),
+    escalated_to: Tier | None = None,
+    created_at: datetime = AT,
+) -> ConflictRecord:
+    """Two reviewers disagreeing on an item (dog against cat), escalated."""
+    return ConflictRecord(
+        conflict_id=conflict_id,
+        item_id=item_id,
+        project="demo",
+        request_id=f"req-{item_id}",
+        votes=[vote(voters[0], "dog"), vote(voters[1], "cat")],
+        disagreement=Disagreement(agreement=0.5),
+        resolution=Resolution.ESCALATED,
+        escalated_to=escalated_to,
+        created_at=created_at,
+    )
+
+
 def every_event() -> list[Event]:
     """One valid instance of every event type."""
     prediction = classification()

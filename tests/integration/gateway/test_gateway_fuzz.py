@@ -23,19 +23,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from harness import samples
 from harness.kafka import produce
-from harness.samples import AT, vote
+from harness.samples import AT
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
 from loupe.schemas import (
     Actor,
-    ConflictRecord,
-    Disagreement,
     LabelSchema,
     PolicyUpdate,
     ProjectPolicy,
     Provenance,
-    Resolution,
     ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
@@ -176,16 +174,11 @@ def _seed(http: httpx.Client, tokens: dict[str, str], bootstrap: str, prefix: st
         for item_id in ("fz-res-1", voted[0])
     ]
     produce(bootstrap, f"{prefix}{LABELS_RESOLVED.name}", [(r.item_id, r) for r in resolved])
-    conflict = ConflictRecord(
+    conflict = samples.conflict(
+        "fz-esc-1",
         conflict_id="fz-conflict-1",
-        item_id="fz-esc-1",
-        project="demo",
-        request_id="req-fz-esc-1",
-        votes=[vote("seed-ann", "dog"), vote("seed-bob", "cat")],
-        disagreement=Disagreement(agreement=0.5),
-        resolution=Resolution.ESCALATED,
+        voters=("seed-ann", "seed-bob"),
         escalated_to=Tier.LEAD,
-        created_at=AT,
     )
     produce(bootstrap, f"{prefix}{LABELS_CONFLICTS.name}", [(conflict.item_id, conflict)])
     policy = ProjectPolicy(

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+from harness import samples
 from harness.kafka import produce, read_all
-from harness.samples import boxes, vote
+from harness.samples import boxes
 from loupe.gateway.logic import Role
 from loupe.schemas import (
     AuditAction,
     AuditEvent,
-    ConflictRecord,
-    Disagreement,
     PolicyUpdate,
     Provenance,
-    Resolution,
     ResolutionMethod,
     ResolvedLabel,
     ReviewDecision,
@@ -172,16 +170,7 @@ async def test_lead_resolve_reassign_conflicts_and_policy(
     lead_call = decode(ReviewDecision, decisions[0].value())
     assert lead_call.final is True and lead_call.reviewer.id == "lee"
 
-    conflict = ConflictRecord(
-        conflict_id="c-1",
-        item_id="a",
-        project="demo",
-        request_id="req-a",
-        votes=[vote("ann", "dog"), vote("bob", "cat")],
-        disagreement=Disagreement(agreement=0.5),
-        resolution=Resolution.ESCALATED,
-        created_at=make_request("a").created_at,
-    )
+    conflict = samples.conflict("a", created_at=make_request("a").created_at)
     produce(kafka_bootstrap, f"{topic_prefix}{LABELS_CONFLICTS.name}", [("a", conflict)])
 
     async def conflicts():

@@ -8,9 +8,8 @@ from datetime import timedelta, timezone
 import pytest
 
 from harness.kafka import produce
-from harness.samples import AT, vote
+from harness.samples import AT, conflict
 from loupe.gateway.logic import Role
-from loupe.schemas import ConflictRecord, Disagreement, Resolution
 from loupe.schemas.topics import LABELS_CONFLICTS
 
 REFUSED = [
@@ -23,16 +22,7 @@ REFUSED = [
 
 
 async def _conflict_seen(gateway, kafka_bootstrap, topic_prefix) -> None:
-    record = ConflictRecord(
-        conflict_id="c-1",
-        item_id="a",
-        project="demo",
-        request_id="req-a",
-        votes=[vote("ann", "dog"), vote("bob", "cat")],
-        disagreement=Disagreement(agreement=0.5),
-        resolution=Resolution.ESCALATED,
-        created_at=AT,
-    )
+    record = conflict("a")
     produce(kafka_bootstrap, f"{topic_prefix}{LABELS_CONFLICTS.name}", [("a", record)])
 
     async def seen():
