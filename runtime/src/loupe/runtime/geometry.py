@@ -27,29 +27,30 @@ def box_coords(boxes: Sequence[Box]) -> FloatArray:
     return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64).reshape(-1, 4)
 
 
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Pairwise IoU of boxes given as rows of (x, y, w, h): shape (len(a), len(b)), in [0, 1].
+def iou_broadcast(a: FloatArray, b: FloatArray) -> FloatArray:
+    """IoU of boxes whose last axis is (x, y, w, h), broadcast against each other, in [0, 1].
 
     Identical boxes give exactly 1 (the float formula can give 1 +- 2e-16); boxes that do not
-    overlap, and degenerate pairs whose union is not positive, give 0.
+    overlap, and degenerate pairs whose union is not positive, give 0. ``iou_matrix`` is the
+    pairwise case; aligned arrays give the IoU of each row with its counterpart.
     """
-    if a.size == 0 or b.size == 0:
-        return np.zeros((a.shape[0], b.shape[0]))
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(
-        np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
-    )
-    ih = np.clip(
-        np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
-    )
+    ax, ay, aw, ah = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bx, by, bw, bh = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    iw = np.clip(np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx), 0, None)
+    ih = np.clip(np.minimum(ay + ah, by + bh) - np.maximum(ay, by), 0, None)
     inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    union = aw * ah + bw * bh - inter
     ratio = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    identical = (a[:, None, 0] == b[None, :, 0]) & (a[:, None, 1] == b[None, :, 1])
-    identical &= (a[:, None, 2] == b[None, :, 2]) & (a[:, None, 3] == b[None, :, 3])
+    identical = (ax == bx) & (ay == by) & (aw == bw) & (ah == bh)
     clamped: FloatArray = np.where(identical, 1.0, np.clip(ratio, 0.0, 1.0))
     return clamped
+
+
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pairwise IoU of boxes given as rows of (x, y, w, h): shape (len(a), len(b)), in [0, 1]."""
+    if a.size == 0 or b.size == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    return iou_broadcast(a[:, None, :], b[None, :, :])
 
 
 def box_iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> FloatArray:
