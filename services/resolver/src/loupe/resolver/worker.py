@@ -34,8 +34,16 @@ _create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_c
 
 
 def _read_committed_consumer(self: Any, transport: Any) -> Any:
-    """Faust reads read_uncommitted outside its own transactions; the router is transactional."""
+    """Faust reads read_uncommitted outside its own transactions; the router is transactional.
+
+    faust-streaming 0.15 has no setting for the isolation level (it picks read_committed only
+    with ``processing_guarantee="exactly_once"``, which would make every output transactional),
+    so aiokafka's consumer is set before it starts (its fetcher reads the attribute then).
+    ``test_resolver_read_committed`` fails the build if this stops taking effect.
+    """
     consumer = _create_worker_consumer(self, transport)
+    if getattr(consumer, "_isolation_level", None) is None:
+        raise RuntimeError("aiokafka changed: cannot set the consumer to read_committed")
     consumer._isolation_level = "read_committed"
     return consumer
 
