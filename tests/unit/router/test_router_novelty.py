@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -83,8 +84,43 @@ def test_tracked_median_equals_a_fresh_computation(distances: list[float]) -> No
 
 def test_dimension_change_is_novel() -> None:
     reference = Reference(DIM)
+    for x in stream(4, 5):
+        assess(reference, x, warmup=10, quantile=0.9)
     verdict = assess(reference, np.zeros(DIM + 1), warmup=10, quantile=0.9)
     assert verdict.novel and "17 dimensions" in verdict.detail
+
+
+@pytest.mark.parametrize("first", ["sane", "extreme", "zeros"])
+def test_one_embedding_of_another_dimension_first_does_not_poison_the_reference(
+    first: str,
+) -> None:
+    # The state makes a reference with the dimension of the first embedding it sees: when that
+    # one is hostile, it must not make every later embedding "novel" for good.
+    poison = {"sane": np.arange(1.0, 4.0), "extreme": np.full(3, 1e200), "zeros": np.zeros(3)}
+    reference = Reference(3)
+    assert assess(reference, poison[first], warmup=50, quantile=0.99).novel is (first != "sane")
+    verdicts = [assess(reference, x, warmup=50, quantile=0.99) for x in stream(5, 200)]
+    assert reference.dim == DIM
+    assert not [v.detail for v in verdicts if "dimensions" in v.detail]
+    clean = Reference(DIM)
+    for x in stream(5, 200):
+        assess(clean, x, warmup=50, quantile=0.99)
+    assert reference.count >= clean.count - 1
+
+
+def test_a_reference_keeps_its_dimension_until_others_outnumber_what_it_folded() -> None:
+    reference = Reference(DIM)
+    for x in stream(6, 100):
+        assess(reference, x, warmup=50, quantile=0.99)
+    before = reference.to_json()
+    others = np.random.default_rng(7).normal(size=(99, 5))
+    verdicts = [assess(reference, x, warmup=50, quantile=0.99) for x in others]
+    assert all(v.novel and "5 dimensions" in v.detail for v in verdicts)
+    after = reference.to_json()
+    assert after.pop("strays") == 99
+    assert after == {key: value for key, value in before.items() if key != "strays"}
+    assess(reference, others[0], warmup=50, quantile=0.99)  # the 100th: as many as it folded
+    assert reference.dim == 5 and reference.count == 1
 
 
 def test_snapshot_round_trip_gives_identical_verdicts() -> None:

@@ -93,6 +93,7 @@ class Reference:
         "m2",
         "mean",
         "recorded",
+        "strays",
         "tail_ratio",
     )
 
@@ -113,6 +114,9 @@ class Reference:
         self._median_bin = -1
         """Histogram bin holding the median (-1: not tracked yet); ``_below`` counts lower bins."""
         self._below = 0
+        self.strays = 0
+        """Embeddings of another dimension judged since the reference took its own (see
+        ``assess``)."""
 
     @property
     def dim(self) -> int:
@@ -231,6 +235,7 @@ class Reference:
             "tail_ratio": self.tail_ratio
             if self.tail_ratio is not None and math.isfinite(self.tail_ratio)
             else None,
+            "strays": self.strays,
         }
 
     @classmethod
@@ -253,6 +258,7 @@ class Reference:
             reference._refresh_norm2()
         ratio = data.get("tail_ratio")
         reference.tail_ratio = None if ratio is None else float(ratio)
+        reference.strays = int(data.get("strays", 0))
         return reference
 
 
@@ -298,12 +304,20 @@ def screen(reference: Reference, x: FloatArray) -> str | None:
 def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float) -> NoveltyVerdict:
     """Judge one embedding against its reference and update the reference when it fits.
 
-    An embedding ``screen`` refuses is novel and changes nothing in the reference.
+    An embedding ``screen`` refuses is novel and changes nothing in the reference. One of another
+    dimension is novel and only counted (``strays``), until those outnumber (or equal) the
+    embeddings the reference folded: then the reference starts again with the new dimension.
+    The reference takes its dimension from the first embedding it sees, so without this one
+    hostile embedding arriving first would make every later one novel for good; with it, taking
+    over a reference costs as many embeddings as it folded.
     """
     if x.shape[0] != reference.dim:
-        return NoveltyVerdict(
-            True, f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
-        )
+        reference.strays += 1
+        if reference.strays < reference.count:
+            return NoveltyVerdict(
+                True, f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
+            )
+        reference.__init__(x.shape[0])  # type: ignore[misc]
     refused = screen(reference, x)
     if refused is not None:
         return NoveltyVerdict(True, f"{refused}; not added to the reference")
