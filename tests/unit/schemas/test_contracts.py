@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import samples
+from harness import hostile, samples
 from loupe.schemas import (
     MAX_EVENT_BYTES,
     ContractError,
@@ -229,3 +229,15 @@ def test_non_finite_box_coordinates_are_rejected_in_python_too() -> None:
 
     with pytest.raises(ValueError, match="finite"):
         Box(label="cat", x=math.inf, y=0.0, w=1.0, h=1.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "kind"),
+    [pytest.param(*variant, id=variant[0]) for variant in hostile.wrong_type_variants()],
+)
+def test_a_wrong_type_in_any_field_of_a_prediction_is_classified(
+    field: str, raw: bytes, kind: ErrorKind
+) -> None:
+    # generated from documents of the three task types that use every field of the contract
+    error = _expect(kind, raw)
+    assert error.field is not None and field.split(":")[-1].split(".")[0] in error.field

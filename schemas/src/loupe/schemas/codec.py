@@ -31,6 +31,7 @@ _KIND_BY_ERROR_TYPE: dict[str, ErrorKind] = {
     "dict_type": ErrorKind.WRONG_TYPE,
     "model_type": ErrorKind.WRONG_TYPE,
     "int_from_float": ErrorKind.WRONG_TYPE,
+    "datetime_type": ErrorKind.WRONG_TYPE,
     "model_attributes_type": ErrorKind.WRONG_TYPE,
 }
 
@@ -57,12 +58,14 @@ def _classify(error: ErrorDetails) -> ErrorKind:
         return ErrorKind.UNKNOWN_TASK_TYPE
     if "label" in location and error["type"] == "value_error":
         return ErrorKind.INVALID_LABEL
+    if error["type"] == "enum" and not isinstance(error.get("input"), str):
+        return ErrorKind.WRONG_TYPE  # 12 for a unit is a wrong type; "furlong" a bad value
     return _KIND_BY_ERROR_TYPE.get(error["type"], ErrorKind.SCHEMA_VIOLATION)
 
 
 def contract_error(exc: ValidationError) -> ContractError:
     """Turn a pydantic validation error into one readable, classified ``ContractError``."""
-    errors = exc.errors(include_url=False, include_input=False)
+    errors = exc.errors(include_url=False)  # inputs are looked at, never put in the message
     first = errors[0]
     where = _location(first)
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
