@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +27,7 @@ class ResolverProcess:
             "LOUPE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "LOUPE_TOPIC_PREFIX": prefix,
             "LOUPE_RESOLVER_DATA_DIR": str(state_dir),
-            "LOUPE_RESOLVER_HEALTH_PORT": "0",
+            "LOUPE_RESOLVER_HEALTH_PORT": str(_free_port()),
             "LOUPE_RESOLVER_SNAPSHOT_INTERVAL_S": "2",
             "LOUPE_RESOLVER_LOG_LEVEL": "warning",
         }
@@ -53,6 +57,23 @@ class ResolverProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """(status, body) of /healthz; (0, {}) while nothing listens."""
+        url = f"http://127.0.0.1:{self.env['LOUPE_RESOLVER_HEALTH_PORT']}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+        except OSError:
+            return 0, {}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def collect(

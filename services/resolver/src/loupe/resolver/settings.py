@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from loupe.runtime.settings import ServiceSettings
@@ -32,7 +33,27 @@ class ResolverSettings(ServiceSettings):
     """Replication of the table's changelog topic (use 3 on a production cluster)."""
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """Consumer-group session timeout: how soon a crashed worker's partitions move elsewhere."""
+    probe_interval_s: float = Field(default=5.0, gt=0.0, le=300.0)
+    """How often the health probe asks the broker for the input partitions' offsets."""
+    broker_timeout_s: float = Field(default=15.0, gt=0.0, le=3_600.0)
+    """/healthz fails when the broker has not answered a probe for this long."""
+    recovery_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+    """/healthz fails when a table recovery runs for longer than this."""
+    stall_timeout_s: float = Field(default=120.0, gt=0.0, le=86_400.0)
+    """/healthz fails when an assigned input partition has lag and made no progress for this
+    long (or the event loop ran no timer for this long)."""
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _limits_outlast_a_probe(self) -> Self:
+        """A limit shorter than the probe interval would fail between two probes."""
+        shortest = min(self.broker_timeout_s, self.stall_timeout_s, self.recovery_timeout_s)
+        if shortest <= self.probe_interval_s:
+            raise ValueError(
+                f"broker_timeout_s, stall_timeout_s and recovery_timeout_s must exceed "
+                f"probe_interval_s ({self.probe_interval_s})"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

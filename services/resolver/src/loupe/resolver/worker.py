@@ -6,16 +6,21 @@ Only wiring lives here; decisions are in ``engine`` and the record handling in `
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from loupe.resolver import metrics
 from loupe.resolver.settings import ResolverSettings, get_settings
 from loupe.resolver.stream import Record, StreamResolver
+from loupe.resolver.watchdog import Limits, Watchdog
 from loupe.runtime.health import HealthServer
-from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, ensure_topics
+from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, consumer_config, ensure_topics
 from loupe.runtime.logs import install_repeat_limiter
 from loupe.schemas.topics import (
     AUDIT,
@@ -64,7 +69,17 @@ class _Worker(faust.Worker):
         install_repeat_limiter()
 
 
-def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
+def new_watchdog(settings: ResolverSettings) -> Watchdog:
+    """The health bookkeeping for a worker with these settings."""
+    limits = Limits(
+        broker_timeout_s=settings.broker_timeout_s,
+        recovery_timeout_s=settings.recovery_timeout_s,
+        stall_timeout_s=settings.stall_timeout_s,
+    )
+    return Watchdog(limits, time.monotonic())
+
+
+def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App, StreamResolver]:
     """The Faust app and its resolver; nothing connects until the worker starts."""
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
@@ -131,24 +146,39 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
 
     @app.agent(inputs, concurrency=1)
     async def resolve(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            message = event.message
-            await resolver.handle(
-                Record(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-                    key=message.key,
-                    value=message.value,
+        try:
+            async for event in stream.events():
+                message = event.message
+                await resolver.handle(
+                    Record(
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+                        key=message.key,
+                        value=message.value,
+                    )
                 )
-            )
-            yield None
+                watchdog.processed(message.topic, message.partition, message.offset)
+                yield None
+        except Exception as exc:  # Faust restarts the agent, but input may have been skipped
+            watchdog.crashed(exc)
+            metrics.AGENT_CRASHES.inc()
+            raise
 
-    def rebuild_after_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    input_topics = {resolver.requests_topic, resolver.decisions_topic}
+
+    def after_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         resolver.needs_rebuild = True
+        assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        watchdog.assigned({tp for tp in assigned if tp[0] in input_topics}, time.monotonic())
 
-    app.on_rebalance_complete.connect(rebuild_after_rebalance)
+    app.on_rebalance_complete.connect(after_rebalance)
+
+    async def heartbeat() -> None:
+        watchdog.tick(time.monotonic())
+
+    app.timer(settings.probe_interval_s)(heartbeat)
 
     async def publish_snapshots() -> None:
         sent = await resolver.publish_snapshots()
@@ -160,6 +190,64 @@ def build_app(settings: ResolverSettings) -> tuple[faust.App, StreamResolver]:
     return app, resolver
 
 
+class BrokerProbe(threading.Thread):
+    """Asks the broker, with a deadline, for the assigned input partitions' offsets.
+
+    Runs beside the event loop, so it reports a missing broker (and a blocked loop) even when
+    the worker waits inside aiokafka. Each round feeds the watchdog and exports its report.
+    A plain consumer of the worker's group (it never subscribes, so it never joins the group)
+    reads the committed offsets; librdkafka's admin API was not used because its offset
+    requests hit an assertion (``rd_kafka_enq_once_del_source_return``) that aborted the
+    process when the broker came back during a request.
+    """
+
+    def __init__(self, settings: ResolverSettings, app: faust.App, watchdog: Watchdog) -> None:
+        super().__init__(name="resolver-broker-probe", daemon=True)
+        self.settings = settings
+        self.app = app
+        self.watchdog = watchdog
+        self.stopped = threading.Event()
+        self.client = Consumer(
+            consumer_config(
+                settings.kafka_bootstrap_servers,
+                app.conf.id,
+                extra={"logger": logging.getLogger("loupe.resolver.probe")},
+            )
+        )
+
+    def run(self) -> None:
+        exported: set[tuple[str, str]] = set()
+        try:
+            while not self.stopped.wait(self.settings.probe_interval_s):
+                now = time.monotonic()
+                self.watchdog.recovery(bool(self.app.in_recovery), now)
+                try:
+                    self.probe(now)
+                except KafkaException as exc:  # the broker is away or not answering in time
+                    self.watchdog.broker_failed(str(exc), time.monotonic())
+                exported = metrics.export_health(self.watchdog.report(time.monotonic()), exported)
+        finally:
+            self.client.close()
+
+    def probe(self, now: float) -> None:
+        timeout = max(1.0, self.settings.broker_timeout_s / 3)
+        self.client.list_topics(timeout=timeout)
+        partitions = [TopicPartition(topic, p) for topic, p in self.watchdog.assignment()]
+        starts, ends = {}, {}
+        for tp in partitions:  # the last stable offset: the consumer reads read_committed
+            low, high = self.client.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            starts[(tp.topic, tp.partition)] = low
+            ends[(tp.topic, tp.partition)] = high
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in (self.client.committed(partitions, timeout=timeout) if partitions else [])
+            if tp.offset >= 0
+        }
+        self.watchdog.broker_answered(
+            time.monotonic(), starts=starts, ends=ends, committed=committed
+        )
+
+
 def run(settings: ResolverSettings | None = None) -> None:
     """Create the registry topics if needed, start /metrics + /healthz and run the worker."""
     settings = settings or get_settings()
@@ -169,15 +257,21 @@ def run(settings: ResolverSettings | None = None) -> None:
         prefix=settings.topic_prefix,
         partitions=settings.partitions,
     )
-    app, _ = build_app(settings)
-    health = HealthServer(
-        settings.health_host,
-        settings.health_port,
-        lambda: (True, {"app_id": app.conf.id, "topic_prefix": settings.topic_prefix}),
-    ).start()
-    log.info("health and metrics on %s:%d", settings.health_host, health.port)
+    watchdog = new_watchdog(settings)
+    app, _ = build_app(settings, watchdog)
+    identity = {"app_id": app.conf.id, "topic_prefix": settings.topic_prefix}
+
+    def health() -> tuple[bool, dict[str, object]]:
+        report = watchdog.report(time.monotonic())
+        return report.healthy, {**identity, **report.details}
+
+    server = HealthServer(settings.health_host, settings.health_port, health).start()
+    log.info("health and metrics on %s:%d", settings.health_host, server.port)
+    probe = BrokerProbe(settings, app, watchdog)
+    probe.start()
     worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
-        health.stop()
+        probe.stopped.set()
+        server.stop()
