@@ -29,8 +29,9 @@ class ResolverSettings(ServiceSettings):
     """How often reviewer reliability snapshots are published."""
     partitions: int = Field(default=6, ge=1, le=1_000)
     """Partitions of the item-keyed topics (the table is co-partitioned with them)."""
-    replication_factor: int = Field(default=1, ge=1, le=16)
-    """Replication of the table's changelog topic (use 3 on a production cluster)."""
+    replication_factor: int | None = Field(default=None, ge=1, le=16)
+    """Replication of the table's changelog topic; None = the cluster's
+    ``default.replication.factor`` (the registry topics use it too)."""
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """Consumer-group session timeout: how soon a crashed worker's partitions move elsewhere."""
     probe_interval_s: float = Field(default=5.0, gt=0.0, le=300.0)

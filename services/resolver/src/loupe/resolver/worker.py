@@ -22,6 +22,7 @@ from loupe.resolver.watchdog import Limits, Watchdog
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, consumer_config, ensure_topics
 from loupe.runtime.logs import install_repeat_limiter
+from loupe.schemas import Event
 from loupe.schemas.topics import (
     AUDIT,
     LABELS_CONFLICTS,
@@ -29,6 +30,8 @@ from loupe.schemas.topics import (
     PREDICTIONS_DLQ,
     REVIEW_DECISIONS,
     REVIEW_REQUESTS,
+    Cleanup,
+    TopicSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +91,7 @@ def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App
         datadir=str(settings.data_dir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=settings.replication_factor or 1,  # see ensure_changelog
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
@@ -248,6 +251,36 @@ class BrokerProbe(threading.Thread):
         )
 
 
+def changelog_topic(settings: ResolverSettings) -> str:
+    """The name Faust gives the items table's changelog."""
+    return f"{settings.topic_prefix}{settings.app_id}-{TABLE_NAME}-changelog"
+
+
+def ensure_changelog(settings: ResolverSettings) -> None:
+    """Create the table's changelog with the cluster's default replication factor, unless the
+    settings name one (then Faust creates it with that factor when the worker starts).
+
+    Faust cannot ask for the cluster default itself: aiokafka sends CreateTopics v0-v3, and a
+    replication factor of -1 (the broker's default) needs v4 (KIP-464). An existing changelog
+    is left as it is.
+    """
+    if settings.replication_factor is not None:
+        return
+    spec = TopicSpec(
+        changelog_topic(settings).removeprefix(settings.topic_prefix),
+        Event,
+        "item_id",
+        Cleanup.COMPACT,
+        partitions=settings.partitions,
+    )
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        prefix=settings.topic_prefix,
+        partitions=settings.partitions,
+        specs=[spec],
+    )
+
+
 def run(settings: ResolverSettings | None = None) -> None:
     """Create the registry topics if needed, start /metrics + /healthz and run the worker."""
     settings = settings or get_settings()
@@ -257,6 +290,7 @@ def run(settings: ResolverSettings | None = None) -> None:
         prefix=settings.topic_prefix,
         partitions=settings.partitions,
     )
+    ensure_changelog(settings)
     watchdog = new_watchdog(settings)
     app, _ = build_app(settings, watchdog)
     identity = {"app_id": app.conf.id, "topic_prefix": settings.topic_prefix}
