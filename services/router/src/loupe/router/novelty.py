@@ -284,12 +284,22 @@ def screen(reference: Reference, x: FloatArray) -> str | None:
     zeros included), or a norm ``NORM_FACTOR`` times off the root-mean-square norm of what the
     reference has folded so far (from its first embedding on).
     """
+    return _screen_values(x) or _screen_norm(reference, x)
+
+
+def _screen_values(x: FloatArray) -> str | None:
+    """Poison whatever the reference holds."""
     low, high = float(x.min()), float(x.max())
     largest, limit = max(-low, high), MAX_EMBEDDING_VALUE
     if not largest <= limit:  # NaN (not in a valid prediction) fails this too
         return f"extreme embedding: a value of magnitude {largest:.3g} (limit {limit:.0e})"
     if low == high and x.shape[0] > 1:
         return f"degenerate embedding: all {x.shape[0]} values are {low:.3g}"
+    return None
+
+
+def _screen_norm(reference: Reference, x: FloatArray) -> str | None:
+    """Poison relative to what the reference folded."""
     if reference.count == 0:
         return None
     expected = reference.mean_squared_norm
@@ -304,23 +314,28 @@ def screen(reference: Reference, x: FloatArray) -> str | None:
 def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float) -> NoveltyVerdict:
     """Judge one embedding against its reference and update the reference when it fits.
 
-    An embedding ``screen`` refuses is novel and changes nothing in the reference. One of another
-    dimension is novel and only counted (``strays``), until those outnumber (or equal) the
-    embeddings the reference folded: then the reference starts again with the new dimension.
-    The reference takes its dimension from the first embedding it sees, so without this one
-    hostile embedding arriving first would make every later one novel for good; with it, taking
-    over a reference costs as many embeddings as it folded.
+    An embedding ``screen`` refuses, or of another dimension, is novel and changes nothing in
+    the reference but, when the refusal is relative to what the reference holds (a dimension or
+    a norm unlike it), its ``strays`` count. When those equal or outnumber the embeddings the
+    reference folded, the reference is the odd one out: it starts again from this embedding.
+    A reference is made for the first embedding that comes and takes its dimension and scale
+    from it, so without this one hostile embedding arriving first (a wrong dimension, a norm of
+    1e-12 or 1e7) would make every later one novel for good; with it, taking a reference over
+    costs as many embeddings as it folded. Absolute poison (``_screen_values``) never counts.
     """
-    if x.shape[0] != reference.dim:
-        reference.strays += 1
-        if reference.strays < reference.count:
-            return NoveltyVerdict(
-                True, f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
-            )
-        reference.__init__(x.shape[0])  # type: ignore[misc]
-    refused = screen(reference, x)
+    refused = _screen_values(x)
     if refused is not None:
         return NoveltyVerdict(True, f"{refused}; not added to the reference")
+    if x.shape[0] != reference.dim:
+        odd = f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
+    else:
+        odd = _screen_norm(reference, x)
+        odd = odd and f"{odd}; not added to the reference"
+    if odd:
+        reference.strays += 1
+        if reference.strays < reference.count:
+            return NoveltyVerdict(True, odd)
+        reference.__init__(x.shape[0])  # type: ignore[misc]
     if reference.count < 2:
         reference.observe(x)
         return NOT_NOVEL
