@@ -326,11 +326,11 @@ def assess(reference: Reference, x: FloatArray, *, warmup: int, quantile: float)
     refused = _screen_values(x)
     if refused is not None:
         return NoveltyVerdict(True, f"{refused}; not added to the reference")
+    odd: str | None = None
     if x.shape[0] != reference.dim:
         odd = f"embedding has {x.shape[0]} dimensions, the reference {reference.dim}"
-    else:
-        odd = _screen_norm(reference, x)
-        odd = odd and f"{odd}; not added to the reference"
+    elif (off_norm := _screen_norm(reference, x)) is not None:
+        odd = f"{off_norm}; not added to the reference"
     if odd:
         reference.strays += 1
         if reference.strays < reference.count:
