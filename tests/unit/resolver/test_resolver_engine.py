@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loupe.resolver import simulate
-from loupe.resolver.engine import MAX_DECISIONS_PER_ITEM, Effects, Engine, ItemOverflowError
+from loupe.resolver.engine import MAX_ROUND_VOTES, Effects, Engine, ItemOverflowError
 from loupe.resolver.state import ItemState
 from loupe.schemas import (
     Action,
@@ -213,14 +213,19 @@ def test_boxes_resolve_by_consensus_with_disagreement_measures() -> None:
     assert conflict.disagreement.mean_iou is not None and conflict.disagreement.mean_iou > 0.9
 
 
-def test_a_flood_of_decisions_on_one_item_is_refused() -> None:
-    req = simulate.request("i1", cls("cat"), CLASSES, overlap=10, method=MAJORITY)
+def test_a_flood_of_votes_in_one_round_is_refused_and_skips_never_grow_the_state() -> None:
+    req = simulate.request("i1", cls("cat"), CLASSES, overlap=10)
     engine = Engine()
     state, _ = engine.on_request(None, req)
-    for n in range(MAX_DECISIONS_PER_ITEM):
+    for n in range(1_000):
         state, _ = engine.on_decision(
-            state, simulate.decision(req, f"r{n}", action=Action.SKIP, seq=n)
+            state, simulate.decision(req, f"s{n}", action=Action.SKIP, seq=n)
         )
+    assert len(state.to_bytes()) < 30_000
+    # votes for requests the resolver has not seen yet are kept until their request arrives
+    unseen = [req.model_copy(update={"request_id": f"later-{n}"}) for n in range(MAX_ROUND_VOTES)]
+    for n, other in enumerate(unseen):
+        state, _ = engine.on_decision(state, simulate.decision(other, f"r{n}", label=cls("cat")))
     with pytest.raises(ItemOverflowError):
         engine.on_decision(state, simulate.decision(req, "late", label=cls("cat"), seq=999))
 

@@ -48,8 +48,11 @@ from loupe.schemas.events import MAX_VOTES
 from loupe.schemas.policy import ConsolidationMethod
 
 SERVICE = Actor(id="service:resolver", role="service")
-MAX_DECISIONS_PER_ITEM = 256
-"""Decisions kept per item; more is a flood that would outgrow the table record."""
+MAX_ROUND_VOTES = 256
+"""Votes kept for one round (the latest per reviewer and request) plus votes for requests not
+seen yet; more is a flood that would outgrow the table record."""
+MAX_ROUND_REQUESTS = 16
+"""Requests of one round (the root and its escalations: a handful of tiers)."""
 _MAX_ID = 256
 _RESOLUTION_OF = {
     ResolutionMethod.MAJORITY: Resolution.MAJORITY,
@@ -67,7 +70,7 @@ def derived_id(base: str, suffix: str) -> str:
 
 
 class ItemOverflowError(ValueError):
-    """An item received more decisions than the resolver keeps."""
+    """A round received more votes or requests than the resolver keeps."""
 
 
 @dataclass
@@ -103,11 +106,22 @@ class Engine:
         """Register a review request (the router's or an escalation) and act if votes suffice."""
         state = state or ItemState(item_id=request.item_id, project=request.project)
         effects = Effects()
-        if request.request_id in state.known_requests:
+        if state.knows_request(request.request_id):
             return state, effects
-        state.known_requests.append(request.request_id)
         current = state.request
-        if current is None or (state.status == "resolved" and request.escalation_level == 0):
+        new_round = current is None or (
+            state.status == "resolved" and request.escalation_level == 0
+        )
+        if new_round and state.root is not None and request.created_at < state.root.created_at:
+            return state, effects  # an older round's request, delivered again: never reopen
+        if not new_round and len(state.round_levels) >= MAX_ROUND_REQUESTS:
+            raise ItemOverflowError(
+                f"item {request.item_id!r} already has {MAX_ROUND_REQUESTS} requests this round"
+            )
+        if new_round:
+            state.open_round()
+        state.remember_request(request.request_id)
+        if current is None or new_round:
             state.root = state.request = request
             state.round_levels = {request.request_id: request.escalation_level}
             state.escalation_path = [request.required_tier]
@@ -131,14 +145,10 @@ class Engine:
         """Count one decision (once per idempotency key) and resolve or escalate when due."""
         state = state or ItemState(item_id=decision.item_id, project=decision.project)
         effects = Effects()
-        if decision.idempotency_key in state.seen_keys:
+        if state.knows_key(decision.idempotency_key):
             return state, effects
-        if len(state.seen_keys) >= MAX_DECISIONS_PER_ITEM:
-            raise ItemOverflowError(
-                f"item {decision.item_id!r} already has {MAX_DECISIONS_PER_ITEM} decisions"
-            )
-        state.seen_keys.append(decision.idempotency_key)
         if decision.action is Action.SKIP:
+            state.remember_key(decision.idempotency_key)
             return state, effects
         vote = Vote(
             decision_id=decision.decision_id,
@@ -153,7 +163,17 @@ class Engine:
             final=decision.final,
             vote=vote,
         )
-        state.votes.append(stored)
+        past_round = (
+            decision.request_id not in state.round_levels
+            and decision.request_id in state.known_requests
+        )
+        if not past_round:  # a vote of an earlier round can only still act as an override
+            state.keep_vote(stored)
+            if len(state.votes) > MAX_ROUND_VOTES:
+                raise ItemOverflowError(
+                    f"item {decision.item_id!r} already has {MAX_ROUND_VOTES} votes this round"
+                )
+        state.remember_key(decision.idempotency_key)
         if state.request is None:
             return state, effects
         if is_final(stored) and state.status == "resolved":
@@ -299,7 +319,7 @@ class Engine:
         )
         state.request = escalated
         state.round_levels[request_id] = level
-        state.known_requests.append(request_id)
+        state.remember_request(request_id)
         state.escalation_path.append(up)
         effects.requests.append(escalated)
         effects.audits.append(
@@ -443,7 +463,7 @@ class Engine:
     ) -> AuditEvent:
         return AuditEvent(
             event_id=derived_id(
-                f"{state.item_id}~{len(state.known_requests)}~r{state.revision}", f"{action.value}"
+                f"{state.item_id}~{state.requests_seen}~r{state.revision}", f"{action.value}"
             ),
             at=at,
             actor=SERVICE,

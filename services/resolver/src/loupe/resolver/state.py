@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loupe.schemas import Label, ResolvedLabel, ReviewRequest, Tier, Vote
 
@@ -42,8 +42,32 @@ class Observation(BaseModel):
     truth: str
 
 
+RECENT_REQUESTS = 64
+"""Request ids remembered per item (the current round's and recent rounds'): a request
+delivered again later (a producer retry, not a replay) is recognised within this window."""
+RECENT_KEYS = 256
+"""Idempotency keys remembered per item, for decisions delivered again (same purpose)."""
+
+
+class InputPosition(BaseModel):
+    """The last input of one topic applied to an item, for skipping replays."""
+
+    model_config = ConfigDict(frozen=True)
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    """The latest record timestamp applied (every replayed record is at or before it)."""
+
+
 class ItemState(BaseModel):
-    """Everything the resolver knows about one item."""
+    """Everything the resolver knows about one item, bounded whatever its history.
+
+    Kept: the current round (its requests, the latest vote per reviewer and request), votes
+    for requests not seen yet, a window of recent request ids and idempotency keys, and per
+    input topic the position of the last input applied. Older rounds live on in
+    ``labels.resolved`` and in the counters; they are never needed to decide again.
+    """
 
     item_id: str
     project: str | None = None
@@ -54,14 +78,84 @@ class ItemState(BaseModel):
     round_levels: dict[str, int] = Field(default_factory=dict)
     """Request id -> escalation level, for the requests of the current round."""
     known_requests: list[str] = Field(default_factory=list)
+    """The latest ``RECENT_REQUESTS`` request ids registered."""
+    requests_seen: int = 0
+    """Requests registered over the item's life (numbers its audit events)."""
     votes: list[StoredVote] = Field(default_factory=list)
+    """The current round's votes and votes for requests not seen yet."""
     seen_keys: list[str] = Field(default_factory=list)
+    """The latest ``RECENT_KEYS`` idempotency keys counted or skipped."""
+    positions: dict[str, InputPosition] = Field(default_factory=dict)
+    """Input topic -> the last input applied (see ``replayed``)."""
     escalation_path: list[Tier] = Field(default_factory=list)
     layers: list[Layer] = Field(default_factory=list)
     status: Literal["open", "resolved"] = "open"
     revision: int = 0
     resolved: ResolvedLabel | None = None
     observations: list[Observation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _count_older_entries(self) -> Self:
+        """Entries written before the counter kept every request id."""
+        self.requests_seen = max(self.requests_seen, len(self.known_requests))
+        return self
+
+    def remember_request(self, request_id: str) -> None:
+        """Record a newly registered request id (the window keeps the latest)."""
+        self.known_requests = [*self.known_requests, request_id][-RECENT_REQUESTS:]
+        self.requests_seen += 1
+
+    def knows_request(self, request_id: str) -> bool:
+        return request_id in self.round_levels or request_id in self.known_requests
+
+    def remember_key(self, key: str) -> None:
+        """Record a decision's idempotency key (the window keeps the latest)."""
+        self.seen_keys = [*self.seen_keys, key][-RECENT_KEYS:]
+
+    def knows_key(self, key: str) -> bool:
+        return key in self.seen_keys or any(v.key == key for v in self.votes)
+
+    def keep_vote(self, stored: StoredVote) -> None:
+        """Store a vote, dropping what it supersedes: a reviewer's earlier vote on the same
+        request (``round_votes`` only ever uses the latest per reviewer)."""
+        reviewer = stored.vote.reviewer.id
+        same = [
+            v
+            for v in self.votes
+            if v.request_id == stored.request_id and v.vote.reviewer.id == reviewer
+        ]
+        latest = max([*same, stored], key=_order)
+        self.votes = [v for v in self.votes if v not in same] + [latest]
+
+    def open_round(self) -> None:
+        """A new round starts: votes for earlier requests are done with (counted, observed
+        and published); votes for requests not seen yet stay."""
+        self.votes = [v for v in self.votes if not self.knows_request(v.request_id)]
+
+    def replayed(self, topic: str, partition: int, offset: int, timestamp_ms: int | None) -> bool:
+        """Whether this input was applied already: a redelivery after a crash.
+
+        An item lives on one partition, so its inputs' offsets grow. Every applied record's
+        timestamp is at or before the stored latest one, which keeps a recreated topic
+        (offsets from 0 again, new timestamps) from being taken for a replay.
+        """
+        position = self.positions.get(topic)
+        return (
+            position is not None
+            and position.partition == partition
+            and offset <= position.offset
+            and (timestamp_ms or 0) <= position.timestamp_ms
+        )
+
+    def applied(self, topic: str, partition: int, offset: int, timestamp_ms: int | None) -> None:
+        """Record that this input's effect is in the state (stored with it)."""
+        before = self.positions.get(topic)
+        latest = timestamp_ms or 0
+        if before is not None and before.partition == partition:
+            latest = max(latest, before.timestamp_ms)
+        self.positions[topic] = InputPosition(
+            partition=partition, offset=offset, timestamp_ms=latest
+        )
 
     def to_bytes(self) -> bytes:
         """Serialise for the table, with the model's prediction stored once.

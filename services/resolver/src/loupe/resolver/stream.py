@@ -1,8 +1,10 @@
 """The streaming adapter: decode an input record, run the engine, publish, then store state.
 
 Outputs are awaited until Kafka acknowledged them *before* the item's new state is written to
-the changelog-backed table, so a crash can only cause a replay (deduplicated by idempotency key
-and request id, republishing identical records), never a lost output.
+the changelog-backed table, so a crash can only cause a replay, never a lost output. A
+replayed input is recognised by the position of the last input stored with its item
+(``ItemState.replayed``) and skipped; one a producer delivered twice, by its idempotency key
+or request id.
 
 Every record the resolver writes (outputs and the item's state) is checked against its record
 limit first: an input whose result would not fit is dead-lettered with the sizes, and nothing
@@ -111,6 +113,11 @@ class StreamResolver:
                 else decode(ReviewDecision, record.value)
             )
             before = self._load(event.item_id)
+            if before is not None and before.replayed(
+                record.topic, record.partition, record.offset, record.timestamp_ms
+            ):
+                metrics.EVENTS.labels(kind, "replayed").inc()
+                return
             previous = list(before.observations) if before else []
             if isinstance(event, ReviewRequest):
                 state, effects = self.engine.on_request(before, event)
@@ -128,6 +135,7 @@ class StreamResolver:
             await self._dead_letter(record, ErrorKind.INVALID_LABEL, str(exc) or "invalid", None)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
+        state.applied(record.topic, record.partition, record.offset, record.timestamp_ms)
         outputs = _encode(effects)
         stored = state.to_bytes()
         oversized = self._oversized(outputs, stored)
