@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loupe.resolver import boxes, tracks
-from loupe.schemas import Box, BoxesLabel, ImageSize, TrackedBox, TrackFrame, TracksLabel
+from loupe.schemas import Box, ImageSize, TrackedBox, TrackFrame, TracksLabel
 
 IMAGE = ImageSize(width=1000, height=1000)
 
@@ -59,12 +59,15 @@ def test_well_separated_boxes_are_order_independent(order: list[int]) -> None:
     assert result.unmatched == 1
 
 
-def test_labels_agree_on_matching_boxes_only() -> None:
-    a = BoxesLabel(image=IMAGE, boxes=[box(10), box(300)])
-    b = BoxesLabel(image=IMAGE, boxes=[box(302), box(12)])
-    assert boxes.labels_agree(a, b, 0.5)
-    assert not boxes.labels_agree(a, BoxesLabel(image=IMAGE, boxes=[box(10)]), 0.5)
-    assert not boxes.labels_agree(a, BoxesLabel(image=IMAGE, boxes=[box(10, "x"), box(300)]), 0.5)
+def test_agreeing_reviewers_always_form_full_clusters() -> None:
+    # the identical pair (x=100) is not part of the only full pairing at IoU 0.5, and boxes of
+    # two classes overlap: pairs at min_iou count first, then the class, then the total IoU
+    trap = [[box(100, size=100), box(130, size=100)], [box(70, size=100), box(100, size=100)]]
+    classes = [[box(100, "cat", size=100), box(110, "dog", size=100)]]
+    classes.append([box(100, "dog", size=100), box(110, "cat", size=100)])
+    for drawn in (trap, classes):
+        result = boxes.consensus(drawn)
+        assert len(result.boxes) == 2 and result.unmatched == 0 and result.agreement == 1.0
 
 
 def track(ids: list[str], shift: float = 0.0) -> TracksLabel:

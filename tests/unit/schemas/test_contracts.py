@@ -240,4 +240,7 @@ def test_a_wrong_type_in_any_field_of_a_prediction_is_classified(
 ) -> None:
     # generated from documents of the three task types that use every field of the contract
     error = _expect(kind, raw)
-    assert error.field is not None and field.split(":")[-1].split(".")[0] in error.field
+    assert (
+        error.field is not None
+        and field.rsplit(":", maxsplit=1)[-1].split(".", maxsplit=1)[0] in error.field
+    )

@@ -36,14 +36,16 @@ def iou_broadcast(a: FloatArray, b: FloatArray) -> FloatArray:
     """
     ax, ay, aw, ah = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
     bx, by, bw, bh = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    iw = np.clip(np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx), 0, None)
-    ih = np.clip(np.minimum(ay + ah, by + bh) - np.maximum(ay, by), 0, None)
-    inter = iw * ih
+    iw = np.minimum(ax + aw, bx + bw) - np.maximum(ax, bx)
+    ih = np.minimum(ay + ah, by + bh) - np.maximum(ay, by)
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
     union = aw * ah + bw * bh - inter
-    ratio = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    identical = (ax == bx) & (ay == by) & (aw == bw) & (ah == bh)
-    clamped: FloatArray = np.where(identical, 1.0, np.clip(ratio, 0.0, 1.0))
-    return clamped
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio: FloatArray = np.asarray(inter / union)
+    np.putmask(ratio, ~(union > 0), 0.0)
+    np.minimum(ratio, 1.0, out=ratio)  # never below 0: inter >= 0 and union > 0
+    np.putmask(ratio, (ax == bx) & (ay == by) & (aw == bw) & (ah == bh), 1.0)
+    return ratio
 
 
 def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:

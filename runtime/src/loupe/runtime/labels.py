@@ -84,20 +84,25 @@ def _divisor(label: SpatialLabel) -> FloatArray | None:
     return np.array([w, h, w, h])
 
 
-def _coords(boxes: Sequence[Box], divisor: FloatArray | None) -> FloatArray:
-    rows = np.array([(b.x, b.y, b.w, b.h) for b in boxes], dtype=np.float64).reshape(-1, 4)
-    return rows if divisor is None else rows / divisor
+def _coords(boxes: Sequence[Box]) -> FloatArray:
+    return np.array([(b.x, b.y, b.w, b.h) for b in boxes], dtype=np.float64).reshape(-1, 4)
+
+
+def _scaled(coords: FloatArray, divisor: FloatArray | None) -> FloatArray:
+    return coords if divisor is None else coords / divisor
 
 
 def _boxes_agree(a: BoxesLabel, b: BoxesLabel, min_iou: float) -> bool:
-    if len(a.boxes) != len(b.boxes):
+    n = len(a.boxes)
+    if n != len(b.boxes):
         return False
-    if not a.boxes:
+    if not n:
         return True
     da, db = _scales(a, b)
-    ious = iou_matrix(_coords(a.boxes, da), _coords(b.boxes, db))
-    same = np.array([[x.label == y.label for y in b.boxes] for x in a.boxes])
-    return _perfect_matching(same & (ious >= min_iou))
+    both = _coords([*a.boxes, *b.boxes])  # one conversion for both: this is a hot path
+    close = iou_matrix(_scaled(both[:n], da), _scaled(both[n:], db)) >= min_iou
+    classes_a, classes_b = [x.label for x in a.boxes], [y.label for y in b.boxes]
+    return _perfect_matching(_options(close, classes_a, classes_b))
 
 
 def _tracks(label: TracksLabel) -> dict[tuple[int, ...], list[list[TrackedBox]]]:
@@ -121,31 +126,42 @@ def _tracks_agree(a: TracksLabel, b: TracksLabel, min_iou: float) -> bool:
     da, db = _scales(a, b)
     for frames, tracks_a in groups_a.items():
         tracks_b = groups_b[frames]
-        ca = np.stack([_coords(track, da) for track in tracks_a])  # (tracks, frames, 4)
-        cb = np.stack([_coords(track, db) for track in tracks_b])
-        close = (iou_broadcast(ca[:, None], cb[None, :]) >= min_iou).all(axis=2)
-        classes_a = [[box.label for box in track] for track in tracks_a]
-        classes_b = [[box.label for box in track] for track in tracks_b]
-        same = np.array([[x == y for y in classes_b] for x in classes_a])
-        if not _perfect_matching(same & close):
+        ca = np.stack([_scaled(_coords(track), da) for track in tracks_a])  # (tracks, frames, 4)
+        cb = np.stack([_scaled(_coords(track), db) for track in tracks_b])
+        close = np.asarray((iou_broadcast(ca[:, None], cb[None, :]) >= min_iou).all(axis=2))
+        classes_a = [tuple(box.label for box in track) for track in tracks_a]
+        classes_b = [tuple(box.label for box in track) for track in tracks_b]
+        if not _perfect_matching(_options(close, classes_a, classes_b)):
             return False
     return True
 
 
-def _perfect_matching(allowed: npt.NDArray[np.bool_]) -> bool:
-    """Whether the square boolean matrix admits a one-to-one pairing of rows and columns along
-    ``True`` entries (Kuhn's augmenting paths after a greedy start; iterative, no recursion)."""
-    if not (allowed.any(axis=1).all() and allowed.any(axis=0).all()):
-        return False
-    options = [np.flatnonzero(row).tolist() for row in allowed]
-    owner = [-1] * allowed.shape[1]  # column -> the row paired with it
+def _options(
+    close: npt.NDArray[np.bool_], classes_a: Sequence[object], classes_b: Sequence[object]
+) -> list[list[int]]:
+    """Per row of ``close``, the columns it may pair with: close enough and of the same class."""
+    options: list[list[int]] = [[] for _ in classes_a]
+    rows, columns = np.nonzero(close)
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        if classes_a[row] == classes_b[column]:
+            options[row].append(column)
+    return options
+
+
+def _perfect_matching(options: list[list[int]]) -> bool:
+    """Whether every row can be paired with a distinct one of its columns (as many columns as
+    rows): Kuhn's augmenting paths after a greedy start, iterative (no recursion limit)."""
+    owner = [-1] * len(options)  # column -> the row paired with it
     pending: list[int] = []
     for row, columns in enumerate(options):
-        free = next((c for c in columns if owner[c] < 0), None)
-        if free is None:
-            pending.append(row)
+        if not columns:
+            return False
+        for column in columns:
+            if owner[column] < 0:
+                owner[column] = row
+                break
         else:
-            owner[free] = row
+            pending.append(row)
     return all(_augment(root, options, owner) for root in pending)
 
 

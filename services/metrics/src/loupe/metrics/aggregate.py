@@ -12,11 +12,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loupe.metrics.agreement import DEFAULT_MIN_IOU, labels_agree
 from loupe.metrics.histogram import RESOLUTION_SECONDS_BUCKETS, REVIEW_SECONDS_BUCKETS, Histogram
 from loupe.metrics.items import DecisionRecord, ItemState, Tally, VoteRecord, is_person_made
 from loupe.metrics.policies import PolicyBook
 from loupe.metrics.stats import Interval, wilson
+from loupe.runtime.labels import DEFAULT_MIN_IOU, labels_agree
 from loupe.schemas import (
     AuditAction,
     AuditEvent,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from loupe.metrics.agreement import AnyLabel, labels_agree
+from loupe.runtime.labels import AnyLabel, labels_agree
 from loupe.schemas import Action, Outcome, ResolutionMethod, label_classes
 
 Tally = Counter[tuple[str, ...]]

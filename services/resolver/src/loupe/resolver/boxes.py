@@ -1,7 +1,11 @@
 """Bounding-box consensus: IoU Hungarian matching across reviewers, majority-supported clusters.
 
 Reviewers are processed in a fixed order; each reviewer's boxes are matched to the clusters
-built so far (``scipy.optimize.linear_sum_assignment`` on 1 - IoU). A cluster is kept when
+built so far by the assignment (``scipy.optimize.linear_sum_assignment``) that pairs the most
+boxes at IoU >= ``min_iou``, then the most with the cluster's class, then the highest total IoU.
+Counting pairs first means two reviewers whose labels agree (``loupe.runtime.labels``: a full
+same-class pairing at ``min_iou`` exists) always end up in full clusters; a plain maximum-IoU
+assignment could trade two good pairs for one perfect and one useless pair. A cluster is kept when
 reviewers holding more than half of the total weight drew it; its box is the weighted mean of
 its members and its class the weighted vote of theirs.
 
@@ -19,10 +23,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from loupe.resolver.aggregate import FloatArray, majority
-from loupe.runtime.geometry import box_coords, box_iou_matrix, iou_matrix
-from loupe.schemas import Box, BoxesLabel
+from loupe.runtime.geometry import box_coords, iou_broadcast, iou_matrix
+from loupe.schemas import Box
 
-__all__ = ["BoxConsensus", "Cluster", "cluster_boxes", "consensus", "iou_matrix", "labels_agree"]
+__all__ = ["BoxConsensus", "Cluster", "cluster_boxes", "consensus", "iou_matrix"]
 
 
 def unit_score(value: float) -> float:
@@ -62,10 +66,21 @@ def _centroid(cluster: Cluster, coords: list[FloatArray], weights: FloatArray) -
     return centre
 
 
+def _cluster_class(
+    cluster: Cluster, annotations: Sequence[Sequence[Box]], weights: FloatArray
+) -> str:
+    """The class most of the cluster's weight gave its boxes (ties: the first name)."""
+    votes: dict[str, float] = {}
+    for reviewer, index in cluster.members.items():
+        name = annotations[reviewer][index].label
+        votes[name] = votes.get(name, 0.0) + float(weights[reviewer])
+    return min(votes, key=lambda name: (-votes[name], name))
+
+
 def cluster_boxes(
     annotations: Sequence[Sequence[Box]], weights: FloatArray, min_iou: float
 ) -> list[Cluster]:
-    """Group reviewers' boxes into objects by sequential Hungarian matching on IoU."""
+    """Group reviewers' boxes into objects by sequential matching on IoU (see the module)."""
     coords = [box_coords(boxes) for boxes in annotations]
     clusters: list[Cluster] = []
     for reviewer, own in enumerate(coords):
@@ -73,7 +88,15 @@ def cluster_boxes(
         if clusters and own.shape[0]:
             centroids = np.stack([_centroid(c, coords, weights) for c in clusters])
             ious = iou_matrix(own, centroids)
-            rows, cols = linear_sum_assignment(1.0 - ious)
+            names = [_cluster_class(c, annotations, weights) for c in clusters]
+            other = np.array([[b.label != name for name in names] for b in annotations[reviewer]])
+            # lexicographic: pairs below min_iou, then pairs of another class, then 1 - IoU;
+            # each weight exceeds the largest possible sum of the terms after it
+            pairs = min(ious.shape)
+            per_class = pairs + 1.0
+            per_far = (pairs + 1.0) * (per_class + 1.0)
+            cost = (ious < min_iou) * per_far + other * per_class + (1.0 - ious)
+            rows, cols = linear_sum_assignment(cost)
             for row, col in zip(rows, cols, strict=True):
                 if ious[row, col] >= min_iou:
                     clusters[col].members[reviewer] = int(row)
@@ -95,7 +118,8 @@ def consensus(
     total_weight = w.sum()
     kept_boxes: list[Box] = []
     kept: list[Cluster] = []
-    ious: list[float] = []
+    members: list[FloatArray] = []
+    centres: list[FloatArray] = []
     unmatched = 0
     supported_weight = 0.0
     drawn_weight = sum(w[r] * len(boxes) for r, boxes in enumerate(annotations))
@@ -111,10 +135,9 @@ def consensus(
             np.zeros(len(votes), dtype=np.int64), votes, 1, len(names), w[list(cluster.members)]
         )
         label = names[int(tally.winners[0])]
-        member_ious = iou_matrix(
-            np.array([coords[r][i] for r, i in cluster.members.items()]), centre[None]
-        )[:, 0]
-        ious.extend(member_ious.tolist())
+        for r, i in cluster.members.items():
+            members.append(coords[r][i])
+            centres.append(centre)
         supported_weight += sum(
             w[r] for r, i in cluster.members.items() if annotations[r][i].label == label
         )
@@ -130,19 +153,7 @@ def consensus(
             )
         )
     agreement = supported_weight / drawn_weight if drawn_weight > 0 else 1.0
-    mean_iou = float(np.mean(ious)) if ious else 1.0
+    # every member's IoU with its cluster's centre, in one call
+    ious = iou_broadcast(np.array(members), np.array(centres)) if members else np.ones(1)
+    mean_iou = float(np.mean(ious))
     return BoxConsensus(kept_boxes, kept, unit_score(agreement), unit_score(mean_iou), unmatched)
-
-
-def labels_agree(a: BoxesLabel, b: BoxesLabel, min_iou: float) -> bool:
-    """Whether two box labels describe the same objects (one-to-one, same class, IoU >= min)."""
-    if len(a.boxes) != len(b.boxes):
-        return False
-    if not a.boxes:
-        return True
-    ious = box_iou_matrix(a.boxes, b.boxes)
-    rows, cols = linear_sum_assignment(1.0 - ious)
-    return all(
-        ious[r, c] >= min_iou and a.boxes[r].label == b.boxes[c].label
-        for r, c in zip(rows, cols, strict=True)
-    )

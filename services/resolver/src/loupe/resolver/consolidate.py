@@ -3,6 +3,10 @@
 Classification uses the shared vectorised tallies (``aggregate.majority`` for ``majority``,
 the Dawid-Skene E-step with online reliabilities for ``weighted``); boxes and tracks use IoU
 consensus. A ``reject`` vote is a vote for "unlabelable", which wins like any other answer.
+
+Whether two outcomes agree is ``loupe.runtime.labels.labels_agree``, the rule metrics and the
+gateway use too; ``same_label`` is that rule under the name the engine imports. Box and track
+votes are unanimous exactly when every accepted vote agrees with the first by that rule.
 """
 
 from __future__ import annotations
@@ -16,16 +20,29 @@ from loupe.resolver import boxes as box_consensus
 from loupe.resolver import tracks as track_consensus
 from loupe.resolver.aggregate import majority, posteriors, tally_counts
 from loupe.resolver.reliability import OnlineReliability
+from loupe.runtime.labels import labels_agree as same_label
 from loupe.schemas import (
     Action,
+    Box,
     BoxesLabel,
     ClassificationLabel,
     Disagreement,
     Label,
     TracksLabel,
+    Units,
     Vote,
 )
 from loupe.schemas.policy import ConsolidationMethod, ConsolidationPolicy
+
+__all__ = [
+    "COUNTED_ACTIONS",
+    "REJECTED",
+    "Consensus",
+    "answer_key",
+    "classify",
+    "same_label",
+    "spatial",
+]
 
 REJECTED = "\x00rejected"
 """Internal answer key of a ``reject`` vote (never a valid class name, never published)."""
@@ -113,6 +130,36 @@ def _reject_share(votes: Sequence[Vote], weights: np.ndarray) -> float:
     return box_consensus.unit_score(float(weights[rejected].sum() / weights.sum()))
 
 
+def _fractions(box: Box, width: int, height: int) -> Box:
+    return box.model_copy(
+        update={"x": box.x / width, "y": box.y / height, "w": box.w / width, "h": box.h / height}
+    )
+
+
+def _normalised(label: BoxesLabel | TracksLabel) -> BoxesLabel | TracksLabel:
+    """The label in normalised units (boxes as fractions of its own image)."""
+    if label.units is Units.NORMALIZED:
+        return label
+    w, h = label.image.width, label.image.height
+    if isinstance(label, BoxesLabel):
+        boxes = [_fractions(b, w, h) for b in label.boxes]
+        return label.model_copy(update={"units": Units.NORMALIZED, "boxes": boxes})
+    frames = [
+        f.model_copy(update={"boxes": [_fractions(b, w, h) for b in f.boxes]}) for f in label.frames
+    ]
+    return label.model_copy(update={"units": Units.NORMALIZED, "frames": frames})
+
+
+def _one_frame(labels: list[Label | None]) -> list[Label | None]:
+    """The box and track labels on one frame of reference: as drawn when all share units and
+    image size, else all normalised (a consensus must not average pixels with fractions)."""
+    spatial = [x for x in labels if isinstance(x, BoxesLabel | TracksLabel)]
+    frames = {(x.units, x.image.width, x.image.height) for x in spatial}
+    if len(frames) <= 1:
+        return labels
+    return [_normalised(x) if isinstance(x, BoxesLabel | TracksLabel) else x for x in labels]
+
+
 def spatial(
     votes: Sequence[Vote],
     policy: ConsolidationPolicy,
@@ -134,9 +181,10 @@ def spatial(
         for v, w in zip(votes, weights, strict=True)
         if v.action is not Action.REJECT and v.label is not None
     ]
-    labels = [v.label for v, _ in accepted]
+    labels = _one_frame([v.label for v, _ in accepted])
     w = [float(x) for _, x in accepted]
     tie = share * 2 == 1.0
+    agreed = share == 0 and all(same_label(labels[0], x, policy.min_box_iou) for x in labels[1:])
     if all(isinstance(label, BoxesLabel) for label in labels):
         box_labels = [label for label in labels if isinstance(label, BoxesLabel)]
         result = box_consensus.consensus(
@@ -149,7 +197,7 @@ def spatial(
             agreement=agreement, mean_iou=result.mean_iou, unmatched_boxes=result.unmatched
         )
         classes = sorted({b.label for bl in box_labels for b in bl.boxes})
-        unanimous = share == 0 and result.unmatched == 0 and result.agreement == 1.0
+        unanimous = agreed
     elif all(isinstance(label, TracksLabel) for label in labels):
         track_labels = [label for label in labels if isinstance(label, TracksLabel)]
         tracked = track_consensus.consensus(track_labels, w, min_iou=policy.min_box_iou)
@@ -163,31 +211,7 @@ def spatial(
             identity_switches=tracked.identity_switches,
         )
         classes = sorted({b.label for t in track_labels for f in t.frames for b in f.boxes})
-        unanimous = share == 0 and not tracked.disputed_frames and tracked.agreement == 1.0
+        unanimous = agreed
     else:
         raise ValueError("votes mix label kinds")
     return Consensus(label, agreement, tie, unanimous, disagreement, classes[:1000])
-
-
-def same_label(a: Label | None, b: Label | None, min_iou: float) -> bool:
-    """Whether two outcomes agree (both rejected, same class, or matching boxes per frame)."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, ClassificationLabel) and isinstance(b, ClassificationLabel):
-        return a.label == b.label
-    if isinstance(a, BoxesLabel) and isinstance(b, BoxesLabel):
-        return box_consensus.labels_agree(a, b, min_iou)
-    if isinstance(a, TracksLabel) and isinstance(b, TracksLabel):
-        frames_a = {f.frame: f for f in a.frames}
-        frames_b = {f.frame: f for f in b.frames}
-        if set(frames_a) != set(frames_b):
-            return False
-        return all(
-            box_consensus.labels_agree(
-                BoxesLabel(image=a.image, units=a.units, boxes=list(frames_a[n].boxes)),
-                BoxesLabel(image=b.image, units=b.units, boxes=list(frames_b[n].boxes)),
-                min_iou,
-            )
-            for n in frames_a
-        )
-    return False
