@@ -12,6 +12,11 @@ because the contract accepts it and a person can still label it. Why, per kind, 
   co-partitioning holds whatever the producer keyed by. A null key, a key that is not the item
   id, even a key of hundreds of KB in front of a valid prediction, is routed. A huge key in
   front of an invalid value is dead-lettered for the value, with a 1 KiB head of the key.
+- An embedding that is poison whatever the reference holds (a value beyond 1e9, all values
+  equal) is always ``novel``; one of another dimension or a norm 100 times off is novel
+  *relative to* its reference, so it is not when it is the first its (partition, model
+  version, class) sees, or when such embeddings outnumber what the reference folded (then it
+  starts again from it: docs/router.md, novelty).
 - Anything that would grow the router's memory (random model versions or MIME types, thousands
   of class names of stale label schemas, embeddings of another dimension) is valid: it is
   reviewed (``novel``, ``state_limit``, ``schema_changed``) and never takes the state beyond
@@ -101,7 +106,8 @@ class Valid:
         self.centroids = self.rng.normal(0, 3, size=(10, DIM))
 
     def embedding(self, digit: int) -> np.ndarray:
-        return self.centroids[digit] + self.rng.normal(0, 1, DIM)
+        vector: np.ndarray = self.centroids[digit] + self.rng.normal(0, 1, DIM)
+        return vector
 
     def doc(self, item: str, *, top: float = 0.95, version: str = "1") -> dict[str, Any]:
         digit = int(self.rng.integers(0, 10))
@@ -367,8 +373,12 @@ def kinds(valid: Valid, *, broker_limit: int) -> list[Kind]:
         elif choice == 4:
             vector = np.full(DIM, 0.25)
         else:
-            vector = vector * 1e-12
+            vector[(i + 1) % DIM] = -1e10
         document["embedding"] = [float(x) for x in vector]
+        return _dumps(document)
+
+    def tiny_embedding(document: dict[str, Any], i: int) -> bytes:
+        document["embedding"] = [float(x) * 1e-12 for x in document["embedding"]]
         return _dumps(document)
 
     def wrong_dimension(document: dict[str, Any], i: int) -> bytes:
@@ -753,9 +763,17 @@ def kinds(valid: Valid, *, broker_limit: int) -> list[Kind]:
         Kind(
             "wrong_dimension_embedding",
             None,
-            "valid; novel, judged against no reference of another size",
+            "valid; novel, unless it reaches a reference that folded no more than it refused",
             60,
             keyed("wrong_dimension_embedding", wrong_dimension),
+        ),
+        Kind(
+            "tiny_embedding",
+            None,
+            "valid; novel by its norm, unless it reaches a reference that folded no more than "
+            "it refused",
+            30,
+            keyed("tiny_embedding", tiny_embedding),
         ),
         Kind("tracks_at_frame_limit", None, "10,000 frames is within the contract", 4, frame_limit),
         Kind("boxes_at_limit", None, "1,000 boxes is within the contract", 6, boxes_at_limit),
@@ -805,8 +823,8 @@ def corpus(*, broker_limit: int, seed: int = 11, valid_count: int = 1_000) -> li
         name = f"v-{i:05d}"
         low = rng.random() < 0.1
         document = valid.doc(name, top=0.6 if low else 0.95)
-        kind = "valid_low" if low else "valid_confident"
-        records.append(HostileRecord(kind, name.encode(), _dumps(document), name, None))
+        valid_kind = "valid_low" if low else "valid_confident"
+        records.append(HostileRecord(valid_kind, name.encode(), _dumps(document), name, None))
     order = rng.permutation(len(records))
     return [records[int(i)] for i in order]
 
