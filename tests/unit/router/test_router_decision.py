@@ -31,6 +31,9 @@ from loupe.schemas import (
     ReviewPolicy,
     TaskType,
     Tier,
+    TrackedBox,
+    TrackFrame,
+    TracksLabel,
 )
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
@@ -181,6 +184,23 @@ def test_tracks_are_judged_per_track() -> None:
     assert decision.auto_accept and decision.confidence == pytest.approx(0.85)
     tight = animals.model_copy(update={"confidence": ConfidencePolicy(default=0.9)})
     assert "1 of 1 tracks" in decide(prediction, tight, NOTHING).review.reasons[0].detail  # type: ignore[union-attr]
+
+
+def test_a_track_that_changes_class_is_held_to_its_strictest_threshold() -> None:
+    box = TrackedBox(label="dog", score=0.9, track_id="t", x=0, y=0, w=9, h=9)
+    frames = [
+        TrackFrame(frame=n, boxes=[box.model_copy(update={"label": c})])
+        for n, c in enumerate(["dog", "cat"])
+    ]
+    label = TracksLabel(image=ImageSize(width=100, height=100), frames=frames)
+    prediction = samples.tracks().model_copy(update={"label": label})
+    animals = policy(
+        label_schema=LabelSchema(id="animals", version=1, classes=samples.CLASSES),
+        confidence=ConfidencePolicy(default=0.5, per_class={"dog": 0.95}),
+    )
+    decision = decide(prediction, animals, NOTHING)  # 0.9 passes cat's 0.5, not dog's 0.95
+    assert codes(decision.review) == {ReasonCode.LOW_CONFIDENCE}
+    assert "lowest track t 'dog': 0.9" in decision.review.reasons[0].detail  # type: ignore[union-attr]
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from loupe.runtime.labels import LabelObject, label_objects, model_confidence
 from loupe.schemas import (
     BoxesLabel,
     ClassificationLabel,
@@ -88,9 +89,9 @@ def spot_check_selected(item_id: str, salt: str, rate: float) -> bool:
 def _classification_check(
     label: ClassificationLabel, model: ModelRef, policy: ConfidencePolicy
 ) -> tuple[list[ReviewReason], float | None]:
-    if not label.scores:
+    top = model_confidence(label)
+    if top is None:
         return [ReviewReason(code=ReasonCode.LOW_CONFIDENCE, detail="no class scores")], None
-    top = label.scores[label.label]
     reasons: list[ReviewReason] = []
     threshold = threshold_for(policy, model, label.label)
     if top < threshold:
@@ -117,57 +118,38 @@ def _classification_check(
 
 
 def _objects_check(
-    objects: list[tuple[str, float | None, str]],
-    model: ModelRef,
-    policy: ConfidencePolicy,
-    noun: str,
+    label: BoxesLabel | TracksLabel, model: ModelRef, policy: ConfidencePolicy
 ) -> tuple[list[ReviewReason], float | None]:
-    """(id, score, class) per object; score None counts as below threshold."""
-    low = [
-        (name, score, cls)
-        for name, score, cls in objects
-        if score is None or score < threshold_for(policy, model, cls)
-    ]
-    scored = [score for _, score, _ in objects if score is not None]
-    confidence = min(scored) if scored and len(scored) == len(objects) else None
+    """Per object of ``label_objects``: below the strictest threshold of its classes, or
+    unscored (unknown counts as low); more than ``max_low_score_objects`` of them is a reason."""
+    objects = label_objects(label)
+    low: list[tuple[LabelObject, str]] = []
+    for obj in objects:
+        threshold, strictest = max((threshold_for(policy, model, c), c) for c in obj.classes)
+        if obj.score is None or obj.score < threshold:
+            low.append((obj, strictest))
+    confidence = model_confidence(label)
     if len(low) <= policy.max_low_score_objects:
         return [], confidence
-    worst = min(low, key=lambda o: -1.0 if o[1] is None else o[1])
-    worst_score = "no score" if worst[1] is None else f"{worst[1]:.4g}"
+    worst, worst_class = min(low, key=lambda o: -1.0 if o[0].score is None else o[0].score)
+    worst_score = "no score" if worst.score is None else f"{worst.score:.4g}"
+    noun = "boxes" if isinstance(label, BoxesLabel) else "tracks"
     detail = (
         f"{len(low)} of {len(objects)} {noun} below threshold (allowed "
-        f"{policy.max_low_score_objects}); lowest {worst[0]} {worst[2]!r}: {worst_score}"
+        f"{policy.max_low_score_objects}); lowest {worst.name} {worst_class!r}: {worst_score}"
     )
     return [ReviewReason(code=ReasonCode.LOW_CONFIDENCE, detail=detail)], confidence
-
-
-def _track_objects(label: TracksLabel) -> list[tuple[str, float | None, str]]:
-    """One object per track: its mean box score (None if a box is unscored), strictest class."""
-    scores: dict[str, list[float | None]] = {}
-    classes: dict[str, set[str]] = {}
-    for frame in label.frames:
-        for box in frame.boxes:
-            scores.setdefault(box.track_id, []).append(box.score)
-            classes.setdefault(box.track_id, set()).add(box.label)
-    objects: list[tuple[str, float | None, str]] = []
-    for track_id, values in scores.items():
-        known = [v for v in values if v is not None]
-        mean = min(1.0, sum(known) / len(known)) if len(known) == len(values) else None
-        objects.append((f"track {track_id}", mean, min(classes[track_id])))
-    return objects
 
 
 def confidence_reasons(
     prediction: Prediction, policy: ConfidencePolicy
 ) -> tuple[list[ReviewReason], float | None]:
-    """Low-confidence and low-margin reasons, and the confidence an auto-accept would carry."""
+    """Low-confidence and low-margin reasons, and the confidence an auto-accept would carry
+    (``loupe.runtime.labels.model_confidence``, the number the gateway shows too)."""
     label = prediction.label
     if isinstance(label, ClassificationLabel):
         return _classification_check(label, prediction.model, policy)
-    if isinstance(label, BoxesLabel):
-        boxes = [(f"box {i}", box.score, box.label) for i, box in enumerate(label.boxes)]
-        return _objects_check(boxes, prediction.model, policy, "boxes")
-    return _objects_check(_track_objects(label), prediction.model, policy, "tracks")
+    return _objects_check(label, prediction.model, policy)
 
 
 def schema_reason(prediction: Prediction, policy: ProjectPolicy) -> ReviewReason | None:
