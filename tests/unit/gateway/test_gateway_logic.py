@@ -8,12 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.samples import AT, classification, review_request
+from harness.samples import AT, review_request
 from loupe.gateway.logic import (
     LabelError,
     Role,
     check_label,
-    confidence,
     default_tier,
     next_policy_version,
     queue_score,
@@ -53,10 +52,6 @@ def test_queue_score_orders_priority_then_age(p1, p2, t1, t2):
 def test_roles_and_tiers():
     assert default_tier(Role.SENIOR) is Tier.SENIOR
     assert default_tier(Role.ADMIN) is None
-
-
-def test_confidence():
-    assert confidence(classification(top=0.55)) == pytest.approx(0.55)
 
 
 def test_check_label():

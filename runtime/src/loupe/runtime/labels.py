@@ -25,8 +25,10 @@ image, so a pixel label and a normalised label of one image compare.
 **Confidence** (``model_confidence``). Classification: the score of the label's class.
 Boxes: the lowest box score; tracks: the lowest track score, a track's score being the mean of
 its boxes' scores (``label_objects``). A label is only as right as its weakest object, so the
-minimum, not the mean, is the label's confidence. ``None`` when the model gave no score for the
-class, for any box, or when there is no object at all.
+minimum, not the mean, is the label's confidence: it is what the router's auto-accept carries
+and what the gateway shows reviewers. ``None`` ("unknown") when the model gave no score for the
+class, for any box, or when there is no object at all; an unknown score is never averaged away,
+and the router counts an unscored object as below every threshold (review).
 """
 
 from __future__ import annotations

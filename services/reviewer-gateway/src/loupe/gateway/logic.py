@@ -11,7 +11,6 @@ from loupe.schemas import (
     BoxesLabel,
     ClassificationLabel,
     Outcome,
-    Prediction,
     ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
@@ -54,18 +53,6 @@ def default_tier(role: Role) -> Tier | None:
 def queue_score(priority: int, created_ms: int) -> int:
     """Sorted-set score: higher priority first, then older first (exact in a double)."""
     return (100 - priority) * _AGE_SPAN + max(0, min(created_ms, _AGE_SPAN - 1))
-
-
-def confidence(prediction: Prediction) -> float | None:
-    """The model's confidence in its label: class score, or the mean box score."""
-    label = prediction.label
-    if isinstance(label, ClassificationLabel):
-        return label.scores.get(label.label)
-    if isinstance(label, BoxesLabel):
-        scores = [box.score for box in label.boxes if box.score is not None]
-    else:
-        scores = [b.score for f in label.frames for b in f.boxes if b.score is not None]
-    return sum(scores) / len(scores) if scores else None
 
 
 class LabelError(ValueError):
@@ -135,7 +122,6 @@ __all__ = [
     "LabelError",
     "Role",
     "check_label",
-    "confidence",
     "default_tier",
     "queue_score",
     "resolution_closes",

@@ -15,7 +15,7 @@ from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import queue_score, resolution_closes, vote_agrees
 from loupe.gateway.rebuild import RebuildPlan
 from loupe.gateway.users import UsersFile
-from loupe.gateway.views import text, vote_view
+from loupe.gateway.views import confidence_field, text, vote_view
 from loupe.schemas import (
     Action,
     AuditAction,
@@ -66,6 +66,7 @@ class Projector:
             created,
             status,
             done,
+            confidence_field(request.prediction),
         ]
         return bool(self._enqueue(args=args))
 

@@ -6,7 +6,8 @@ Redis (or a cluster with one hash slot per deployment); see the service README.
 Task hash ``<p>t:<task_id>`` fields: ``req`` (ReviewRequest JSON), ``item``, ``project``,
 ``rank`` (tier rank), ``overlap``, ``done`` (votes counted), ``active`` (live leases), ``score``
 (queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
-``created_ms``. Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot.
+``created_ms``, ``confidence`` (the model's, '' when unknown; absent on tasks stored before it
+existed). Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ local t = p .. 't:' .. ARGV[2]
 if redis.call('EXISTS', t) == 1 then return 0 end
 redis.call('HSET', t, 'item', ARGV[3], 'project', ARGV[4], 'rank', ARGV[5], 'overlap', ARGV[6],
   'done', ARGV[12], 'active', 0, 'score', ARGV[7], 'skills', ARGV[8], 'req', ARGV[9],
-  'created_ms', ARGV[10], 'status', ARGV[11])
+  'created_ms', ARGV[10], 'status', ARGV[11], 'confidence', ARGV[13])
 if ARGV[11] == 'open' and tonumber(ARGV[12]) < tonumber(ARGV[6]) then
   redis.call('ZADD', p .. 'q:' .. ARGV[5], ARGV[7], ARGV[2])
 end
@@ -73,7 +74,8 @@ for rank = max_rank, 0, -1 do
     redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
     redis.call('SADD', p .. 'mine:' .. user, id)
     if tonumber(f[4]) + active >= tonumber(f[3]) then redis.call('ZREM', q, id) end
-    return {'ok', id, lease_id, tostring(expiry), redis.call('HGET', t, 'req')}
+    local stored = redis.call('HMGET', t, 'req', 'confidence')
+    return {'ok', id, lease_id, tostring(expiry), stored[1], stored[2]}
   end
 end
 if scanned >= limit then return {'none', 'scan_limit'} end

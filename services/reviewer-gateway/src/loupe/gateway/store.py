@@ -36,6 +36,8 @@ class Claimed:
     lease_id: str
     expires_ms: int
     request_json: bytes
+    confidence: bytes | None
+    """The task's stored confidence field (see ``views.task_confidence``)."""
 
 
 class ScanLimitError(LookupError):
@@ -127,7 +129,7 @@ class TaskStore:
             if len(result) > 1 and result[1] == b"scan_limit":
                 raise ScanLimitError(f"no eligible task among the first {scan_limit} queued")
             return None
-        return Claimed(result[1].decode(), result[2].decode(), int(result[3]), result[4])
+        return Claimed(result[1].decode(), result[2].decode(), int(result[3]), result[4], result[5])
 
     async def heartbeat(self, task_id: str, user: str, lease_ms: int) -> Lease | None:
         """Extend the caller's lease, or None when they hold none."""

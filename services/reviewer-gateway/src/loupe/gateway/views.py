@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 
-from loupe.schemas import ReviewDecision
+from loupe.gateway.labels import parse_label
+from loupe.runtime.labels import model_confidence
+from loupe.schemas import Prediction, ReviewDecision
 
 
 def vote_view(decision: ReviewDecision) -> dict[str, Any]:
@@ -55,20 +57,20 @@ def task_view(request: dict[str, Any], task_id: str, confidence: float | None) -
     }
 
 
-def json_confidence(prediction: dict[str, Any]) -> float | None:
-    """The model's confidence from prediction JSON (class score or mean box score)."""
-    label = prediction["label"]
-    kind = label.get("kind")
-    if kind == "classification":
-        value = label.get("scores", {}).get(label["label"])
-        return float(value) if value is not None else None
-    if kind == "bbox":
-        scores = [b["score"] for b in label["boxes"] if b.get("score") is not None]
-    else:
-        scores = [
-            b["score"] for f in label["frames"] for b in f["boxes"] if b.get("score") is not None
-        ]
-    return sum(scores) / len(scores) if scores else None
+def confidence_field(prediction: Prediction) -> str:
+    """The model's confidence as a task hash stores it ('' when unknown): computed once from the
+    typed prediction when the task is stored, so a claim never re-validates a large label."""
+    value = model_confidence(prediction.label)
+    return "" if value is None else repr(value)
+
+
+def task_confidence(field: bytes | None, prediction: dict[str, Any]) -> float | None:
+    """The confidence shown for a task: its stored field, or, without one (a task stored before
+    the field existed, an item that has no task), ``model_confidence`` of the prediction JSON."""
+    if field is None:
+        label = parse_label(prediction["label"])
+        return None if label is None else model_confidence(label)
+    return float(field) if field else None
 
 
 def loads(raw: bytes | str) -> Any:

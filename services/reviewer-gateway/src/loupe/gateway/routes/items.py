@@ -18,7 +18,7 @@ from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import User
-from loupe.gateway.views import json_confidence
+from loupe.gateway.views import task_confidence
 from loupe.schemas import Action, AuditAction, ReviewDecision, ReviewerRef, Tier, utcnow
 from loupe.schemas._base import Comment, ShortText
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
@@ -72,10 +72,12 @@ async def get_item(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONRespon
     if requests:
         latest = requests[-1]
         prediction, project, reasons = latest["prediction"], latest["project"], latest["reasons"]
+        confidence = task_confidence(tasks[-1][1].get("confidence"), prediction)
     else:
         assert resolved is not None
         prediction = resolved["provenance"]["prediction"]
         project, reasons = resolved["project"], []
+        confidence = task_confidence(None, prediction)
     visible = await _votes_visible(gw, user, resolved_raw, requests)
     return FastJSONResponse(
         {
@@ -83,7 +85,7 @@ async def get_item(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONRespon
             "project": project,
             "task_type": prediction["task_type"],
             "prediction": prediction,
-            "confidence": json_confidence(prediction),
+            "confidence": confidence,
             "reasons": reasons,
             "tasks": [
                 {

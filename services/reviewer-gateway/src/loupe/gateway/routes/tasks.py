@@ -19,7 +19,7 @@ from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, check_label
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.store import Lease, RebuildingError, ScanLimitError
-from loupe.gateway.views import json_confidence, ms_to_iso, task_view, vote_view
+from loupe.gateway.views import ms_to_iso, task_confidence, task_view, vote_view
 from loupe.schemas import (
     Action,
     AuditAction,
@@ -110,7 +110,8 @@ async def claim(gw: GatewayDep, user: Worker, body: ClaimBody | None = None) -> 
         return Response(status_code=204)
     metrics.CLAIMS.labels("claimed").inc()
     request = orjson.loads(claimed.request_json)
-    task = task_view(request, claimed.task_id, json_confidence(request["prediction"]))
+    confidence = task_confidence(claimed.confidence, request["prediction"])
+    task = task_view(request, claimed.task_id, confidence)
     if request.get("show_votes"):
         task["votes"] = await gw.store.votes(request["item_id"])
     event = audit_event(
