@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from harness.kafka import read_all
 from loupe.router.decision import spot_check_selected
@@ -112,6 +112,15 @@ def mixed_inputs(count: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], di
     return records, kinds
 
 
+COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     consumer = Consumer(consumer_config(bootstrap, group))
     try:
@@ -126,8 +135,12 @@ def wait_committed(env: Any, total: int, timeout_s: float = 240.0) -> None:
     deadline = time.monotonic() + timeout_s
     topic = env.topic("predictions")
     while time.monotonic() < deadline:
-        if committed_offsets(env.infra.kafka_bootstrap, env.group_id, topic) >= total:
-            return
+        try:
+            if committed_offsets(env.infra.kafka_bootstrap, env.group_id, topic) >= total:
+                return
+        except KafkaException as exc:  # the group coordinator is still loading, or moving
+            if not exc.args[0].retriable() and exc.args[0].code() not in COORDINATOR_MOVING:
+                raise
         time.sleep(0.5)
     raise AssertionError(f"router did not commit {total} inputs in {timeout_s}s")
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,9 +45,10 @@ class RouterProcess:
                 f"http://127.0.0.1:{self.health_port}{path}", timeout=2
             ) as response:
                 return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:  # 503 and friends: their body says why
+            return exc.code, exc.read().decode(errors="replace")
         except OSError as exc:
-            status = getattr(exc, "code", 0)
-            return int(status or 0), str(exc)
+            return 0, str(exc)
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from loupe.schemas import ErrorKind
 from loupe.schemas.topics import TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,21 @@ PARTITIONER = "murmur2_random"
 
 RECORD_OVERHEAD_BYTES = 65_536
 """Producer room above a service's largest record value, for the key, headers and framing."""
+
+RECORD_ERRORS: dict[int, ErrorKind] = {
+    10: ErrorKind.TOO_LARGE,  # MESSAGE_TOO_LARGE (librdkafka: MSG_SIZE_TOO_LARGE)
+    18: ErrorKind.TOO_LARGE,  # RECORD_LIST_TOO_LARGE
+    2: ErrorKind.REFUSED_BY_BROKER,  # CORRUPT_MESSAGE (librdkafka: INVALID_MSG)
+    32: ErrorKind.REFUSED_BY_BROKER,  # INVALID_TIMESTAMP
+    87: ErrorKind.REFUSED_BY_BROKER,  # INVALID_RECORD
+}
+"""Produce errors about one record, by Kafka protocol error code (librdkafka and aiokafka use
+the protocol's numbers); every other produce error is about the cluster (retry)."""
+
+
+def record_error_kind(code: int) -> ErrorKind | None:
+    """The dead-letter kind of a produce error about one record; None for any other error."""
+    return RECORD_ERRORS.get(code)
 
 
 def producer_config(

@@ -341,6 +341,9 @@ class ErrorKind(StrEnum):
     UNKNOWN_PROJECT = "unknown_project"
     UNSUPPORTED_VERSION = "unsupported_version"
     INVALID_LABEL = "invalid_label"
+    REFUSED_BY_BROKER = "refused_by_broker"
+    """A record the router produced for it was refused by the broker for a reason other than
+    its size (invalid record, timestamp out of range); ``too_large`` covers size."""
 
 
 class SourceRef(Contract):

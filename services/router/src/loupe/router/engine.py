@@ -43,6 +43,9 @@ WHOLE_ITEM = "*"
 """Reference class of box and track embeddings, which describe the whole image or clip."""
 MAX_DLQ_ORIGINAL_BYTES = 65_536
 """How much of an oversized input its dead letter keeps."""
+REFUSED_DLQ_ORIGINAL_BYTES = 4_096
+"""How much of an input whose output the broker refused its dead letter keeps: a head small
+enough for any dead-letter topic (the broker's limits are not the router's)."""
 
 
 class Route(StrEnum):
@@ -361,7 +364,19 @@ class RoutingEngine:
                 )
         return None
 
-    def _dead_letter(self, record: InputRecord, rejected: InputRejectedError) -> Routed:
+    def refused(self, record: InputRecord, kind: ErrorKind, reason: str) -> Routed:
+        """The dead letter of an input whose output the broker refused (``refusals``); the
+        input is not routed again, so the partition's state is not touched."""
+        rejected = InputRejectedError(kind, reason)
+        return self._dead_letter(record, rejected, max_original_bytes=REFUSED_DLQ_ORIGINAL_BYTES)
+
+    def _dead_letter(
+        self,
+        record: InputRecord,
+        rejected: InputRejectedError,
+        *,
+        max_original_bytes: int | None = None,
+    ) -> Routed:
         source = SourceRef(
             topic=record.topic,
             partition=record.partition,
@@ -378,9 +393,8 @@ class RoutingEngine:
             service=SERVICE,
             at=datetime.now(UTC),
             max_record_bytes=self.max_record_bytes,
-            max_original_bytes=MAX_DLQ_ORIGINAL_BYTES
-            if rejected.kind is ErrorKind.TOO_LARGE
-            else None,
+            max_original_bytes=max_original_bytes
+            or (MAX_DLQ_ORIGINAL_BYTES if rejected.kind is ErrorKind.TOO_LARGE else None),
         )
         output = Output(self.topics.dlq, letter.key, letter.value)
         return Routed(Route.DLQ, (output,), error_kind=rejected.kind)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter, Gauge, Histogram
 
 from loupe.router.engine import Routed
+from loupe.router.progress import Stall
 
 ITEMS = Counter(
     "loupe_router_items_total",
@@ -40,6 +41,16 @@ PRODUCER_REPLACEMENTS = Counter(
     "loupe_router_producer_replacements_total",
     "Transactional producers replaced (fencing the old one) to recover from a failed commit.",
 )
+RECORDS_REFUSED = Counter(
+    "loupe_router_records_refused_total",
+    "Inputs dead-lettered because the broker refused a record the router produced for them, "
+    "alone (too large for the topic, invalid).",
+)
+RECORDS_DROPPED = Counter(
+    "loupe_router_records_dropped_total",
+    "Inputs skipped because the broker refused even their dead letter (check the dead-letter "
+    "topic's max.message.bytes); each is logged at ERROR.",
+)
 POLICY_VERSION = Gauge(
     "loupe_router_policy_version", "Version of the policy in force, by project.", ["project"]
 )
@@ -51,7 +62,39 @@ NOVELTY_EMBEDDINGS = Gauge(
     "loupe_router_novelty_reference_embeddings",
     "Embeddings folded into those novelty references.",
 )
+PARTITION_STALLED = Gauge(
+    "loupe_router_partition_stalled",
+    "1 while an input partition has lag and made no progress for longer than stall_timeout_s, "
+    "by reason (recovering, commit_pending, not_consuming); /healthz fails meanwhile.",
+    ["partition", "reason"],
+)
+PARTITION_SECONDS_SINCE_PROGRESS = Gauge(
+    "loupe_router_partition_seconds_since_progress",
+    "Seconds since an owned input partition last committed or had nothing to read.",
+    ["partition"],
+)
 ASSIGNED = Gauge("loupe_router_assigned_partitions", "Input partitions this instance owns.")
+
+
+class ProgressGauges:
+    """Exports the per-partition progress, removing the series of partitions gone."""
+
+    def __init__(self) -> None:
+        self._stalled: set[tuple[str, str]] = set()
+        self._owned: set[str] = set()
+
+    def export(self, stalls: list[Stall], seconds_since_progress: dict[int, float]) -> None:
+        stalled = {(str(s.partition), s.reason.value) for s in stalls}
+        for labels in self._stalled - stalled:
+            PARTITION_STALLED.remove(*labels)
+        for labels in stalled:
+            PARTITION_STALLED.labels(*labels).set(1)
+        owned = {str(p) for p in seconds_since_progress}
+        for partition in self._owned - owned:
+            PARTITION_SECONDS_SINCE_PROGRESS.remove(partition)
+        for number, seconds in seconds_since_progress.items():
+            PARTITION_SECONDS_SINCE_PROGRESS.labels(str(number)).set(round(seconds, 1))
+        self._stalled, self._owned = stalled, owned
 
 
 @dataclass

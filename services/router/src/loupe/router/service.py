@@ -15,6 +15,10 @@ finished by then is abandoned on its thread: the producer is replaced by a new o
 transactional id, whose ``init_transactions`` fences the old one and aborts its transaction, and
 the work resumes from the last commit. Recovery that fails (broker still away) is retried at the
 top of the next loop round; nothing is routed until it succeeded.
+
+A produce error about one record (too large for the topic, invalid) is not a cluster problem:
+replaying the batch unchanged would fail for ever. The input it came from is replayed alone,
+then dead-lettered if the broker refuses it alone too (``refusals``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ from loupe.router.kafka_io import (
 from loupe.router.metrics import BatchTally
 from loupe.router.policies import PolicyBook
 from loupe.router.policy_feed import AppliedUpdate, PolicyFeed
+from loupe.router.progress import PartitionProgress, Stall
+from loupe.router.refusals import (
+    Delivery,
+    Receipt,
+    RefusalBook,
+    Source,
+    Verdict,
+)
 from loupe.router.settings import COMMIT_GRACE_S, RouterSettings
 from loupe.router.state import PartitionState
 from loupe.runtime.kafka import consumer_config
@@ -71,6 +83,8 @@ MAX_WEDGED_COMMITS = 3
 """Commit threads still stuck in librdkafka (each holds an abandoned producer) before the
 process gives up and exits for its orchestrator to restart it: the bound on what they hold."""
 RECOVERY_BACKOFF_S = 1.0
+LAG_CHECK_INTERVAL_S = 1.0
+"""How often the loop reads the partitions' lags (from the consumer's cache) for ``progress``."""
 COMMIT_RETRY_BACKOFF_S = 0.1
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 """Another live instance owns this transactional id: this one must stop, not compete."""
@@ -90,6 +104,10 @@ class CommitWedgedError(RuntimeError):
     """Too many commit threads are stuck inside librdkafka; the process must restart."""
 
 
+class RecordsRefusedError(RuntimeError):
+    """The broker refused records of the transaction: it must be aborted and replayed."""
+
+
 @dataclass
 class RoutedBatch:
     """A routed batch waiting to be published: outputs, changelog records, next offsets."""
@@ -97,10 +115,16 @@ class RoutedBatch:
     size: int
     started: float
     outputs: list[Output] = field(default_factory=list)
+    sources: list[tuple[Source, Verdict]] = field(default_factory=list)
+    """Per output, the input it came from and how that input is replayed (``refusals``)."""
     changelog: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
     tally: BatchTally = field(default_factory=BatchTally)
     audits: list[Output] = field(default_factory=list)
+    refused: list[Delivery] = field(default_factory=list)
+    """Outputs the producer or the broker refused (filled by delivery callbacks)."""
+    dead_lettered: int = 0
+    dropped: int = 0
 
 
 class RouterService:
@@ -149,6 +173,10 @@ class RouterService:
         self._last_progress = time.monotonic()
         self._pending_audits: list[Output] = []
         self._audit_topic = settings.topic(AUDIT.name)
+        self._refusals = RefusalBook()
+        self._progress = PartitionProgress()
+        self._progress_gauges = metrics.ProgressGauges()
+        self._lags_read = 0.0
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then leave the group and return from ``run``."""
@@ -160,11 +188,15 @@ class RouterService:
         return self._stop.is_set()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """Healthy once started and while it commits, or has nothing to do, often enough."""
-        since = time.monotonic() - self._last_progress
+        """Healthy once started and while it, and each partition with lag, commits (or has
+        nothing to do) often enough."""
+        now = time.monotonic()
+        since = now - self._last_progress
         stalled = since > self.settings.stall_timeout_s
-        return self._started and not stalled, {
+        stalls = self._stalls(now)
+        return self._started and not stalled and not stalls, {
             "partitions": sorted(self.states),
+            "stalled_partitions": [stall.as_dict() for stall in stalls],
             "committed_batches": self.committed_batches,
             "seconds_since_progress": round(since, 1),
             "recovering": self._recovery,
@@ -206,6 +238,7 @@ class RouterService:
         timeout_s = settings.batch_timeout_ms / 1000
         try:
             while not self._stop.is_set():
+                self._watch_partitions()
                 if self._recovery is not None and not self._recover():
                     self._stop.wait(RECOVERY_BACKOFF_S)
                     continue
@@ -269,12 +302,26 @@ class RouterService:
             timeout_s=self.settings.restore_timeout_s,
         )
         self.states = {**kept, **restored}
+        self._progress.assigned(wanted, time.monotonic(), self._committed_offsets(partitions))
         metrics.ASSIGNED.set(len(self.states))
         self._publish_state_gauges()
         log.info("assigned partitions %s", sorted(wanted))
 
+    def _committed_offsets(self, partitions: list[TopicPartition]) -> dict[int, int]:
+        """The group's committed offsets, for the progress clocks (empty if Kafka is away:
+        then lag counts from each partition's start until this instance commits)."""
+        assert self._consumer is not None
+        try:
+            found = self._consumer.committed(partitions, timeout=self.settings.kafka_timeout_s)
+        except KafkaException as exc:
+            log.warning("could not read the committed offsets: %s", exc.args[0])
+            return {}
+        return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle()  # the transaction in flight ends before the partitions move on
+        self._refusals.forget(tp.partition for tp in partitions)
+        self._progress.revoked(tp.partition for tp in partitions)
         log.info("partitions %s revoked", sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -283,6 +330,8 @@ class RouterService:
         log.warning("partitions %s lost; forgetting their state", lost)
         for tp in partitions:
             self.states.pop(tp.partition, None)
+        self._refusals.forget(tp.partition for tp in partitions)
+        self._progress.revoked(tp.partition for tp in partitions)
         metrics.ASSIGNED.set(len(self.states))
 
     def _route(self, messages: Sequence[Message]) -> RoutedBatch:
@@ -314,8 +363,27 @@ class RouterService:
                 offset,
                 None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
             )
-            routed = route(record, state, now)
+            source = (partition, offset)
+            verdict, refusal = self._refusals.verdict(source)
+            if verdict is Verdict.DROP:
+                log.error(
+                    "skipping %s[%d]@%d: the broker refused even its dead letter (%s)",
+                    self.input_topic,
+                    partition,
+                    offset,
+                    refusal.reason() if refusal else "",
+                )
+                batch.dropped += 1
+                batch.offsets[partition] = offset + 1
+                continue
+            if verdict is Verdict.DEAD_LETTER:
+                assert refusal is not None
+                routed = self.engine.refused(record, refusal.kind, refusal.reason())
+                batch.dead_lettered += 1
+            else:
+                routed = route(record, state, now)
             add_output(routed.outputs)
+            batch.sources.extend([(source, verdict)] * len(routed.outputs))
             batch.offsets[partition] = offset + 1
             tally(routed)
         for partition in batch.offsets:
@@ -333,8 +401,15 @@ class RouterService:
         try:
             producer.begin_transaction()
             self._transaction_open = True
-            for output in batch.outputs:
-                self._produce(output.topic, output.value, output.key)
+            for output, (source, verdict) in zip(batch.outputs, batch.sources, strict=True):
+                alone = verdict is not Verdict.ROUTE
+                if alone:  # in a producer batch of its own: the broker judges batches
+                    self._flush()
+                size = len(output.value) + len(output.key or b"")
+                receipt = Receipt(batch.refused, source, verdict, alone, output.topic, size)
+                self._produce(output.topic, output.value, output.key, on_delivery=receipt)
+                if alone:
+                    self._flush()
             for output in batch.audits:
                 self._produce(output.topic, output.value, output.key)
             for partition, key, value in batch.changelog:
@@ -344,7 +419,7 @@ class RouterService:
             return
         offsets = [TopicPartition(self.input_topic, p, o) for p, o in batch.offsets.items()]
         group = self._consumer.consumer_group_metadata()
-        commit = self._committer.submit(self._commit, producer, offsets, group)
+        commit = self._committer.submit(self._commit, producer, offsets, group, batch.refused)
         self._in_flight = (batch, commit)
 
     def _settle(self) -> None:
@@ -362,8 +437,15 @@ class RouterService:
         except KafkaException as exc:
             self._fail(batch, exc.args[0])
             return
+        except RecordsRefusedError as exc:
+            self._fail(batch, str(exc))
+            return
         self._transaction_open = False
         self._last_progress = time.monotonic()
+        self._progress.committed(batch.offsets, self._last_progress)
+        self._refusals.committed(batch.offsets)
+        metrics.RECORDS_REFUSED.inc(batch.dead_lettered)
+        metrics.RECORDS_DROPPED.inc(batch.dropped)
         if batch.size == 0:
             return
         batch.tally.publish()
@@ -376,17 +458,28 @@ class RouterService:
             self.on_batch(batch.size, elapsed)
 
     def _produce(
-        self, topic: str, value: bytes, key: bytes | None, partition: int | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        partition: int | None = None,
+        on_delivery: Receipt | None = None,
     ) -> None:
         assert self._producer is not None
         deadline = time.monotonic() + self.settings.kafka_timeout_s
         while True:
             try:
-                if partition is None:
-                    self._producer.produce(topic, value, key)
-                else:
+                if partition is not None:
                     self._producer.produce(topic, value, key, partition=partition)
+                elif on_delivery is not None:
+                    self._producer.produce(topic, value, key, on_delivery=on_delivery)
+                else:
+                    self._producer.produce(topic, value, key)
                 return
+            except KafkaException as exc:  # the producer's own checks (its size limit)
+                if on_delivery is not None:
+                    on_delivery.refused_by_producer(exc.args[0])
+                raise
             except BufferError:
                 if time.monotonic() > deadline:
                     raise KafkaException(
@@ -394,9 +487,22 @@ class RouterService:
                     ) from None
                 self._producer.poll(0.05)
 
-    def _commit(self, producer: Producer, offsets: list[TopicPartition], group: object) -> None:
+    def _flush(self) -> None:
+        """Wait until every record produced so far was delivered or refused."""
+        assert self._producer is not None
+        if self._producer.flush(self.settings.kafka_timeout_s) > 0:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "flush deadline passed"))
+
+    def _commit(
+        self,
+        producer: Producer,
+        offsets: list[TopicPartition],
+        group: object,
+        refused: list[Delivery],
+    ) -> None:
         """Send the input offsets and commit within ``kafka_timeout_s`` (on the helper thread;
-        retriable errors are retried until the deadline)."""
+        retriable errors are retried until the deadline). Records refused one by one fail the
+        commit (see ``refusals``)."""
         deadline = time.monotonic() + self.settings.kafka_timeout_s
 
         def remaining() -> float:
@@ -405,6 +511,12 @@ class RouterService:
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit deadline passed"))
             return left
 
+        if producer.flush(remaining()) > 0:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "flush deadline passed"))
+        if refused:
+            raise RecordsRefusedError(
+                f"{len(refused)} record(s) refused, first: {refused[0].refusal.reason()}"
+            )
         if offsets:
             producer.send_offsets_to_transaction(offsets, group, remaining())
         while True:
@@ -427,6 +539,7 @@ class RouterService:
         if isinstance(error, KafkaError) and error.fatal():
             self._producer_state = ProducerState.STALE  # only a new producer helps
         self._pending_audits[:0] = batch.audits
+        self._refusals.refused(batch.refused)
         self._rewound = True
         self._recovery = str(error)
         metrics.ABORTS.inc()
@@ -508,6 +621,31 @@ class RouterService:
             raise KafkaException(error)
         log.warning("%s failed, retrying: %s", step, error)
         return False
+
+    def _stalls(self, now: float) -> list[Stall]:
+        in_flight = self._in_flight[0].offsets if self._in_flight is not None else {}
+        return self._progress.stalls(
+            now,
+            self.settings.stall_timeout_s,
+            recovering=self._recovery is not None,
+            in_flight=list(in_flight),
+        )
+
+    def _watch_partitions(self) -> None:
+        """Read each owned partition's lag (consumer cache: no broker request) at most every
+        ``LAG_CHECK_INTERVAL_S``, and export the per-partition progress."""
+        assert self._consumer is not None
+        now = time.monotonic()
+        if now - self._lags_read < LAG_CHECK_INTERVAL_S:
+            return
+        self._lags_read = now
+        watermarks = {}
+        for tp in self._consumer.assignment():
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if low >= 0 and high >= 0:  # unknown until a fetch answered
+                watermarks[tp.partition] = (low, high)
+        self._progress.observed(watermarks, now)
+        self._progress_gauges.export(self._stalls(now), self._progress.seconds_since_progress(now))
 
     def _caught_up(self) -> bool:
         """Whether every assigned partition has been read to its last known end (from the

@@ -1,0 +1,114 @@
+"""Per input partition: when it last made progress, and why it is stalled if it has not.
+
+A partition's lag is its end offset minus its last committed offset (or its start offset when
+the group never committed one): records routed but not committed are lag. It makes progress
+when a transaction holding its offsets commits, or when it has nothing to read (lag 0). One
+that has lag and made no progress for longer than the stall limit is stalled: ``/healthz``
+fails (the orchestrator restarts the pod) and
+``loupe_router_partition_stalled`` names it with a reason:
+
+- ``recovering``: the router is recovering from a failed transaction (the error is in
+  ``/healthz``'s ``recovering``) and routes nothing until that succeeds;
+- ``commit_pending``: its records were routed but their transaction has not committed;
+- ``not_consuming``: it has lag but no records of it arrive (its leader is away, or the
+  consumer is not fetching it).
+
+The other partitions of the instance keep their own clocks, so a partition whose leader is
+gone is named while the others are healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StallReason(StrEnum):
+    RECOVERING = "recovering"
+    COMMIT_PENDING = "commit_pending"
+    NOT_CONSUMING = "not_consuming"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """One stalled partition, as ``/healthz`` reports it."""
+
+    partition: int
+    lag: int
+    seconds_since_progress: float
+    reason: StallReason
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "partition": self.partition,
+            "lag": self.lag,
+            "seconds_since_progress": round(self.seconds_since_progress, 1),
+            "reason": self.reason.value,
+        }
+
+
+class PartitionProgress:
+    """The progress clocks of the input partitions this instance owns."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+        self._lags: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
+
+    def assigned(self, partitions: Iterable[int], now: float, committed: Mapping[int, int]) -> None:
+        """The partitions owned after a rebalance, with the group's committed offsets known:
+        the clocks of new ones start now (restoring their state counts against them), those
+        of partitions gone are dropped."""
+        owned = set(partitions)
+        self.revoked(set(self._last) - owned)
+        for partition in owned:
+            self._last.setdefault(partition, now)
+            if partition in committed:
+                self._committed[partition] = committed[partition]
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._last.pop(partition, None)
+            self._lags.pop(partition, None)
+            self._committed.pop(partition, None)
+
+    def committed(self, offsets: Mapping[int, int], now: float) -> None:
+        """A transaction committed these partitions' next offsets."""
+        for partition, offset in offsets.items():
+            if partition in self._last:
+                self._last[partition] = now
+                self._committed[partition] = offset
+
+    def observed(self, watermarks: Mapping[int, tuple[int, int]], now: float) -> None:
+        """The partitions' (start, end) offsets; one with nothing to read is keeping up."""
+        for partition, (start, end) in watermarks.items():
+            if partition not in self._last:
+                continue
+            committed = max(self._committed.get(partition, start), start)
+            lag = self._lags[partition] = max(0, end - committed)
+            if lag == 0:
+                self._last[partition] = now
+
+    def stalls(
+        self, now: float, limit_s: float, *, recovering: bool, in_flight: Iterable[int]
+    ) -> list[Stall]:
+        """The partitions with lag and no progress for longer than ``limit_s``."""
+        pending = set(in_flight)
+        stalls = []
+        for partition, last in sorted(list(self._last.items())):  # health reads from its thread
+            lag = self._lags.get(partition, 0)
+            since = now - last
+            if lag <= 0 or since <= limit_s:
+                continue
+            if recovering:
+                reason = StallReason.RECOVERING
+            elif partition in pending:
+                reason = StallReason.COMMIT_PENDING
+            else:
+                reason = StallReason.NOT_CONSUMING
+            stalls.append(Stall(partition, lag, since, reason))
+        return stalls
+
+    def seconds_since_progress(self, now: float) -> dict[int, float]:
+        return {partition: now - last for partition, last in list(self._last.items())}
