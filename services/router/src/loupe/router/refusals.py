@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 Source = tuple[int, int]
 """An input record: (partition, offset)."""
 
+
 class Verdict(IntEnum):
     """What the replay of an input does, in escalating order."""
 
