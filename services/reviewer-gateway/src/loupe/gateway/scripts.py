@@ -142,6 +142,9 @@ return {'ok', lease_id, tostring(expiry)}
 """
 
 DECIDE_BEGIN = """
+-- One decision in flight per (task, person): a second one with another idempotency key (a
+-- second tab, a retry with a fresh key) is refused until the first committed or its grace ran
+-- out, so a person never publishes two votes for one lease.
 local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, grace = tonumber(ARGV[5]), tonumber(ARGV[6])
 local r = redis.call('GET', idem)
@@ -151,6 +154,10 @@ if not v then return {'not_holder'} end
 local sep = string.find(v, '|', 1, true)
 local lease_id, expiry = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
 if expiry < now then return {'not_holder'} end
+local deciding = p .. 'deciding:' .. id .. '\\31' .. user
+local pending = redis.call('GET', deciding)
+if pending and pending ~= idem then return {'in_progress'} end
+redis.call('SET', deciding, idem, 'PX', grace)
 if expiry < now + grace then
   expiry = now + grace
   redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
@@ -159,12 +166,21 @@ end
 return {'ok', redis.call('HGET', p .. 't:' .. id, 'req')}
 """
 
+DECIDE_ABANDON = """
+-- A decision refused before it was published (422, 413) no longer holds the person's slot.
+local deciding = ARGV[1] .. 'deciding:' .. ARGV[2] .. '\\31' .. ARGV[3]
+if redis.call('GET', deciding) == ARGV[4] then redis.call('DEL', deciding) end
+return 0
+"""
+
 DECIDE_COMMIT = """
 local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local result, ttl, kind = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local decision_id, vote, seconds = ARGV[8], ARGV[9], ARGV[10]
 local r = redis.call('GET', idem)
 if r then return {'replay', r} end
+local deciding = p .. 'deciding:' .. id .. '\\31' .. user
+if redis.call('GET', deciding) == idem then redis.call('DEL', deciding) end
 local t = p .. 't:' .. id
 if redis.call('HDEL', p .. 'holders:' .. id, user) == 1 then
   redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
@@ -187,9 +203,10 @@ if kind == 'skip' then
   redis.call('SADD', p .. 'skip:' .. id, user)
   redis.call('HINCRBY', qual, 'skips', 1)
   redis.call('SADD', p .. 'qusers', user)
-else
+elseif redis.call('SADD', p .. 'voters:' .. f[7], user) == 1 then
+  -- a person's first vote on the item fills a slot; a later one (acknowledged after its grace,
+  -- once the person had claimed again) is in Kafka but counts nothing more here
   done = redis.call('HINCRBY', t, 'done', 1)
-  redis.call('SADD', p .. 'voters:' .. f[7], user)
   redis.call('HSET', p .. 'votes:' .. f[7], decision_id, vote)
   redis.call('HINCRBY', qual, 'votes', 1)
   redis.call('SADD', p .. 'qusers', user)

@@ -89,6 +89,7 @@ class TaskStore:
         self._heartbeat = _Script(client, scripts.HEARTBEAT)
         self._begin = _Script(client, scripts.DECIDE_BEGIN)
         self._commit = _Script(client, scripts.DECIDE_COMMIT)
+        self._abandon = _Script(client, scripts.DECIDE_ABANDON)
         self._close = _Script(client, scripts.CLOSE)
         self._set_policy = _Script(client, scripts.SET_POLICY_IF_NEWER)
         self._release_lock = _Script(client, scripts.RELEASE_LOCK)
@@ -154,12 +155,17 @@ class TaskStore:
     async def begin_decision(
         self, task_id: str, user: str, idem_key: str, grace_ms: int
     ) -> tuple[str, bytes | None]:
-        """('replay', stored result) | ('not_holder', None) | ('ok', request JSON)."""
+        """('replay', stored result) | ('not_holder', None) | ('ok', request JSON) |
+        ('in_progress', None): another decision of this person on the task is in flight."""
         result = await self._begin(
             args=[self.p, task_id, user, self.idem_key(user, idem_key), now_ms(), grace_ms]
         )
         status = result[0].decode()
         return status, (result[1] if len(result) > 1 else None)
+
+    async def abandon_decision(self, task_id: str, user: str, idem_key: str) -> None:
+        """Forget a begun decision that was refused before it was published."""
+        await self._abandon(args=[self.p, task_id, user, self.idem_key(user, idem_key)])
 
     async def commit_decision(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Response
@@ -23,6 +23,7 @@ from loupe.gateway.views import ms_to_iso, task_confidence, task_view, vote_view
 from loupe.schemas import (
     Action,
     AuditAction,
+    AuditEvent,
     ReviewDecision,
     ReviewerRef,
     Tier,
@@ -30,6 +31,10 @@ from loupe.schemas import (
 )
 from loupe.schemas._base import Comment, Identifier, ProjectName, ShortText
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
+
+if TYPE_CHECKING:
+    from loupe.gateway.context import Gateway
+    from loupe.gateway.users import User
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -169,28 +174,10 @@ def _replayed(stored: bytes, task_id: str) -> FastJSONResponse:
     return FastJSONResponse(result)
 
 
-@router.post("/{task_id}/decision")
-async def decide(
-    task_id: str,
-    body: DecisionBody,
-    gw: GatewayDep,
-    user: Worker,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
-) -> FastJSONResponse:
-    """Record the lease holder's decision; answers only after Kafka acknowledged it."""
-    key = body.idempotency_key or idempotency_key
-    if not key:
-        raise ApiError(
-            422, "validation_error", "idempotency_key (body) or Idempotency-Key header required"
-        )
-    settings = gw.settings
-    grace_ms = int((settings.kafka_timeout_s + 5) * 1000)
-    status, payload = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
-    if status == "replay" and payload is not None:
-        return _replayed(payload, task_id)
-    if status != "ok" or payload is None:
-        raise await _missing_lease(gw, task_id)
-    request = orjson.loads(payload)
+def _prepare(
+    gw: Gateway, user: User, body: DecisionBody, *, task_id: str, key: str, request: Any
+) -> tuple[ReviewDecision, AuditEvent, bytes]:
+    """The decision, its audit event and its record (422/413 when they cannot be published)."""
     try:
         label = parse_label(body.label)
         label = check_label(
@@ -228,6 +215,46 @@ async def decide(
         at=decided_at,
     )
     record = gw.record(decision)
+    return decision, event, record
+
+
+@router.post("/{task_id}/decision")
+async def decide(
+    task_id: str,
+    body: DecisionBody,
+    gw: GatewayDep,
+    user: Worker,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> FastJSONResponse:
+    """Record the lease holder's decision; answers only after Kafka acknowledged it."""
+    key = body.idempotency_key or idempotency_key
+    if not key:
+        raise ApiError(
+            422, "validation_error", "idempotency_key (body) or Idempotency-Key header required"
+        )
+    settings = gw.settings
+    grace_ms = int((settings.kafka_timeout_s + 5) * 1000)
+    status, payload = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
+    if status == "replay" and payload is not None:
+        return _replayed(payload, task_id)
+    if status == "in_progress":
+        raise ApiError(
+            409,
+            "decision_in_progress",
+            f"another decision of yours on task {task_id!r} (another idempotency key) is being "
+            "recorded; you fill one slot of a task: retry with that decision's key",
+        )
+    if status != "ok" or payload is None:
+        raise await _missing_lease(gw, task_id)
+    try:
+        decision, event, record = _prepare(
+            gw, user, body, task_id=task_id, key=key, request=orjson.loads(payload)
+        )
+    except ApiError:
+        # nothing was published: the key no longer holds the person's slot of the task
+        await gw.store.abandon_decision(task_id, user.id, key)
+        raise
+    decided_at = decision.decided_at
     try:
         await gw.producer.send_all(
             [
