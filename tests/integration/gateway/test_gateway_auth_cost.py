@@ -27,7 +27,7 @@ def _monitor(redis_url: str, marker: str, seen: list[tuple[str, str]], up: threa
 
 
 async def test_an_unknown_token_costs_one_redis_command(launch_gateway, redis_url) -> None:
-    async with launch_gateway(sweep_interval_s=60.0) as gateway:
+    async with launch_gateway(sweep_interval_s=4.0) as gateway:
         prefix = gateway.settings.redis_prefix
         warm = await gateway.client.get("/v1/me", headers={"Authorization": "Bearer lp_warm"})
         assert warm.status_code == 401  # steady state: the working set is ready

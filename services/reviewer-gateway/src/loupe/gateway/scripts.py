@@ -102,7 +102,7 @@ SWEEP = (
     + """
 local p, now, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', now, 'LIMIT', 0, max)
-local out = {}
+local out = {#due}
 for _, m in ipairs(due) do
   local sep = string.find(m, '\\31', 1, true)
   local id, user = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)

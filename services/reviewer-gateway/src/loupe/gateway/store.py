@@ -143,10 +143,25 @@ class TaskStore:
         """Give a lease back (the task keeps its place)."""
         return bool(await self._release(args=[self.p, task_id, user]))
 
-    async def sweep(self, limit: int = 1_000) -> list[tuple[str, str, str, str]]:
-        """Return expired leases to the queues; (task, user, item, project) per expired lease."""
-        flat = [v.decode() for v in await self._sweep(args=[self.p, now_ms(), limit])]
-        return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)]
+    async def sweep(
+        self, batch: int = 1_000, max_batches: int = 1_000
+    ) -> list[tuple[str, str, str, str]]:
+        """Return every expired lease to its queue; (task, user, item, project) per lease.
+
+        In scripts of ``batch`` due leases (other commands run between them) until one finds
+        fewer, so a burst of expiries (a dead client that held many leases) is back in one pass
+        rather than one batch per sweep period; at most ``max_batches`` scripts per call.
+        """
+        expired: list[tuple[str, str, str, str]] = []
+        for _ in range(max_batches):
+            due, *raw = await self._sweep(args=[self.p, now_ms(), batch])
+            flat = [v.decode() for v in raw]
+            expired += [
+                (flat[i], flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)
+            ]
+            if int(due) < batch:
+                break
+        return expired
 
     def idem_key(self, user: str, key: str) -> str:
         """Redis key of a user's idempotency key."""
