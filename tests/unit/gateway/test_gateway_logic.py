@@ -1,4 +1,4 @@
-"""Pure gateway logic: queue ordering, label checks, resolution rules, rebuild planning."""
+"""Pure gateway logic: queue ordering, label checks, resolution rules."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from loupe.gateway.logic import (
     resolution_closes,
     vote_agrees,
 )
-from loupe.gateway.rebuild import plan_rebuild
 from loupe.schemas import (
     Action,
     BoxesLabel,
@@ -29,8 +28,6 @@ from loupe.schemas import (
     Provenance,
     ResolutionMethod,
     ResolvedLabel,
-    ReviewDecision,
-    ReviewerRef,
     Tier,
 )
 
@@ -103,52 +100,6 @@ def test_vote_agrees():
     assert vote_agrees(Action.REJECT, None, final) is False
     assert vote_agrees(Action.REJECT, None, resolved(label=None)) is True
     assert vote_agrees(Action.ESCALATE, None, final) is None
-
-
-def decision(reviewer, action=Action.APPROVE, task="req-item-1", n=0, final=False):
-    return ReviewDecision(
-        decision_id=f"d-{reviewer}-{n}",
-        idempotency_key=f"k-{reviewer}-{n}",
-        request_id=task,
-        task_id=task,
-        item_id="item-1",
-        project="demo",
-        reviewer=ReviewerRef(id=reviewer, tier=Tier.REVIEWER),
-        action=action,
-        label=ClassificationLabel(label="dog") if action is Action.APPROVE else None,
-        seconds_spent=1.0,
-        final=final,
-        decided_at=AT,
-    )
-
-
-def test_rebuild_counts_votes_dedupes_and_skips():
-    request = review_request()  # overlap 2
-    raw = request.to_json_bytes()
-    plan = plan_rebuild(
-        [(request, raw), (request, raw)],
-        [decision("ann"), decision("ann"), decision("bob", Action.SKIP)],
-        [],
-    )
-    task = plan.tasks[request.request_id]
-    assert task.done == 1 and task.status == "open"
-    assert task.skippers == {"bob"}
-    plan = plan_rebuild([(request, raw)], [decision("ann"), decision("cy", n=1)], [])
-    assert plan.tasks[request.request_id].status == "complete"
-    assert plan.open_tasks() == []
-
-
-def test_rebuild_closes_resolved_and_final_items():
-    request = review_request()
-    raw = request.to_json_bytes()
-    label = resolved()
-    plan = plan_rebuild([(request, raw)], [], [(label, label.to_json_bytes())])
-    assert plan.tasks[request.request_id].status == "resolved"
-    plan = plan_rebuild([(request, raw)], [decision("lee", final=True)], [])
-    assert plan.tasks[request.request_id].status == "closed"
-    auto = resolved(method=ResolutionMethod.AUTO)
-    plan = plan_rebuild([(request, raw)], [], [(auto, auto.to_json_bytes())])
-    assert plan.tasks[request.request_id].status == "open"
 
 
 @given(st.integers(0, 10**6), st.integers(0, 10**6))

@@ -2,8 +2,9 @@
 
 Consumes ``review.requests``, ``labels.resolved``, ``labels.conflicts``, ``control.policy`` and
 ``audit`` (at least once: offsets are committed after the batch is in Redis; every write is
-idempotent). When the ``ready`` marker is missing (first start, or Redis was flushed) it
-rebuilds the working set by replaying the topics from the beginning, then sets the marker.
+idempotent). When the ``ready`` marker is missing (first start, or Redis was flushed) one
+replica rebuilds the working set from Kafka (``rebuilder``); until the marker is back no replica
+applies live events.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message
 
-from loupe.gateway import metrics
+from loupe.gateway import metrics, scripts
 from loupe.gateway.projector import Projector
-from loupe.gateway.rebuild import plan_rebuild
+from loupe.gateway.rebuilder import Rebuilder, RebuildError
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
+from loupe.gateway.views import text
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import (
     AuditEvent,
@@ -32,7 +34,6 @@ from loupe.schemas import (
     Event,
     PolicyUpdate,
     ResolvedLabel,
-    ReviewDecision,
     ReviewRequest,
     decode,
 )
@@ -41,7 +42,6 @@ from loupe.schemas.topics import (
     CONTROL_POLICY,
     LABELS_CONFLICTS,
     LABELS_RESOLVED,
-    REVIEW_DECISIONS,
     REVIEW_REQUESTS,
 )
 
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 LIVE_TOPICS = (REVIEW_REQUESTS, LABELS_RESOLVED, LABELS_CONFLICTS, CONTROL_POLICY, AUDIT)
-REBUILD_LOCK_S = 300
 _FETCH_BATCHING = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 16_384}
 """Fewer, fuller fetches under load; at most 100 ms added when traffic is light."""
 
@@ -66,6 +65,9 @@ class GatewayConsumer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gw-consumer", daemon=True)
         self.rebuilds = 0
+        self._retry_at = 0.0
+        self._upto: dict[tuple[str, int], int] | None = None
+        self._release_lock = self.redis.register_script(scripts.RELEASE_LOCK)
         self.last_error: str | None = None
         self._handlers: dict[str, Callable[[bytes], None]] = {
             settings.topic(REVIEW_REQUESTS.name): self._on_request,
@@ -87,104 +89,83 @@ class GatewayConsumer:
         self.redis.close()
 
     def ensure_ready(self) -> bool:
-        """Rebuild from Kafka if the working set is missing; True if a rebuild ran."""
+        """Whether the working set is ready; rebuild it first when it is missing and no other
+        replica holds the rebuild lease (the others wait unready, then use its result)."""
         if self.redis.exists(f"{self.p}ready"):
+            if self._upto is None:
+                self._load_upto()
+            return True
+        self._upto = None
+        if time.monotonic() < self._retry_at:
             return False
-        lock = f"{self.p}rebuild-lock"
         token = uuid.uuid4().hex
-        if not self.redis.set(lock, token, nx=True, ex=REBUILD_LOCK_S):
+        lock = f"{self.p}rebuild-lock"
+        lease_ms = int(self.settings.rebuild_lease_s * 1000)
+        if not self.redis.set(lock, token, nx=True, px=lease_ms):
             return False
         try:
             if self.redis.exists(f"{self.p}ready"):
-                return False
-            self.rebuild()
-            self.redis.set(f"{self.p}ready", str(int(time.time() * 1000)))
+                return True
+            self.rebuild(token)
             return True
         finally:
-            if self.redis.get(lock) == token.encode():
-                self.redis.delete(lock)
+            self._release_lock(args=[lock, token])
 
-    def rebuild(self) -> None:
-        """Replay Kafka into a fresh working set (users file, tasks, votes, views)."""
-        started = time.monotonic()
-        self.projector.load_users(self.users_file)
-        requests: list[tuple[ReviewRequest, bytes]] = []
-        decisions: list[ReviewDecision] = []
-        resolved: list[tuple[ResolvedLabel, bytes]] = []
-        for raw in self._replay(REVIEW_REQUESTS.name):
-            if (event := _decode(ReviewRequest, raw)) is not None:
-                requests.append((event, raw))
-        for raw in self._replay(REVIEW_DECISIONS.name):
-            if (decision := _decode(ReviewDecision, raw)) is not None:
-                decisions.append(decision)
-        for raw in self._replay(LABELS_RESOLVED.name):
-            if (label := _decode(ResolvedLabel, raw)) is not None:
-                resolved.append((label, raw))
-        plan = plan_rebuild(requests, decisions, resolved)
-        self.projector.write_plan(plan)
-        for name, handler in (
-            (LABELS_CONFLICTS.name, self._on_conflict),
-            (CONTROL_POLICY.name, self._on_policy),
-            (AUDIT.name, self._on_audit),
-        ):
-            for raw in self._replay(name):
-                handler(raw)
+    def rebuild(self, token: str) -> None:
+        """Rebuild under the lease ``token``; set the ready marker only when it completed."""
+        rebuilder = Rebuilder(self.settings, self.redis, self.projector, token)
+        metrics.REBUILD_FAILED.set(0)
+        self.redis.hdel(f"{self.p}rebuild", "error")
+        try:
+            progress = rebuilder.run(self.users_file)
+        except RebuildError as exc:
+            self._retry_at = time.monotonic() + self.settings.rebuild_retry_s
+            metrics.REBUILD_FAILED.set(1)
+            metrics.REBUILD_SECONDS.set(time.monotonic() - rebuilder.progress.started)
+            self.redis.hset(f"{self.p}rebuild", "error", str(exc))
+            log.error(
+                "rebuild failed (the gateway stays unready; retry in %gs): %s",
+                self.settings.rebuild_retry_s,
+                exc,
+            )
+            return
+        self.redis.set(f"{self.p}ready", str(int(time.time() * 1000)))
         self.rebuilds += 1
         metrics.REBUILDS.inc()
+        seconds = time.monotonic() - progress.started
+        metrics.REBUILD_SECONDS.set(seconds)
         log.info(
-            "rebuilt working set from Kafka: %d requests, %d open tasks, %d decisions in %.1fs",
-            len(requests),
-            len(plan.open_tasks()),
-            len(decisions),
-            time.monotonic() - started,
+            "rebuilt working set from Kafka: %d records read, %d tasks (%d open) in %.1fs",
+            progress.read,
+            progress.tasks,
+            progress.open,
+            seconds,
         )
 
-    def _replay(self, name: str) -> list[bytes]:
-        """Every record of a topic up to its current end."""
-        topic = self.settings.topic(name)
-        consumer = Consumer(
-            consumer_config(self.settings.kafka_bootstrap_servers, f"gw-replay-{uuid.uuid4().hex}")
-        )
-        try:
-            partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-            ends: dict[int, int] = {}
-            for number in partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, number), timeout=30
-                )
-                if high > low:
-                    ends[number] = high
-            consumer.assign([TopicPartition(topic, n, 0) for n in ends])
-            values: list[bytes] = []
-            pending = dict(ends)
-            deadline = time.monotonic() + 600
-            while pending and time.monotonic() < deadline:
-                for message in consumer.consume(1000, timeout=0.5):
-                    if message.error() is not None:
-                        continue
-                    number, offset, value = message.partition(), message.offset(), message.value()
-                    if value is not None:
-                        values.append(value)
-                    if number in pending and offset is not None and offset >= pending[number] - 1:
-                        del pending[number]
-                # read_committed stops at the last stable offset: also stop when caught up
-                for number in list(pending):
-                    position = consumer.position([TopicPartition(topic, number)])[0].offset
-                    if position >= pending[number]:
-                        del pending[number]
-            return values
-        finally:
-            consumer.close()
+    def _load_upto(self) -> None:
+        """The end offsets the last rebuild applied: records below them are skipped."""
+        raw = self.redis.hgetall(f"{self.p}rebuilt-upto")
+        upto: dict[tuple[str, int], int] = {}
+        for key, value in raw.items():
+            topic, _, number = text(key).rpartition(":")
+            upto[(topic, int(number))] = int(value)
+        self._upto = upto
 
     def _run(self) -> None:
         consumer: Consumer | None = None
         next_check = next_commit = 0.0
         uncommitted = False
+        ready = False
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_check:
-                    self.ensure_ready()
+                    ready = self.ensure_ready()
                     next_check = time.monotonic() + 1.0
+                if not ready:
+                    # another replica rebuilds (or the last attempt failed): live events wait
+                    # in Kafka until the working set they apply to is complete
+                    self._stop.wait(max(0.0, next_check - time.monotonic()))
+                    continue
                 if consumer is None:
                     consumer = Consumer(
                         consumer_config(
@@ -224,10 +205,18 @@ class GatewayConsumer:
     def _apply(self, batch: list[Message]) -> None:
         audit_topic = self.settings.topic(AUDIT.name)
         pipe = self.redis.pipeline(transaction=False)
+        upto = self._upto or {}
         for message in batch:
             value = message.value()
             if message.error() is not None or value is None:
                 continue
+            offset = message.offset()
+            if (
+                upto
+                and offset is not None
+                and offset < upto.get((message.topic() or "", message.partition() or 0), -1)
+            ):
+                continue  # already applied by the rebuild (an old request must not reopen a task)
             if message.topic() == audit_topic:
                 # the bulk of the traffic: one pipelined round trip per batch
                 if (event := _decode(AuditEvent, value)) is not None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from loupe.gateway.errors import ApiError, rebuilding
+from loupe.gateway.errors import REBUILD_RETRY_AFTER_S, ApiError, rebuilding
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
 from loupe.gateway.settings import GatewaySettings
@@ -18,6 +18,30 @@ from loupe.gateway.store import TaskStore
 from loupe.gateway.users import User, UsersFile, hash_token
 from loupe.gateway.views import text
 from loupe.schemas import Event
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The working set's state: ready, or the rebuild's progress and last error."""
+
+    ready: bool
+    error: str | None
+    progress: dict[str, str]
+
+    def as_error(self) -> ApiError:
+        """The 503 a caller gets while the working set is not ready."""
+        if self.error is not None:
+            return ApiError(
+                503,
+                "rebuild_failed",
+                f"the gateway's working set could not be rebuilt from Kafka: {self.error}",
+                headers={"Retry-After": str(REBUILD_RETRY_AFTER_S)},
+            )
+        phase = self.progress.get("phase", "waiting")
+        done = f"{self.progress.get('read', '0')} of {self.progress.get('total', '?')}"
+        return rebuilding(
+            f"the gateway is rebuilding its working set from Kafka ({phase}: {done} records)"
+        )
 
 
 @dataclass
@@ -74,25 +98,34 @@ class Gateway:
 
     async def _stored_user(self, digest: str) -> User | None:
         """The user a token hash belongs to in Redis (active or not), or None when the token is
-        unknown; ``503 rebuilding`` when the users are not (all) loaded. A rebuild reloads the
-        users before it sets the ready marker and a flush removes both at once, so a token
-        missing while the marker is there (read together) is really unknown."""
+        unknown; ``503 rebuilding`` (or ``rebuild_failed``) while the working set is not
+        complete, since no endpoint can answer truly from a partial one. A flush removes the
+        token and the marker at once, and both are read in one ``MGET``."""
         p = self.settings.redis_prefix
         user_id, ready = await self.redis.mget(f"{p}tok:{digest}", f"{p}ready")
+        if ready is None:
+            raise (await self.readiness()).as_error()
         if user_id is None:
-            if ready is None:
-                raise rebuilding("the gateway is reloading users after losing its Redis data")
             return None
         raw = await self.redis.get(f"{p}user:{text(user_id)}")
         if raw is None:
-            if not await self._ready():  # lost again between the two reads
-                raise rebuilding("the gateway is reloading users after losing its Redis data")
+            state = await self.readiness()
+            if not state.ready:  # lost again between the two reads
+                raise state.as_error()
             return None
         return User.model_validate_json(raw)
 
-    async def _ready(self) -> bool:
-        """Whether the working set (users included) is loaded, i.e. no rebuild is pending."""
-        return bool(await self.redis.exists(f"{self.settings.redis_prefix}ready"))
+    async def readiness(self) -> Readiness:
+        """Whether the working set is complete, else what the rebuild is doing or why it
+        failed (from ``<p>rebuild``, written by whichever replica rebuilds)."""
+        p = self.settings.redis_prefix
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(f"{p}ready")
+        pipe.hgetall(f"{p}rebuild")
+        ready, raw = await pipe.execute()
+        fields = {text(k): text(v) for k, v in raw.items()}
+        error = fields.pop("error", None)
+        return Readiness(bool(ready), error, fields)
 
     def forget_cached_users(self) -> None:
         """Drop cached token lookups (after user or token changes)."""

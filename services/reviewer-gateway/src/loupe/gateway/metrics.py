@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Enum, Gauge, Histogram
 
 CLAIMS = Counter("loupe_gateway_claims_total", "Claims answered", ["outcome"])
 DECISIONS = Counter("loupe_gateway_decisions_total", "Decisions accepted", ["action"])
@@ -10,6 +10,17 @@ LEASES_EXPIRED = Counter("loupe_gateway_leases_expired_total", "Leases that expi
 REQUESTS_ENQUEUED = Counter("loupe_gateway_requests_enqueued_total", "Review requests queued")
 BAD_RECORDS = Counter("loupe_gateway_bad_records_total", "Consumed records that failed to decode")
 REBUILDS = Counter("loupe_gateway_rebuilds_total", "Working-set rebuilds from Kafka")
+REBUILD_PHASE = Enum(
+    "loupe_gateway_rebuild_phase",
+    "Phase of this replica's current or last rebuild",
+    states=["idle", "users", "decisions", "resolved", "requests", "catchup", "views", "done"],
+)
+REBUILD_READ = Gauge("loupe_gateway_rebuild_records_read", "Records the rebuild has read")
+REBUILD_TOTAL = Gauge("loupe_gateway_rebuild_records_total", "Records the rebuild has to read")
+REBUILD_SECONDS = Gauge("loupe_gateway_rebuild_seconds", "Duration of the current or last rebuild")
+REBUILD_FAILED = Gauge(
+    "loupe_gateway_rebuild_failed", "1 while the last rebuild attempt failed (gateway unready)"
+)
 QUEUE_DEPTH = Gauge("loupe_gateway_queue_depth", "Tasks with a free slot per tier", ["tier"])
 LATENCY = Histogram(
     "loupe_gateway_request_seconds",

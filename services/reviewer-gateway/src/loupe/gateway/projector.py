@@ -13,9 +13,8 @@ from redis.client import Pipeline
 from loupe.gateway import scripts
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import queue_score, resolution_closes, vote_agrees
-from loupe.gateway.rebuild import RebuildPlan
 from loupe.gateway.users import UsersFile
-from loupe.gateway.views import confidence_field, text, vote_view
+from loupe.gateway.views import confidence_field, text
 from loupe.schemas import (
     Action,
     AuditAction,
@@ -47,9 +46,17 @@ class Projector:
         self._set_policy = client.register_script(scripts.SET_POLICY_IF_NEWER)
 
     def request(
-        self, request: ReviewRequest, raw: bytes, *, status: str = "open", done: int = 0
+        self,
+        request: ReviewRequest,
+        raw: bytes,
+        *,
+        status: str = "open",
+        done: int = 0,
+        client: Pipeline | None = None,
     ) -> bool:
-        """Store a review request as a task (idempotent); True if it was new."""
+        """Store a review request as a task unless it exists (idempotent); True if it was new.
+
+        With a pipeline the script is queued and the answer is the pipeline's."""
         created = _ms(request.created_at)
         rank = Tier(request.required_tier).rank
         skills = orjson.dumps(sorted(set(request.skills))).decode()
@@ -68,6 +75,9 @@ class Projector:
             done,
             confidence_field(request.prediction),
         ]
+        if client is not None:
+            self._enqueue(args=args, client=client)
+            return True
         return bool(self._enqueue(args=args))
 
     def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
@@ -104,11 +114,12 @@ class Projector:
             self.r.hincrby(quality, "scored", 1)
             self.r.hincrby(quality, "agreed", int(agrees))
 
-    def conflict(self, record: ConflictRecord, raw: bytes) -> None:
+    def conflict(self, record: ConflictRecord, raw: bytes, pipe: Pipeline | None = None) -> None:
         """Keep a conflict for the lead view (newest 10,000)."""
+        target = pipe if pipe is not None else self.r
         key = f"{self.p}conflicts"
-        self.r.zadd(key, {raw: _ms(record.created_at)})
-        self.r.zremrangebyrank(key, 0, -MAX_CONFLICTS - 1)
+        target.zadd(key, {raw: _ms(record.created_at)})
+        target.zremrangebyrank(key, 0, -MAX_CONFLICTS - 1)
 
     def policy(self, update: PolicyUpdate, raw: bytes) -> None:
         """Keep the newest policy version per project."""
@@ -135,31 +146,3 @@ class Projector:
             pipe.set(f"{self.p}tok:{digest}", user_id)
         pipe.execute()
         return len(users)
-
-    def write_plan(self, plan: RebuildPlan) -> None:
-        """Write a rebuilt working set (tasks, voters, votes, resolved labels, quality)."""
-        for task in plan.tasks.values():
-            self.request(task.request, task.raw, status=task.status, done=task.done)
-            if task.voters:
-                self.r.sadd(f"{self.p}voters:{task.request.item_id}", *task.voters)
-            if task.skippers:
-                self.r.sadd(f"{self.p}skip:{task.request.request_id}", *task.skippers)
-        for item_id, decisions in plan.votes.items():
-            pipe = self.r.pipeline()
-            for decision in decisions.values():
-                view = orjson.dumps(vote_view(decision))
-                pipe.hset(f"{self.p}votes:{item_id}", decision.decision_id, view)
-                quality = f"{self.p}quality:{decision.reviewer.id}"
-                pipe.hincrby(quality, "votes", 1)
-                pipe.hincrbyfloat(quality, "seconds", decision.seconds_spent)
-                if decision.action.value == "escalate":
-                    pipe.hincrby(quality, "escalations", 1)
-                pipe.sadd(f"{self.p}qusers", decision.reviewer.id)
-            pipe.execute()
-        for task in plan.tasks.values():
-            for user in task.skippers:
-                self.r.hincrby(f"{self.p}quality:{user}", "skips", 1)
-                self.r.sadd(f"{self.p}qusers", user)
-        for label, raw in plan.latest_resolved.values():
-            self.r.set(f"{self.p}resolved:{label.item_id}", raw)
-            self._score_votes(label)

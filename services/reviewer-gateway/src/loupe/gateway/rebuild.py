@@ -1,88 +1,291 @@
-"""RebuildingError the Redis working set from Kafka history (pure planning, no I/O).
+"""What Kafka history says the working set is, in memory bounded by the open work.
 
-Open tasks are the review requests not yet decided to their overlap and not settled by a
-resolved label; everything else is restored as closed so replays stay idempotent.
+History (every decision and resolved label, then the review requests in batches) is indexed in
+a temporary SQLite file instead of Python collections: the process holds SQLite's page cache
+(``cache_kib``), one batch of records and the tasks of that batch still open, whatever the size
+of the topics. Records are read with ``orjson`` and only the fields the rules need; the open
+tasks' requests and votes (a small part of history) are validated in full.
+
+The rules are the live projection's: a task is settled by a lead's final decision on its item,
+or by a resolved label that closes it (``logic.resolution_closes``); it is complete (off the
+queues, waiting for the resolver) once as many distinct reviewers voted as its overlap.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
-from loupe.gateway.logic import VOTE_ACTIONS, resolution_closes
-from loupe.schemas import Action, ResolvedLabel, ReviewDecision, ReviewRequest
+import orjson
+from pydantic import ValidationError
+
+from loupe.gateway.labels import parse_label
+from loupe.gateway.logic import VOTE_ACTIONS, vote_agrees
+from loupe.schemas import Action, ResolutionMethod, ResolvedLabel, ReviewDecision, ReviewRequest
+
+_VOTES = tuple(sorted(action.value for action in VOTE_ACTIONS))
+_NEVER = -1
+"""``closes_us`` of an item whose labels are all automatic (they close nothing)."""
+
+_SCHEMA = """
+CREATE TABLE decisions (
+  decision_id TEXT PRIMARY KEY, task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT,
+  seconds REAL, label TEXT, raw BLOB);
+CREATE TABLE finals (item_id TEXT PRIMARY KEY);
+CREATE TABLE labels (item_id TEXT PRIMARY KEY, revision INTEGER, raw BLOB, closes_us INTEGER);
+CREATE TABLE provenance (request_id TEXT PRIMARY KEY);
+CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT, created_us INT);
+"""
+
+_UPSERT_LABEL = """
+INSERT INTO labels VALUES (?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
+  raw = CASE WHEN excluded.revision >= labels.revision THEN excluded.raw ELSE labels.raw END,
+  revision = MAX(excluded.revision, labels.revision),
+  closes_us = MAX(excluded.closes_us, labels.closes_us)
+"""
+
+_STILL_OPEN = """
+SELECT b.seq FROM batch b
+WHERE NOT EXISTS (SELECT 1 FROM finals f WHERE f.item_id = b.item_id)
+  AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.request_id = b.request_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM labels l WHERE l.item_id = b.item_id AND l.closes_us >= b.created_us)
+"""
+
+_COUNTED = """
+CREATE TEMP TABLE counted AS SELECT MIN(rowid) AS id FROM decisions
+WHERE action IN ('approve', 'correct', 'escalate', 'reject') GROUP BY task_id, reviewer
+"""
+"""The counted votes: the first vote (not a skip) of each reviewer on each task."""
+
+_VOTES_OF = """
+SELECT task_id, reviewer, action, raw FROM decisions
+WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY rowid
+"""
+
+_LATEST = """
+SELECT item_id, revision, raw FROM labels WHERE item_id IN (SELECT value FROM json_each(?))
+"""
+
+_QUALITY = """
+SELECT reviewer, COUNT(*), SUM(seconds), SUM(action = 'escalate') FROM decisions
+WHERE rowid IN (SELECT id FROM temp.counted) GROUP BY reviewer
+"""
+
+_SCORED = """
+SELECT l.item_id, l.raw, d.reviewer, d.action, d.label FROM labels l
+JOIN decisions d ON d.item_id = l.item_id
+WHERE d.rowid IN (SELECT id FROM temp.counted) ORDER BY l.item_id
+"""
+
+
+def _us(iso: str) -> int:
+    """An ISO 8601 timestamp as epoch microseconds (exact, so comparisons match the models')."""
+    at = datetime.fromisoformat(iso)
+    return int(at.timestamp()) * 1_000_000 + at.microsecond
 
 
 @dataclass
-class TaskState:
-    """What the history says about one task."""
+class RebuiltTask:
+    """One task the working set must hold (open, or complete and waiting for the resolver)."""
 
     request: ReviewRequest
     raw: bytes
-    voters: set[str] = field(default_factory=set)
-    skippers: set[str] = field(default_factory=set)
-    status: str = "open"
+    status: str
+    voters: list[str] = field(default_factory=list)
+    skippers: list[str] = field(default_factory=list)
+    votes: list[ReviewDecision] = field(default_factory=list)
+    """Counted votes, the first of each reviewer (oldest first)."""
 
     @property
     def done(self) -> int:
-        """Distinct reviewers whose vote counted on this task."""
+        """Distinct reviewers whose vote counted."""
         return len(self.voters)
 
 
 @dataclass
-class RebuildPlan:
-    """The working set to write back into Redis."""
+class Quality:
+    """One reviewer's counters, recomputed from history."""
 
-    tasks: dict[str, TaskState]
-    votes: dict[str, dict[str, ReviewDecision]]
-    """item_id -> decision_id -> counted vote."""
-    latest_resolved: dict[str, tuple[ResolvedLabel, bytes]]
-
-    def open_tasks(self) -> list[TaskState]:
-        """Tasks that still need votes."""
-        return [task for task in self.tasks.values() if task.status == "open"]
+    votes: int = 0
+    seconds: float = 0.0
+    escalations: int = 0
+    skips: int = 0
+    scored: int = 0
+    agreed: int = 0
 
 
-def plan_rebuild(
-    requests: list[tuple[ReviewRequest, bytes]],
-    decisions: list[ReviewDecision],
-    resolved: list[tuple[ResolvedLabel, bytes]],
-) -> RebuildPlan:
-    """Replay requests, decisions and resolutions (each in topic order) into task states."""
-    tasks: dict[str, TaskState] = {}
-    for request, raw in requests:
-        tasks.setdefault(request.request_id, TaskState(request, raw))
-    votes: dict[str, dict[str, ReviewDecision]] = defaultdict(dict)
-    seen: set[str] = set()
-    final_items: set[str] = set()
-    for decision in decisions:
-        if decision.decision_id in seen:
-            continue
-        seen.add(decision.decision_id)
-        if decision.final:
-            final_items.add(decision.item_id)
-        task = tasks.get(decision.task_id)
-        if task is None:
-            continue
-        reviewer = decision.reviewer.id
-        if decision.action is Action.SKIP:
-            task.skippers.add(reviewer)
-        elif decision.action in VOTE_ACTIONS and reviewer not in task.voters:
-            task.voters.add(reviewer)
-            votes[decision.item_id][decision.decision_id] = decision
-    latest: dict[str, tuple[ResolvedLabel, bytes]] = {}
-    by_item: dict[str, list[ResolvedLabel]] = defaultdict(list)
-    for label, raw in resolved:
-        by_item[label.item_id].append(label)
-        current = latest.get(label.item_id)
-        if current is None or label.revision >= current[0].revision:
-            latest[label.item_id] = (label, raw)
-    for task in tasks.values():
-        request = task.request
-        if task.done >= request.required_overlap:
-            task.status = "complete"
-        if request.item_id in final_items:
-            task.status = "closed"
-        if any(resolution_closes(label, request) for label in by_item.get(request.item_id, [])):
-            task.status = "resolved"
-    return RebuildPlan(tasks, dict(votes), latest)
+class HistoryIndex:
+    """Indexes decisions and resolved labels, then settles review requests batch by batch.
+
+    Feed ``add_decisions`` and ``add_resolved`` first (any order), call ``seal``, then stream the
+    requests through ``settle``. Bad records are counted in ``bad`` and skipped.
+    """
+
+    def __init__(self, directory: Path | None = None, cache_kib: int = 16_384) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
+        self.db = sqlite3.connect(Path(self._dir.name) / "history.db", isolation_level=None)
+        for pragma in (
+            f"cache_size = -{cache_kib}",
+            "journal_mode = OFF",
+            "synchronous = OFF",
+            "temp_store = FILE",
+            "locking_mode = EXCLUSIVE",
+        ):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.executescript(_SCHEMA)
+        self.bad = 0
+
+    def close(self) -> None:
+        """Drop the scratch file."""
+        self.db.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> HistoryIndex:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def add_decisions(self, values: Iterable[bytes]) -> None:
+        """Index decisions (the first record of a decision id wins, as a replay must)."""
+        rows, finals = [], []
+        for raw in values:
+            try:
+                d = orjson.loads(raw)
+                label = d.get("label")
+                rows.append(
+                    (
+                        str(d["decision_id"]),
+                        str(d["task_id"]),
+                        str(d["item_id"]),
+                        str(d["reviewer"]["id"]),
+                        Action(d["action"]).value,
+                        float(d.get("seconds_spent", 0.0)),
+                        None if label is None else orjson.dumps(label).decode(),
+                        raw,
+                    )
+                )
+                if d.get("final") is True:
+                    finals.append((str(d["item_id"]),))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                self.bad += 1
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR IGNORE INTO decisions VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT OR IGNORE INTO finals VALUES (?)", finals)
+        self.db.execute("COMMIT")
+
+    def add_resolved(self, values: Iterable[bytes]) -> None:
+        """Index resolved labels: the latest per item, and what they close."""
+        rows, named = [], []
+        for raw in values:
+            try:
+                label = orjson.loads(raw)
+                automatic = ResolutionMethod(label["method"]) is ResolutionMethod.AUTO
+                closes = _NEVER if automatic else _us(label["resolved_at"])
+                rows.append((str(label["item_id"]), int(label["revision"]), raw, closes))
+                if not automatic:
+                    named += [(str(r),) for r in label["provenance"].get("request_ids", [])]
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                self.bad += 1
+        self.db.execute("BEGIN")
+        self.db.executemany(_UPSERT_LABEL, rows)
+        self.db.executemany("INSERT OR IGNORE INTO provenance VALUES (?)", named)
+        self.db.execute("COMMIT")
+
+    def seal(self) -> None:
+        """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
+        self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
+        self.db.execute("CREATE INDEX decisions_item ON decisions (item_id)")
+        self.db.execute(_COUNTED)
+        self.db.execute("CREATE INDEX temp.counted_id ON counted (id)")
+
+    def settle(self, requests: Sequence[bytes]) -> list[RebuiltTask]:
+        """The tasks of a batch of review-request records that the working set must hold."""
+        rows = []
+        for seq, raw in enumerate(requests):
+            try:
+                r = orjson.loads(raw)
+                rows.append((seq, str(r["request_id"]), str(r["item_id"]), _us(r["created_at"])))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                self.bad += 1
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM batch")
+        self.db.executemany("INSERT INTO batch VALUES (?,?,?,?)", rows)
+        self.db.execute("COMMIT")
+        tasks: dict[str, RebuiltTask] = {}
+        for (seq,) in self.db.execute(_STILL_OPEN).fetchall():
+            try:
+                request = ReviewRequest.model_validate_json(requests[seq])
+            except ValidationError:
+                self.bad += 1
+                continue
+            tasks.setdefault(request.request_id, RebuiltTask(request, requests[seq], "open"))
+        if tasks:
+            self._add_votes(tasks)
+        return list(tasks.values())
+
+    def _add_votes(self, tasks: dict[str, RebuiltTask]) -> None:
+        wanted = orjson.dumps(list(tasks)).decode()
+        for task_id, reviewer, action, raw in self.db.execute(_VOTES_OF, (wanted,)):
+            task = tasks[task_id]
+            if action == Action.SKIP.value:
+                if reviewer not in task.skippers:
+                    task.skippers.append(reviewer)
+            elif action in _VOTES and reviewer not in task.voters:
+                try:
+                    task.votes.append(ReviewDecision.model_validate_json(raw))
+                except ValidationError:
+                    self.bad += 1
+                    continue
+                task.voters.append(reviewer)
+        for task in tasks.values():
+            if task.done >= task.request.required_overlap:
+                task.status = "complete"
+
+    def latest_resolved(self, item_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        """(revision, record) of the latest resolved label of each item that has one."""
+        wanted = orjson.dumps(sorted(set(item_ids))).decode()
+        rows = self.db.execute(_LATEST, (wanted,))
+        return {item: (revision, raw) for item, revision, raw in rows}
+
+    def quality(self) -> dict[str, Quality]:
+        """Every reviewer's counters: counted votes, seconds, escalations, skipped tasks, and
+        how many counted votes agree with their item's latest resolved label."""
+        out: dict[str, Quality] = {}
+        for reviewer, votes, seconds, escalations in self.db.execute(_QUALITY):
+            out[reviewer] = Quality(int(votes), float(seconds), int(escalations))
+        for reviewer, skips in self.db.execute(
+            "SELECT reviewer, COUNT(DISTINCT task_id) FROM decisions WHERE action = 'skip' "
+            "GROUP BY reviewer"
+        ):
+            out.setdefault(reviewer, Quality()).skips = int(skips)
+        current: tuple[str, ResolvedLabel] | None = None
+        for item_id, raw, reviewer, action, label in self.db.execute(_SCORED):
+            try:
+                if current is None or current[0] != item_id:
+                    current = (item_id, ResolvedLabel.model_validate_json(raw))
+                vote = None if label is None else parse_label(orjson.loads(label))
+            except (ValidationError, orjson.JSONDecodeError):
+                continue
+            agrees = vote_agrees(Action(action), vote, current[1])
+            if agrees is not None:
+                scores = out.setdefault(reviewer, Quality())
+                scores.scored += 1
+                scores.agreed += int(agrees)
+        return out
+
+    def scored_ids(self, item_id: str) -> list[str]:
+        """Counted vote ids of an item that ``quality`` scored (the item has a resolved label)."""
+        return [
+            decision_id
+            for (decision_id,) in self.db.execute(
+                "SELECT d.decision_id FROM decisions d JOIN labels l ON l.item_id = d.item_id "
+                "WHERE d.item_id = ? AND d.rowid IN (SELECT id FROM temp.counted)",
+                (item_id,),
+            )
+        ]

@@ -47,6 +47,19 @@ class GatewaySettings(ServiceSettings):
     start_consumer: bool = True
     """Run the Kafka consumer (requests, resolutions, conflicts, policy, audit) in-process."""
     workers_log_level: str = "warning"
+    rebuild_deadline_s: float = Field(default=900.0, gt=0, le=86_400)
+    """A rebuild still unfinished after this is an error: unready (503) and alerting."""
+    rebuild_lease_s: float = Field(default=30.0, ge=1, le=3_600)
+    """The rebuild lease's time to live; its holder renews it every second while it works."""
+    rebuild_retry_s: float = Field(default=30.0, gt=0, le=3_600)
+    """How long a failed rebuild waits before the next attempt (it stays unready meanwhile)."""
+    rebuild_batch: int = Field(default=5_000, ge=1, le=100_000)
+    """Records per rebuild batch: the memory it holds and the Redis writes per round trip."""
+    rebuild_scratch_dir: Path | None = None
+    """Where the rebuild's temporary history index lives (default: the system temp folder)."""
+    open_task_horizon_s: float = Field(default=21 * 86_400, gt=0)
+    """The longest a review task stays open; ``review.requests`` and ``review.decisions`` must
+    keep records at least this long, else the rebuild refuses to run (docs/architecture.md)."""
 
     @model_validator(mode="after")
     def _linger_fits_the_timeout(self) -> GatewaySettings:

@@ -1,0 +1,452 @@
+"""Rebuilds the Redis working set from Kafka: streamed, pipelined, leased, with a deadline.
+
+One replica at a time holds the rebuild lease (``<p>rebuild-lock``: ``SET NX PX`` with a random
+token, renewed while it works, deleted at the end only by its holder); the others wait unready
+and then use the finished working set. The ready marker is set only when every phase finished;
+a deadline that passes, a lease lost to another replica or an unsafe topic retention is a
+``RebuildError``: the marker stays unset, ``<p>rebuild`` keeps the reason for every replica's
+``/readyz`` and ``loupe_gateway_rebuild_failed`` is 1 until a later attempt succeeds.
+
+Phases: ``decisions`` and ``resolved`` are indexed (``rebuild.HistoryIndex``), ``requests``
+streams ``review.requests`` through it and writes the open and complete tasks (pipelined, one
+round trip per batch) with create-if-absent and newer-revision-only scripts, so nothing newer
+already in Redis is overwritten by older history; ``catchup`` counts decisions acknowledged
+while the rebuild ran (a decision whose task was not written yet is counted here, once, by
+decision id); ``views`` restores conflicts, policies and the audit history of the items the
+working set holds. The end offsets read are stored in ``<p>rebuilt-upto`` so the live consumer
+skips records the rebuild already applied (an old request must not reopen a settled task).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+from pydantic import ValidationError
+
+from loupe.gateway import metrics
+from loupe.gateway.projector import Projector
+from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
+from loupe.gateway.settings import GatewaySettings
+from loupe.gateway.users import UsersFile
+from loupe.gateway.views import vote_view
+from loupe.runtime.kafka import consumer_config
+from loupe.schemas import Action, AuditEvent, ConflictRecord, PolicyUpdate, ReviewDecision
+from loupe.schemas.topics import (
+    AUDIT,
+    CONTROL_POLICY,
+    LABELS_CONFLICTS,
+    LABELS_RESOLVED,
+    REVIEW_DECISIONS,
+    REVIEW_REQUESTS,
+)
+
+log = logging.getLogger(__name__)
+
+
+RENEW_LEASE = """
+-- ARGV: lock key, token, ttl ms. Extends the lease only while this holder still owns it.
+if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('PEXPIRE', ARGV[1], ARGV[3]) end
+return 0
+"""
+
+RESOLVED_IF_NEWER = """
+-- ARGV: prefix, item, revision, ResolvedLabel JSON. History never replaces a newer live label.
+local key = ARGV[1] .. 'resolved:' .. ARGV[2]
+local current = redis.call('GET', key)
+if current and cjson.decode(current)['revision'] > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', key, ARGV[4])
+return 1
+"""
+
+CATCH_UP_VOTE = """
+-- ARGV: prefix, task, item, reviewer, decision id, vote JSON ('' for a skip), seconds, kind.
+-- Counts a decision the rebuild's history did not hold, once: a decision id already in the
+-- item's votes was counted live; a task the working set does not hold is settled.
+local p, id, item, user, did = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local t = p .. 't:' .. id
+local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank')
+if not f[1] then return 0 end
+local qual = p .. 'quality:' .. user
+if ARGV[8] == 'skip' then
+  if redis.call('SADD', p .. 'skip:' .. id, user) == 1 then
+    redis.call('HINCRBY', qual, 'skips', 1)
+    redis.call('SADD', p .. 'qusers', user)
+  end
+  return 1
+end
+if redis.call('HEXISTS', p .. 'votes:' .. item, did) == 1 then return 0 end
+if redis.call('SISMEMBER', p .. 'voters:' .. item, user) == 1 then return 0 end
+redis.call('SADD', p .. 'voters:' .. item, user)
+redis.call('HSET', p .. 'votes:' .. item, did, ARGV[6])
+redis.call('HINCRBY', qual, 'votes', 1)
+redis.call('HINCRBYFLOAT', qual, 'seconds', ARGV[7])
+if ARGV[8] == 'escalate' then redis.call('HINCRBY', qual, 'escalations', 1) end
+redis.call('SADD', p .. 'qusers', user)
+local done = redis.call('HINCRBY', t, 'done', 1)
+if done + tonumber(f[3]) >= tonumber(f[1]) then
+  redis.call('ZREM', p .. 'q:' .. f[5], id)
+end
+if done >= tonumber(f[1]) and f[4] == 'open' then redis.call('HSET', t, 'status', 'complete') end
+return 1
+"""
+
+
+class RebuildError(RuntimeError):
+    """The rebuild could not finish correctly; the working set stays unready."""
+
+
+@dataclass
+class Progress:
+    """Where a rebuild is: phase, records read of the total to read, and since when."""
+
+    phase: str = "idle"
+    read: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.monotonic)
+    tasks: int = 0
+    open: int = 0
+
+
+class Rebuilder:
+    """One rebuild attempt, under a lease this object holds with ``token``."""
+
+    def __init__(
+        self, settings: GatewaySettings, client: redis.Redis, projector: Projector, token: str
+    ) -> None:
+        self.settings = settings
+        self.r = client
+        self.p = settings.redis_prefix
+        self.projector = projector
+        self.token = token
+        self.progress = Progress()
+        self.deadline = time.monotonic() + settings.rebuild_deadline_s
+        self._renew = client.register_script(RENEW_LEASE)
+        self._resolved_if_newer = client.register_script(RESOLVED_IF_NEWER)
+        self._catch_up_vote = client.register_script(CATCH_UP_VOTE)
+        self._next_tick = 0.0
+        self._next_log = time.monotonic() + 5.0
+        self._items: set[str] = set()
+        """Items of the tasks written: bounded by the open work, not by history."""
+        self._upto: dict[str, int] = {}
+        self.consumer = Consumer(
+            consumer_config(
+                settings.kafka_bootstrap_servers,
+                f"gw-rebuild-{uuid.uuid4().hex}",
+                extra={"fetch.max.bytes": 16 * 1_048_576},
+            )
+        )
+
+    @property
+    def lock_key(self) -> str:
+        """The lease's Redis key."""
+        return f"{self.p}rebuild-lock"
+
+    def run(self, users_file: UsersFile) -> Progress:
+        """Rebuild everything; ``RebuildError`` when it cannot finish correctly."""
+        try:
+            self._check_retention()
+            self._enter("users")
+            self.projector.load_users(users_file)
+            ends = {
+                name: self._watermarks(name)
+                for name in (REVIEW_DECISIONS.name, LABELS_RESOLVED.name, REVIEW_REQUESTS.name)
+            }
+            self.progress.total = sum(high - low for w in ends.values() for low, high in w.values())
+            with HistoryIndex(self.settings.rebuild_scratch_dir) as index:
+                self._enter("decisions")
+                for batch in self._stream(REVIEW_DECISIONS.name, ends[REVIEW_DECISIONS.name]):
+                    index.add_decisions(batch)
+                self._enter("resolved")
+                for batch in self._stream(LABELS_RESOLVED.name, ends[LABELS_RESOLVED.name]):
+                    index.add_resolved(batch)
+                index.seal()
+                self._enter("requests")
+                for batch in self._stream(REVIEW_REQUESTS.name, ends[REVIEW_REQUESTS.name]):
+                    self._write_tasks(index, index.settle(batch))
+                self._write_quality(index)
+                if index.bad:
+                    metrics.BAD_RECORDS.inc(index.bad)
+                    log.warning("rebuild skipped %d invalid records", index.bad)
+            self._enter("catchup")
+            self._catch_up(ends[REVIEW_DECISIONS.name])
+            self._enter("views")
+            self._views()
+            self._remember(REVIEW_REQUESTS.name, ends[REVIEW_REQUESTS.name])
+            self._remember(LABELS_RESOLVED.name, ends[LABELS_RESOLVED.name])
+            self._tick(force=True)
+            if self._upto:
+                self.r.hset(f"{self.p}rebuilt-upto", mapping=dict[Any, Any](self._upto))
+            self._enter("done")
+            return self.progress
+        except KafkaException as exc:
+            raise RebuildError(f"Kafka failed during the rebuild: {exc}") from exc
+        finally:
+            self.consumer.close()
+
+    # -- progress, lease and deadline --------------------------------------------------------
+
+    def _enter(self, phase: str) -> None:
+        self.progress.phase = phase
+        metrics.REBUILD_PHASE.state(phase)
+        log.info("rebuild phase %s (%d of %d records read)", phase, *self._counts())
+        self._tick(force=True)
+
+    def _counts(self) -> tuple[int, int]:
+        return self.progress.read, self.progress.total
+
+    def _tick(self, *, force: bool = False) -> None:
+        """Check the deadline; renew the lease and publish progress every second."""
+        now = time.monotonic()
+        if now > self.deadline:
+            raise RebuildError(
+                f"rebuild deadline of {self.settings.rebuild_deadline_s:g}s passed in phase "
+                f"{self.progress.phase} ({self.progress.read:,} of {self.progress.total:,} "
+                "records read); the working set is incomplete and stays unready"
+            )
+        if not force and now < self._next_tick:
+            return
+        self._next_tick = now + 1.0
+        lease_ms = int(self.settings.rebuild_lease_s * 1000)
+        if not self._renew(args=[self.lock_key, self.token, lease_ms]):
+            raise RebuildError("the rebuild lease was lost to another replica; stopping")
+        metrics.REBUILD_READ.set(self.progress.read)
+        metrics.REBUILD_TOTAL.set(self.progress.total)
+        metrics.REBUILD_SECONDS.set(now - self.progress.started)
+        self.r.hset(
+            f"{self.p}rebuild",
+            mapping={
+                "phase": self.progress.phase,
+                "read": self.progress.read,
+                "total": self.progress.total,
+            },
+        )
+        if now >= self._next_log:
+            self._next_log = now + 5.0
+            log.info(
+                "rebuild %s: %d of %d records read, %d tasks written in %.0fs",
+                self.progress.phase,
+                self.progress.read,
+                self.progress.total,
+                self.progress.tasks,
+                now - self.progress.started,
+            )
+
+    # -- Kafka -------------------------------------------------------------------------------
+
+    def _check_retention(self) -> None:
+        """Refuse to rebuild from topics that may have deleted what an open task needs."""
+        horizon_ms = int(self.settings.open_task_horizon_s * 1000)
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        names = [self.settings.topic(n) for n in (REVIEW_REQUESTS.name, REVIEW_DECISIONS.name)]
+        resources = [ConfigResource("topic", name) for name in names]
+        for resource, future in admin.describe_configs(resources).items():
+            configs = future.result(timeout=30)
+            policy = str(configs["cleanup.policy"].value)
+            retention_ms = int(configs["retention.ms"].value)
+            retention_bytes = int(configs["retention.bytes"].value)
+            if "delete" not in policy:
+                continue
+            if retention_bytes != -1 or (retention_ms != -1 and retention_ms < horizon_ms):
+                raise RebuildError(
+                    f"unsafe retention on {resource.name}: retention.ms={retention_ms}, "
+                    f"retention.bytes={retention_bytes}; a task may stay open for "
+                    f"open_task_horizon_s={self.settings.open_task_horizon_s:g}s, so the "
+                    "topic must keep records at least that long (by time only)"
+                )
+
+    def _watermarks(self, name: str) -> dict[int, tuple[int, int]]:
+        topic = self.settings.topic(name)
+        meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        if meta.error is not None:
+            raise RebuildError(f"topic {topic} is not readable: {meta.error}")
+        out = {}
+        for number in meta.partitions:
+            out[number] = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=30
+            )
+        return out
+
+    def _stream(
+        self,
+        name: str,
+        ends: dict[int, tuple[int, int]],
+        starts: dict[int, int] | None = None,
+    ) -> Iterator[list[bytes]]:
+        """Batches of record values of a topic from ``starts`` (default: the beginning) up to
+        ``ends``; only one batch is held at a time."""
+        topic = self.settings.topic(name)
+        first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
+        pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
+        if not pending:
+            return
+        self.consumer.assign([TopicPartition(topic, n, first[n]) for n in pending])
+        batch_size = self.settings.rebuild_batch
+        try:
+            while pending:
+                self._tick()
+                values: list[bytes] = []
+                for message in self.consumer.consume(batch_size, timeout=0.5):
+                    if message.error() is not None:
+                        continue
+                    number, offset = message.partition(), message.offset()
+                    end = None if number is None else pending.get(number)
+                    if number is None or end is None or offset is None or offset >= end:
+                        continue  # past the end this rebuild reads (written after it started)
+                    value = message.value()
+                    if value is not None:
+                        values.append(value)
+                    if offset >= end - 1:
+                        del pending[number]
+                self.progress.read += len(values)
+                # read_committed stops at the last stable offset: also stop when caught up
+                for number in list(pending):
+                    position = self.consumer.position([TopicPartition(topic, number)])[0].offset
+                    if position >= pending[number]:
+                        del pending[number]
+                if values:
+                    yield values
+        finally:
+            self.consumer.unassign()
+
+    # -- Redis -------------------------------------------------------------------------------
+
+    def _write_tasks(self, index: HistoryIndex, tasks: list[RebuiltTask]) -> None:
+        """One pipelined round trip for a batch of tasks, their votes and resolved labels."""
+        if not tasks:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        p = self.p
+        for task in tasks:
+            request = task.request
+            self.projector.request(
+                request, task.raw, status=task.status, done=task.done, client=pipe
+            )
+            if task.voters:
+                pipe.sadd(f"{p}voters:{request.item_id}", *task.voters)
+            if task.skippers:
+                pipe.sadd(f"{p}skip:{request.request_id}", *task.skippers)
+            for vote in task.votes:
+                view = orjson.dumps(vote_view(vote))
+                pipe.hset(f"{p}votes:{request.item_id}", vote.decision_id, view)
+            self._items.add(request.item_id)
+            self.progress.tasks += 1
+            self.progress.open += task.status == "open"
+        for item_id, (revision, raw) in index.latest_resolved(
+            t.request.item_id for t in tasks
+        ).items():
+            self._resolved_if_newer(args=[p, item_id, revision, raw], client=pipe)
+            scored = index.scored_ids(item_id)
+            if scored:
+                pipe.sadd(f"{p}scored:{item_id}", *scored)
+        pipe.execute()
+
+    def _write_quality(self, index: HistoryIndex) -> None:
+        """Reviewer counters as history makes them (set, not added: a rebuild may repeat)."""
+        pipe = self.r.pipeline(transaction=False)
+        for user, q in index.quality().items():
+            pipe.hset(
+                f"{self.p}quality:{user}",
+                mapping={
+                    "votes": q.votes,
+                    "seconds": repr(q.seconds),
+                    "escalations": q.escalations,
+                    "skips": q.skips,
+                    "scored": q.scored,
+                    "agreed": q.agreed,
+                },
+            )
+            pipe.sadd(f"{self.p}qusers", user)
+        pipe.execute()
+
+    def _catch_up(self, history: dict[int, tuple[int, int]]) -> None:
+        """Count the decisions acknowledged since the history's end offsets were read.
+
+        Runs after every task was written: a decision acknowledged after this phase read its
+        end offsets finds its task in Redis and is counted by the decision itself.
+        """
+        now = self._watermarks(REVIEW_DECISIONS.name)
+        starts = {n: high for n, (_low, high) in history.items()}
+        self.progress.total += sum(high - starts.get(n, low) for n, (low, high) in now.items())
+        for batch in self._stream(REVIEW_DECISIONS.name, now, starts):
+            pipe = self.r.pipeline(transaction=False)
+            for raw in batch:
+                try:
+                    decision = ReviewDecision.model_validate_json(raw)
+                except ValidationError:
+                    metrics.BAD_RECORDS.inc()
+                    continue
+                kind = decision.action.value
+                view = b"" if decision.action is Action.SKIP else orjson.dumps(vote_view(decision))
+                args: list[Any] = [
+                    self.p,
+                    decision.task_id,
+                    decision.item_id,
+                    decision.reviewer.id,
+                    decision.decision_id,
+                    view,
+                    repr(float(decision.seconds_spent)),
+                    kind,
+                ]
+                self._catch_up_vote(args=args, client=pipe)
+            pipe.execute()
+
+    def _views(self) -> None:
+        """Conflicts, policies, and the audit history of the items the working set holds."""
+        handlers: list[tuple[str, Callable[[bytes, Any], None]]] = [
+            (CONTROL_POLICY.name, self._policy),
+            (LABELS_CONFLICTS.name, self._conflict),
+            (AUDIT.name, self._audit),
+        ]
+        for name, handler in handlers:
+            ends = self._watermarks(name)
+            self.progress.total += sum(high - low for low, high in ends.values())
+            for batch in self._stream(name, ends):
+                pipe = self.r.pipeline(transaction=False)
+                for raw in batch:
+                    handler(raw, pipe)
+                pipe.execute()
+            self._remember(name, ends)
+
+    def _policy(self, raw: bytes, _pipe: Any) -> None:
+        try:
+            update = PolicyUpdate.model_validate_json(raw)
+        except ValidationError:
+            metrics.BAD_RECORDS.inc()
+            return
+        self.projector.policy(update, raw)
+
+    def _conflict(self, raw: bytes, pipe: Any) -> None:
+        try:
+            record = ConflictRecord.model_validate_json(raw)
+        except ValidationError:
+            metrics.BAD_RECORDS.inc()
+            return
+        self.projector.conflict(record, raw, pipe)
+
+    def _audit(self, raw: bytes, pipe: Any) -> None:
+        try:
+            item_id = orjson.loads(raw).get("item_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            item_id = None
+        if item_id not in self._items:
+            return  # a settled item's history is not part of the working set
+        try:
+            event = AuditEvent.model_validate_json(raw)
+        except ValidationError:
+            metrics.BAD_RECORDS.inc()
+            return
+        self.projector.audit(event, raw, pipe)
+
+    def _remember(self, name: str, ends: dict[int, tuple[int, int]]) -> None:
+        topic = self.settings.topic(name)
+        for number, (_low, high) in ends.items():
+            self._upto[f"{topic}:{number}"] = high

@@ -1,0 +1,154 @@
+"""The rebuild from Kafka (real broker and Redis): it never reports a partial working set as
+ready, one replica rebuilds while the others wait, and a decision acknowledged during the
+rebuild is not undone by the older history it replays."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from harness.kafka import produce
+from harness.samples import AT
+from loupe.gateway import rebuild
+from loupe.gateway.app import create_app
+from loupe.gateway.consumer import GatewayConsumer
+from loupe.gateway.logic import Role
+from loupe.gateway.users import User, UsersFile
+from loupe.schemas import Action, ClassificationLabel, ReviewDecision, ReviewerRef, Tier
+from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
+
+from .conftest import PEPPER, gateway_settings, request_for
+
+
+def vote(item_id: str, reviewer: str) -> ReviewDecision:
+    return ReviewDecision(
+        decision_id=f"d-{item_id}-{reviewer}",
+        idempotency_key=f"k-{reviewer}",
+        request_id=f"req-{item_id}",
+        task_id=f"req-{item_id}",
+        item_id=item_id,
+        project="demo",
+        reviewer=ReviewerRef(id=reviewer, tier=Tier.REVIEWER),
+        action=Action.APPROVE,
+        label=ClassificationLabel(label="dog"),
+        seconds_spent=2.0,
+        decided_at=AT,
+    )
+
+
+def history(kafka_bootstrap: str, topic_prefix: str, items: int) -> None:
+    requests = [request_for(f"item-{n}", overlap=2) for n in range(items)]
+    produce(
+        kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(r.item_id, r) for r in requests]
+    )
+
+
+async def test_a_rebuild_past_its_deadline_keeps_the_gateway_unready(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path: Path
+):
+    history(kafka_bootstrap, topic_prefix, 20)
+    settings = gateway_settings(
+        kafka_bootstrap, redis_url, topic_prefix, tmp_path, rebuild_deadline_s=1e-6
+    )
+    users = UsersFile(settings.users_file)
+    users.add(User(id="ann", role=Role.REVIEWER))
+    token, _, _ = users.issue_token("ann", PEPPER)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                ready = await client.get("/readyz")
+                if ready.status_code != 503 or ready.json()["error"]["code"] != "rebuilding":
+                    break
+                await asyncio.sleep(0.2)
+            assert ready.status_code == 503, ready.text
+            error = ready.json()["error"]
+            assert error["code"] == "rebuild_failed" and "deadline" in error["message"]
+            health = await client.get("/healthz")
+            assert health.status_code == 503 and "deadline" in health.json()["rebuild_error"]
+            me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 503 and me.json()["error"]["code"] == "rebuild_failed"
+            assert "retry-after" in me.headers
+            claim = await client.post(
+                "/v1/tasks/claim", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert claim.status_code == 503
+            exposition = (await client.get("/metrics")).text
+            assert "loupe_gateway_rebuild_failed 1.0" in exposition
+    probe = redis.Redis.from_url(redis_url)
+    try:
+        assert not probe.exists(f"{settings.redis_prefix}ready"), "a partial rebuild is not ready"
+    finally:
+        probe.close()
+
+
+def test_two_replicas_one_rebuild_both_ready(kafka_bootstrap, redis_url, topic_prefix, tmp_path):
+    history(kafka_bootstrap, topic_prefix, 300)
+    settings = gateway_settings(kafka_bootstrap, redis_url, topic_prefix, tmp_path)
+    replicas = [GatewayConsumer(settings), GatewayConsumer(settings)]
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def start(replica: GatewayConsumer) -> None:
+        barrier.wait(10)
+        deadline = time.monotonic() + 120
+        while not replica.ensure_ready():  # the waiting replica polls until the other is done
+            assert time.monotonic() < deadline, "replica never became ready"
+            time.sleep(0.05)
+        outcomes.append(True)
+
+    threads = [threading.Thread(target=start, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(150)
+    try:
+        assert outcomes == [True, True]
+        assert sorted(r.rebuilds for r in replicas) == [0, 1], "exactly one replica rebuilt"
+        probe = redis.Redis.from_url(redis_url)
+        assert probe.zcard(f"{settings.redis_prefix}q:{Tier.REVIEWER.rank}") == 300
+        assert not probe.exists(f"{settings.redis_prefix}rebuild-lock"), "the lease is released"
+        probe.close()
+    finally:
+        for replica in replicas:
+            replica.redis.close()
+
+
+def test_a_decision_acknowledged_during_the_rebuild_is_not_undone(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    history(kafka_bootstrap, topic_prefix, 3)
+    decisions = f"{topic_prefix}{REVIEW_DECISIONS.name}"
+    produce(kafka_bootstrap, decisions, [("item-0", vote("item-0", "ann"))])
+    seal = rebuild.HistoryIndex.seal
+
+    def bob_decides_meanwhile(index: rebuild.HistoryIndex) -> None:
+        # after the rebuild read the decisions' end offsets, before it writes the tasks: bob's
+        # decision is acknowledged by Kafka while its task is not in Redis yet
+        produce(kafka_bootstrap, decisions, [("item-0", vote("item-0", "bob"))])
+        seal(index)
+
+    monkeypatch.setattr(rebuild.HistoryIndex, "seal", bob_decides_meanwhile)
+    settings = gateway_settings(kafka_bootstrap, redis_url, topic_prefix, tmp_path)
+    replica = GatewayConsumer(settings)
+    try:
+        assert replica.ensure_ready() and replica.rebuilds == 1
+        p = settings.redis_prefix
+        task = {
+            k.decode(): v.decode() for k, v in replica.redis.hgetall(f"{p}t:req-item-0").items()
+        }
+        assert (task["done"], task["status"]) == ("2", "complete"), task
+        assert replica.redis.smembers(f"{p}voters:item-0") == {b"ann", b"bob"}
+        queued = replica.redis.zrange(f"{p}q:{Tier.REVIEWER.rank}", 0, -1)
+        assert b"req-item-0" not in queued and len(queued) == 2
+        assert replica.redis.hget(f"{p}quality:bob", "votes") == b"1"
+    finally:
+        replica.redis.close()
