@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 _HEAD_END = b"\r\n\r\n"
 _MAX_HEAD = 64 * 1024
+DEFAULT_TIMEOUT_S = 10.0
+"""How long a connect or a request may take before it counts as failed."""
 
 
 class HttpError(RuntimeError):
@@ -23,19 +25,30 @@ class HttpError(RuntimeError):
 class Connection:
     """One persistent connection; requests on it are sent one after another."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        timeout_s: float,
+    ):
         self._reader = reader
         self._writer = writer
         self._host = host.encode()
+        self.timeout_s = timeout_s
 
     @classmethod
-    async def open(cls, base_url: str) -> Connection:
-        """Connect to ``http://host:port`` (plain HTTP only: this is for loopback benchmarks)."""
+    async def open(cls, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Connection:
+        """Connect to ``http://host:port`` (plain HTTP only: this is for loopback benchmarks);
+        every request on the connection must be answered within ``timeout_s``."""
         parts = urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname is None or parts.port is None:
             raise ValueError(f"expected http://host:port, got {base_url!r}")
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=_MAX_HEAD)
-        return cls(reader, writer, parts.netloc)
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(
+                parts.hostname, parts.port, limit=_MAX_HEAD
+            )
+        return cls(reader, writer, parts.netloc, timeout_s)
 
     def head(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
         """The encoded request line and headers, to be reused across requests."""
@@ -45,7 +58,16 @@ class Connection:
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     async def send(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
-        """Send one request (a ``head()`` plus its body); the answer's status and body."""
+        """Send one request (a ``head()`` plus its body); the answer's status and body. A
+        request not answered within the connection's timeout raises ``HttpError`` (the
+        connection is then unusable: open a new one)."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._exchange(head, body)
+        except TimeoutError:
+            raise HttpError(f"no answer within {self.timeout_s} s") from None
+
+    async def _exchange(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         self._writer.write(head + body if body else head)
         try:
             raw = await self._reader.readuntil(_HEAD_END)
