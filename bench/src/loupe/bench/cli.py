@@ -11,6 +11,7 @@ BENCHMARKS = {
     "router-state": "loupe.bench.router_state",
     "gateway": "loupe.bench.gateway",
     "resolver": "loupe.bench.resolver",
+    "rebuild": "loupe.bench.rebuild",
 }
 
 
