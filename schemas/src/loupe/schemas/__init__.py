@@ -9,6 +9,7 @@ from loupe.schemas._base import (
     utcnow,
 )
 from loupe.schemas.codec import ContractError, decode, encode
+from loupe.schemas.decisions import decision_id_for, decision_identity
 from loupe.schemas.events import (
     ALL_EVENTS,
     Action,
@@ -118,6 +119,8 @@ __all__ = [
     "TracksLabel",
     "Units",
     "Vote",
+    "decision_id_for",
+    "decision_identity",
     "decode",
     "encode",
     "label_classes",

@@ -27,6 +27,7 @@ from loupe.schemas import (
     ResolvedLabel,
     ReviewDecision,
     ReviewRequest,
+    decision_identity,
 )
 
 MAX_REVISION_LABEL = 5
@@ -176,8 +177,9 @@ class MetricsState:
 
     def on_decision(self, event: ReviewDecision) -> None:
         """A reviewer's decision."""
+        identity = decision_identity(event)  # the one dedupe rule (loupe.schemas.decisions)
         item = self.items.get(event.item_id)
-        if item is not None and event.decision_id in item.decisions:
+        if item is not None and identity in item.decisions:
             return
         tier = event.reviewer.tier.value
         self.counters["decisions", event.project, tier, event.action.value] += 1
@@ -188,7 +190,7 @@ class MetricsState:
         record = DecisionRecord(event.reviewer.id, event.action, event.label, event.request_id)
 
         def update(state: ItemState) -> None:
-            state.decisions[event.decision_id] = record
+            state.decisions[identity] = record
 
         self._update(event.item_id, event.project, update)
 

@@ -65,6 +65,7 @@ class ItemState:
     human_outcome: Outcome | None = None
     votes: tuple[VoteRecord, ...] = ()
     decisions: dict[str, DecisionRecord] = field(default_factory=dict)
+    """By ``decision_identity``: a redelivery replaces nothing, a distinct vote never collides."""
     request_ids: set[str] = field(default_factory=set)
     conflict_ids: set[str] = field(default_factory=set)
     in_window: bool = False

@@ -19,7 +19,15 @@ from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import User
 from loupe.gateway.views import task_confidence
-from loupe.schemas import Action, AuditAction, ReviewDecision, ReviewerRef, Tier, utcnow
+from loupe.schemas import (
+    Action,
+    AuditAction,
+    ReviewDecision,
+    ReviewerRef,
+    Tier,
+    decision_id_for,
+    utcnow,
+)
 from loupe.schemas._base import Comment, ShortText
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
 
@@ -225,7 +233,7 @@ async def resolve(
     key = new_id()
     now = utcnow()
     decision = ReviewDecision(
-        decision_id=key,
+        decision_id=decision_id_for(request["request_id"], lead.id, key),
         idempotency_key=key,
         request_id=request["request_id"],
         task_id=task_id,
@@ -245,7 +253,7 @@ async def resolve(
         item_id=item_id,
         project=request["project"],
         reason=body.reason or None,
-        details={"decision_id": key, "action": action.value, "task_id": task_id},
+        details={"decision_id": decision.decision_id, "action": action.value, "task_id": task_id},
         at=now,
     )
     record = gw.record(decision)
@@ -264,4 +272,6 @@ async def resolve(
         if data["status"] in (b"open", b"complete"):
             await gw.store.close(tid, "closed", revoke=True)
             closed.append(tid)
-    return FastJSONResponse({"decision_id": key, "item_id": item_id, "closed_tasks": closed})
+    return FastJSONResponse(
+        {"decision_id": decision.decision_id, "item_id": item_id, "closed_tasks": closed}
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -27,6 +26,7 @@ from loupe.schemas import (
     ReviewDecision,
     ReviewerRef,
     Tier,
+    decision_id_for,
     utcnow,
 )
 from loupe.schemas._base import Comment, Identifier, ProjectName, ShortText
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
-
-_DECISION_NAMESPACE = uuid.UUID("6c0b1d2e-7f1a-4e59-9a57-2f3c5d1e0a11")
 
 
 class ClaimBody(BaseModel):
@@ -188,7 +186,7 @@ def _prepare(
     tier = user.effective_tier() or Tier.LEAD
     decided_at = utcnow()
     decision = ReviewDecision(
-        decision_id=str(uuid.uuid5(_DECISION_NAMESPACE, f"{user.id}\x1f{key}")),
+        decision_id=decision_id_for(request["request_id"], user.id, key),
         idempotency_key=key,
         request_id=request["request_id"],
         task_id=task_id,
