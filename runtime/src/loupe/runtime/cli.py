@@ -90,7 +90,5 @@ def ensure(partitions: int | None) -> None:
     from loupe.runtime.settings import ServiceSettings  # noqa: PLC0415
 
     settings = ServiceSettings()
-    for name in ensure_topics(
-        settings.kafka_bootstrap_servers, prefix=settings.topic_prefix, partitions=partitions
-    ):
+    for name in ensure_topics(settings.kafka, prefix=settings.topic_prefix, partitions=partitions):
         click.echo(name)

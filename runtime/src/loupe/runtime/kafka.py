@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from loupe.runtime.connections import ClientConfig, KafkaConnection, librdkafka_config
 from loupe.schemas import ErrorKind
 from loupe.schemas.topics import TOPICS, TopicSpec
 
@@ -38,21 +39,50 @@ def record_error_kind(code: int) -> ErrorKind | None:
     return RECORD_ERRORS.get(code)
 
 
+def connection(kafka: KafkaConnection | str) -> KafkaConnection:
+    """``kafka`` itself, or for a bare bootstrap string a PLAINTEXT connection to it.
+
+    The string form is for callers that do not hold a ``KafkaConnection`` yet; it never
+    authenticates or encrypts.
+    """
+    if isinstance(kafka, KafkaConnection):
+        return kafka
+    return KafkaConnection(bootstrap_servers=kafka)
+
+
+def client_config(
+    kafka: KafkaConnection | str, settings: Mapping[str, Any] | None = None
+) -> ClientConfig:
+    """Any confluent-kafka client's config: the connection per ``kafka``, then ``settings``."""
+    config = librdkafka_config(connection(kafka))
+    config.update(settings or {})
+    return config
+
+
+def admin_client(
+    kafka: KafkaConnection | str, settings: Mapping[str, Any] | None = None
+) -> AdminClient:
+    """An ``AdminClient`` connected (and authenticated) per ``kafka``."""
+    return AdminClient(client_config(kafka, settings))
+
+
 def producer_config(
-    bootstrap_servers: str,
+    kafka: KafkaConnection | str,
     *,
     transactional_id: str | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ClientConfig:
     """Config for an idempotent producer (transactional when ``transactional_id`` is given)."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "partitioner": PARTITIONER,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-    }
+    config = client_config(
+        kafka,
+        {
+            "partitioner": PARTITIONER,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        },
+    )
     if transactional_id:
         config["transactional.id"] = transactional_id
     config.update(extra or {})
@@ -60,26 +90,28 @@ def producer_config(
 
 
 def consumer_config(
-    bootstrap_servers: str,
+    kafka: KafkaConnection | str,
     group_id: str,
     *,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ClientConfig:
     """Config for a read_committed consumer that commits offsets explicitly."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": group_id,
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-    }
+    config = client_config(
+        kafka,
+        {
+            "group.id": group_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        },
+    )
     config.update(extra or {})
     return config
 
 
 def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaConnection | str,
     *,
     prefix: str = "",
     partitions: int | None = None,
@@ -92,7 +124,7 @@ def ensure_topics(
     partition count for item-keyed topics (single-partition topics stay single). The replication
     factor is the cluster's ``default.replication.factor``.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = admin_client(kafka)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = list(specs)
     new_topics = [

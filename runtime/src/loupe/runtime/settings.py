@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Any
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loupe.runtime.connections import (
+    KafkaConnection,
+    RedisConnection,
+    credentials_url,
+    kafka_from_env,
+    redis_from_env,
+)
 
 
 class ServiceSettings(BaseSettings):
     """Connection settings every Loupe service needs.
 
     Subclasses set ``model_config = SettingsConfigDict(env_prefix="LOUPE_<SERVICE>_", ...)`` for
-    their own fields. The connection fields below are deployment-wide: they are read from
-    ``LOUPE_KAFKA_BOOTSTRAP_SERVERS`` (or ``KAFKA_BOOTSTRAP_SERVERS``), ``LOUPE_REDIS_URL`` (or
-    ``REDIS_URL``) and ``LOUPE_TOPIC_PREFIX`` whatever the service's prefix.
+    their own fields. The connection fields below are deployment-wide whatever the service's
+    prefix: ``kafka`` from ``LOUPE_KAFKA_*``, ``redis`` from ``LOUPE_REDIS_*`` (see
+    ``loupe.runtime.connections``) and ``LOUPE_TOPIC_PREFIX``.
     """
 
     model_config = SettingsConfigDict(env_prefix="LOUPE_", extra="ignore", populate_by_name=True)
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices("LOUPE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("LOUPE_REDIS_URL", "REDIS_URL"),
-    )
+    kafka: KafkaConnection = Field(default_factory=kafka_from_env)
+    """Address, TLS and SASL of the Kafka cluster: hand it to every client builder."""
+    redis: RedisConnection = Field(default_factory=redis_from_env)
+    """Address, TLS and credentials of Redis: ``Redis.from_url(**redis_kwargs(...))``."""
     topic_prefix: str = Field(
         default="",
         max_length=64,
@@ -37,6 +43,34 @@ class ServiceSettings(BaseSettings):
     refused (gateway: 413) or dead-lettered (router, resolver) with the sizes. The topics (and
     the broker's ``message.max.bytes``, 1 MiB by default) must accept it plus a little overhead
     (``RECORD_OVERHEAD_BYTES``); read from ``LOUPE_<SERVICE>_MAX_RECORD_BYTES``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _addresses(cls, data: Any) -> Any:
+        """Accept ``kafka_bootstrap_servers=`` / ``redis_url=``: the address given, the rest of
+        the connection from the environment."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        bootstrap = data.pop("kafka_bootstrap_servers", None)
+        if bootstrap is not None and "kafka" not in data:
+            data["kafka"] = kafka_from_env(bootstrap_servers=bootstrap)
+        url = data.pop("redis_url", None)
+        if url is not None and "redis" not in data:
+            data["redis"] = redis_from_env(url=url)
+        return data
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """The Kafka bootstrap servers (``kafka.bootstrap_servers``)."""
+        return self.kafka.bootstrap_servers
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL with its credentials, for callers not on ``redis_kwargs`` yet.
+
+        It carries the password: never log it (``redis.url`` is the loggable form)."""
+        return credentials_url(self.redis)
 
     def topic(self, name: str) -> str:
         """The broker-side name of a registry topic."""
