@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import click
 
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus
+from loupe.stack.settings import get_settings
 from loupe.stack.stack import LocalStack
 
 P = ParamSpec("P")
@@ -54,11 +56,20 @@ def stack() -> None:
 
 @stack.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the connection details as JSON.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Kafka on SASL_SSL (SCRAM-SHA-512) and Redis on TLS with a password, with a throwaway "
+    "CA (same as LOUPE_STACK_SECURE=1; a secured state folder stays secured until purged).",
+)
 @_friendly_errors
-def up(as_json: bool) -> None:
+def up(as_json: bool, secure: bool) -> None:
     """Start Kafka and Redis (if not running), wait until ready, create the Loupe topics."""
     started = time.monotonic()
-    info = LocalStack().up()
+    settings = get_settings()
+    if secure:
+        settings = settings.model_copy(update={"secure": True})
+    info = LocalStack(settings).up()
     if as_json:
         click.echo(json.dumps(info.as_dict(), indent=2))
         return
@@ -71,6 +82,9 @@ def up(as_json: bool) -> None:
         f"({time.monotonic() - started:.1f}s)"
     )
     click.echo("Point Loupe services at it with:")
+    if info.env_file is not None:  # secured: the variables hold passwords, so not printed
+        click.echo(f"  set -a; . {shlex.quote(str(info.env_file))}; set +a")
+        return
     for name, value in info.env().items():
         click.echo(f"  export {name}={value}")
 

@@ -9,15 +9,19 @@ import time
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from loupe.runtime.connections import KafkaConnection
+from loupe.runtime.kafka import admin_client
 from loupe.stack.errors import StackError
 from loupe.stack.jars import ensure_jars, kafka_version_of
 from loupe.stack.models import ComponentStatus, State
 from loupe.stack.processes import ManagedProcess, port_open
 from loupe.stack.resources import read_asset, render_asset
+from loupe.stack.security import ADMIN_USER, MECHANISM, StackSecurity
 from loupe.stack.settings import StackSettings
 from loupe.stack.system import java_executable
+from loupe.stack.tls import write_file
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +40,63 @@ JVM_FLAGS = (
 )
 
 
-def render_server_properties(settings: StackSettings, log_dirs: Path) -> str:
-    """server.properties of a single combined broker+controller listening per ``settings``."""
-    return render_asset(
+def render_server_properties(
+    settings: StackSettings, log_dirs: Path, security: StackSecurity | None = None
+) -> str:
+    """server.properties of a single combined broker+controller listening per ``settings``.
+
+    With ``security`` the client listener is SASL_SSL (SCRAM-SHA-512, the stack's certificate),
+    the broker talks to itself over it as the admin user, and the PLAINTEXT controller listener
+    binds to 127.0.0.1 only.
+    """
+    text = render_asset(
         "server.properties",
         host=settings.host,
         kafka_port=settings.kafka_port,
         controller_port=settings.controller_port,
         log_dirs=log_dirs,
     )
+    if security is None:
+        return text
+    controller = f"127.0.0.1:{settings.controller_port}"
+    client = f"SASL_SSL://{settings.host}:{settings.kafka_port}"
+    admin_password = security.secrets.admin_password.get_secret_value()
+    return _override(
+        text,
+        {
+            "controller.quorum.bootstrap.servers": controller,
+            "listeners": f"{client},CONTROLLER://{controller}",
+            "advertised.listeners": client,
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": MECHANISM.value,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM.value,
+            f"listener.name.sasl_ssl.{MECHANISM.value.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{admin_password}";'
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(security.tls.server_keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(security.tls.ca),
+            "ssl.endpoint.identification.algorithm": "https",
+            "ssl.client.auth": "none",
+            "super.users": f"User:{ADMIN_USER}",
+        },
+    )
+
+
+def _override(properties: str, values: dict[str, str]) -> str:
+    """``properties`` with the lines of keys in ``values`` replaced, and new keys appended."""
+    pending = dict(values)
+    lines = []
+    for line in properties.splitlines():
+        key = line.split("=", 1)[0].strip()
+        lines.append(f"{key}={pending.pop(key)}" if key in pending and "=" in line else line)
+    if pending:
+        lines += ["", "# Secured stack (loupe stack up --secure)"]
+        lines += [f"{key}={value}" for key, value in pending.items()]
+    return "\n".join(lines) + "\n"
 
 
 class KafkaBroker:
@@ -59,6 +111,10 @@ class KafkaBroker:
         self.logs_dir = self.home / "logs"
         self.out_file = self.home / "kafka.out"
         self.version_file = self.home / "kafka.version"
+        self.storage_mode_file = self.home / "storage.mode"
+        """``secure`` when the storage was formatted with the SCRAM users, else ``plain``."""
+        self.security: StackSecurity | None = None
+        """Set by ``LocalStack`` for a secured stack before ``up``."""
         self.process = ManagedProcess(
             "Kafka", self.home / "kafka.pid", ("kafka.Kafka", str(self.config_file))
         )
@@ -135,12 +191,29 @@ class KafkaBroker:
         """Write server.properties and the log4j2 configuration into the state folder."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(render_server_properties(self.settings, self.data_dir))
+        properties = render_server_properties(self.settings, self.data_dir, self.security)
+        write_file(self.config_file, properties.encode(), private=True)  # may hold a password
         self.log4j_file.write_text(read_asset("log4j2.properties"))
 
     def _format(self, java: str, lib_dir: Path) -> None:
-        """Format the storage once with a fresh cluster id (skipped when already formatted)."""
+        """Format the storage once with a fresh cluster id (skipped when already formatted).
+
+        A secured stack's storage is formatted with its SCRAM users (KIP-900), so they exist
+        before the broker first starts; a storage formatted for the other mode is refused.
+        """
+        mode = "plain" if self.security is None else "secure"
         if (self.data_dir / "meta.properties").exists():
+            formatted = (
+                self.storage_mode_file.read_text().strip()
+                if self.storage_mode_file.exists()
+                else "plain"
+            )
+            if formatted != mode:
+                raise StackError(
+                    f"the Kafka storage in {self.data_dir} was formatted for a {formatted} stack; "
+                    "`loupe stack down --purge` deletes it so that it can start "
+                    f"{'secured' if mode == 'secure' else 'plain'}"
+                )
             return
         shutil.rmtree(self.data_dir, ignore_errors=True)
         cluster_id = self._storage_tool(java, lib_dir, "random-uuid").strip().splitlines()[-1]
@@ -155,10 +228,28 @@ class KafkaBroker:
                 cluster_id,
                 "-c",
                 str(self.config_file),
+                *self._scram_arguments(),
             )
         except StackError:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise
+        self.storage_mode_file.write_text(mode + "\n")
+
+    def _scram_arguments(self) -> list[str]:
+        """``--add-scram`` for each user of a secured stack (none for a plain one)."""
+        if self.security is None:
+            return []
+        arguments = []
+        for user, password in self.security.scram_users().items():
+            credential = f"name={user},password={password.get_secret_value()}"
+            arguments += ["--add-scram", f"{MECHANISM.value}=[{credential}]"]
+        return arguments
+
+    def connection(self) -> KafkaConnection | str:
+        """How the stack itself connects: as the admin user when secured."""
+        if self.security is None:
+            return self.settings.kafka_bootstrap
+        return self.security.kafka(self.settings.kafka_bootstrap, ADMIN_USER)
 
     def _storage_tool(self, java: str, lib_dir: Path, *args: str) -> str:
         """Run ``kafka.tools.StorageTool`` and return its output."""
@@ -209,12 +300,7 @@ class KafkaBroker:
 
     def _probe(self) -> bool:
         """Whether a probe topic can be created and is listed with a leader."""
-        admin = AdminClient(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "socket.connection.setup.timeout.ms": 5000,
-            }
-        )
+        admin = admin_client(self.connection(), {"socket.connection.setup.timeout.ms": 5000})
         try:
             future = admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], operation_timeout=5)
             try:

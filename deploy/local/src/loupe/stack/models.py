@@ -7,6 +7,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from loupe.runtime.connections import KafkaConnection, RedisConnection
+
 
 class State(StrEnum):
     """Lifecycle state of one component."""
@@ -52,15 +54,33 @@ class StackInfo:
     kafka_pid: int
     redis_pid: int
     state_dir: Path
+    kafka: KafkaConnection
+    """How a Loupe service connects to the broker (SASL_SSL as the client user when secured)."""
+    redis: RedisConnection
+    """How a Loupe service connects to Redis (TLS and the password when secured)."""
+    env_file: Path | None = None
+    """A secured stack's ``env()`` in a 0600 file, to source instead of printing secrets."""
+
+    @property
+    def secure(self) -> bool:
+        """Whether clients must use TLS and credentials."""
+        return self.kafka.security_protocol.tls
 
     def env(self) -> dict[str, str]:
-        """The environment variables that point Loupe services at this stack."""
-        return {
-            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
-            "LOUPE_REDIS_URL": self.redis_url,
-            "LOUPE_TOPIC_PREFIX": self.topic_prefix,
-        }
+        """The environment variables that point Loupe services at this stack.
+
+        A secured stack's include the passwords: hand them to a child process, never print them.
+        """
+        return {**self.kafka.env(), **self.redis.env(), "LOUPE_TOPIC_PREFIX": self.topic_prefix}
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {**asdict(self), "topics": list(self.topics), "state_dir": str(self.state_dir)}
+        """JSON-ready form (passwords masked)."""
+        plain = {key: value for key, value in asdict(self).items() if key not in {"kafka", "redis"}}
+        return {
+            **plain,
+            "topics": list(self.topics),
+            "state_dir": str(self.state_dir),
+            "env_file": str(self.env_file) if self.env_file else None,
+            "kafka": self.kafka.model_dump(mode="json"),
+            "redis": self.redis.model_dump(mode="json"),
+        }

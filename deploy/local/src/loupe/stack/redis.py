@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import redis
 
+from loupe.runtime.connections import RedisConnection, redis_kwargs
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus, State
 from loupe.stack.processes import ManagedProcess, port_open, wait_until
+from loupe.stack.security import StackSecurity
 from loupe.stack.settings import StackSettings
 from loupe.stack.system import redis_server_executable
+from loupe.stack.tls import write_file
 
 
 class RedisServer:
@@ -19,6 +22,9 @@ class RedisServer:
         self.home = settings.state_dir / "redis"
         self.data_dir = self.home / "data"
         self.log_file = self.home / "redis.log"
+        self.tls_config_file = self.home / "redis-tls.conf"
+        self.security: StackSecurity | None = None
+        """Set by ``LocalStack`` for a secured stack before ``up``."""
         self.process = ManagedProcess("Redis", self.home / "redis.pid", ("redis-server",))
 
     def install(self) -> str:
@@ -31,13 +37,20 @@ class RedisServer:
         The append-only file is the durability; RDB snapshots are off and the AOF is rewritten
         only past 256 MB, so a development box does not fork a copy of Redis every minute
         under load (on two cores the fork competes with the services for CPU).
+
+        Secured, Redis listens with TLS only and wants the password; those settings come from
+        a 0600 config file so that the password is not on the command line.
         """
+        if self.security is None:
+            config, port = [], ["--port", str(self.settings.redis_port)]
+        else:
+            config, port = [str(self.tls_config_file)], []
         return [
             executable,
+            *config,
             "--bind",
             self.settings.host,
-            "--port",
-            str(self.settings.redis_port),
+            *port,
             "--dir",
             str(self.data_dir),
             "--appendonly",
@@ -64,6 +77,8 @@ class RedisServer:
                 )
             executable = self.install()
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            if self.security is not None:
+                write_file(self.tls_config_file, self._tls_config(self.security), private=True)
             self.process.start(self.command(executable), self.log_file)
         timeout = self.settings.redis_start_timeout_s
         ready = wait_until(lambda: self.process.pid() is None or self._ping(), timeout)
@@ -100,13 +115,34 @@ class RedisServer:
             log_file=self.log_file,
         )
 
+    def connection(self) -> RedisConnection:
+        """How clients connect: with TLS and the password when secured."""
+        if self.security is None:
+            return RedisConnection(url=self.settings.redis_url)
+        return self.security.redis(self.settings.redis_url)
+
+    def _tls_config(self, security: StackSecurity) -> bytes:
+        """redis.conf lines: TLS on the stack's port, no plain port, the password required.
+
+        Client certificates are optional (``tls-auth-clients optional``): the password is the
+        authentication, a client certificate is verified when one is presented.
+        """
+        tls = security.tls
+        lines = [
+            "port 0",
+            f"tls-port {self.settings.redis_port}",
+            f"tls-cert-file {tls.server_cert}",
+            f"tls-key-file {tls.server_key}",
+            f"tls-ca-cert-file {tls.ca}",
+            "tls-auth-clients optional",
+            f"requirepass {security.secrets.redis_password.get_secret_value()}",
+        ]
+        return ("\n".join(lines) + "\n").encode()
+
     def _client(self) -> redis.Redis:
         """A short-timeout client for probing."""
-        return redis.Redis(
-            host=self.settings.host,
-            port=self.settings.redis_port,
-            socket_timeout=2,
-            socket_connect_timeout=2,
+        return redis.Redis.from_url(
+            **redis_kwargs(self.connection()), socket_timeout=2, socket_connect_timeout=2
         )
 
     def _ping(self) -> bool:

@@ -50,6 +50,10 @@ class StackSettings(BaseSettings):
     """Prefix of the Loupe topics ``up`` creates (falls back to ``LOUPE_TOPIC_PREFIX``)."""
     topic_partitions: int | None = Field(default=None, ge=1)
     """Overrides the registry's partition count of item-keyed topics."""
+    secure: bool = False
+    """Start secured: Kafka on SASL_SSL (SCRAM-SHA-512), Redis on TLS with a password, with a
+    throwaway CA made at start (``loupe stack up --secure``). A state folder that was started
+    secured stays secured until ``down --purge``."""
 
     @field_validator("state_dir", "jar_cache_dir")
     @classmethod
@@ -87,8 +91,13 @@ class StackSettings(BaseSettings):
 
     @property
     def redis_url(self) -> str:
-        """``redis://`` URL of the stack's Redis (database 0)."""
-        return f"redis://{self.host}:{self.redis_port}/0"
+        """URL of the stack's Redis (database 0): ``rediss://`` when secured."""
+        return f"{'rediss' if self.secure else 'redis'}://{self.host}:{self.redis_port}/0"
+
+    @property
+    def security_dir(self) -> Path:
+        """Certificates and passwords of a secured stack; its existence marks one."""
+        return self.state_dir / "security"
 
     @property
     def kafka_jar_dir(self) -> Path:

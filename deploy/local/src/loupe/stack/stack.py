@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import ensure_topics
 from loupe.stack.errors import StackError
 from loupe.stack.kafka import KafkaBroker
 from loupe.stack.models import ComponentStatus, StackInfo
 from loupe.stack.processes import file_lock
 from loupe.stack.redis import RedisServer
+from loupe.stack.security import StackSecurity
 from loupe.stack.settings import StackSettings, get_settings
 from loupe.stack.system import DEV_TOOLS, STACK_TOOLS, ensure_tools, java_executable
+from loupe.stack.tls import write_file
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +30,23 @@ class LocalStack:
     """
 
     def __init__(self, settings: StackSettings | None = None) -> None:
-        self.settings = settings or get_settings()
+        settings = settings or get_settings()
+        if not settings.secure and settings.security_dir.exists():
+            settings = settings.model_copy(update={"secure": True})  # secured until purged
+        self.settings = settings
         self.kafka = KafkaBroker(self.settings)
         self.redis = RedisServer(self.settings)
         self._lock_file = self.settings.state_dir / "stack.lock"
+        if settings.security_dir.exists():
+            self._use_security(renew_certificates=False)
+
+    def _use_security(self, *, renew_certificates: bool) -> StackSecurity:
+        """Load (making what is missing) the secured stack's material and hand it to both."""
+        security = StackSecurity.prepare(
+            self.settings.security_dir, self.settings.host, renew_certificates=renew_certificates
+        )
+        self.kafka.security = self.redis.security = security
+        return security
 
     def install(self, *, system_packages: bool = True) -> None:
         """Install what the stack, tests and demo need, and fetch the Kafka jars; start nothing.
@@ -45,10 +62,14 @@ class LocalStack:
     def up(self) -> StackInfo:
         """Start whatever is not running yet, wait until ready, create the Loupe topics."""
         with file_lock(self._lock_file):
+            security = None
+            if self.settings.secure:
+                stopped = self.kafka.process.pid() is None and self.redis.process.pid() is None
+                security = self._use_security(renew_certificates=stopped)
             kafka_status = self.kafka.up()
             redis_status = self.redis.up()
         topics = ensure_topics(
-            self.settings.kafka_bootstrap,
+            self.kafka.connection(),
             prefix=self.settings.topic_prefix,
             partitions=self.settings.topic_partitions,
         )
@@ -56,7 +77,12 @@ class LocalStack:
             raise StackError(
                 "Kafka or Redis stopped right after starting; see `loupe stack status`"
             )
-        return StackInfo(
+        kafka = (
+            security.kafka(self.settings.kafka_bootstrap)
+            if security
+            else KafkaConnection(bootstrap_servers=self.settings.kafka_bootstrap)
+        )
+        info = StackInfo(
             kafka_bootstrap=self.settings.kafka_bootstrap,
             redis_url=self.settings.redis_url,
             kafka_version=self.kafka.version(),
@@ -66,7 +92,14 @@ class LocalStack:
             kafka_pid=kafka_status.pid,
             redis_pid=redis_status.pid,
             state_dir=self.settings.state_dir,
+            kafka=kafka,
+            redis=self.redis.connection(),
+            env_file=security.env_file if security else None,
         )
+        if security is not None:
+            lines = [f"{name}={shlex.quote(value)}" for name, value in info.env().items()]
+            write_file(security.env_file, ("\n".join(lines) + "\n").encode(), private=True)
+        return info
 
     def down(self, *, purge: bool = False) -> list[ComponentStatus]:
         """Stop what this stack started (Kafka first); with ``purge`` also delete its data.
@@ -78,7 +111,7 @@ class LocalStack:
             self.kafka.down()
             self.redis.down()
             if purge:
-                for home in (self.kafka.home, self.redis.home):
+                for home in (self.kafka.home, self.redis.home, self.settings.security_dir):
                     log.info("deleting %s", home)
                     shutil.rmtree(home, ignore_errors=True)
         return before
