@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from confluent_kafka import Producer
 
 from harness.kafka import produce
 from harness.samples import AT
@@ -20,6 +21,7 @@ from loupe.gateway.app import create_app
 from loupe.gateway.consumer import GatewayConsumer
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
+from loupe.runtime.kafka import producer_config
 from loupe.schemas import Action, ClassificationLabel, ReviewDecision, ReviewerRef, Tier
 from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
 
@@ -152,3 +154,32 @@ def test_a_decision_acknowledged_during_the_rebuild_is_not_undone(
         assert replica.redis.hget(f"{p}quality:bob", "votes") == b"1"
     finally:
         replica.redis.close()
+
+
+async def test_an_old_request_replayed_after_the_rebuild_does_not_reopen_its_task(
+    launch_gateway, kafka_bootstrap, topic_prefix
+):
+    # a fresh consumer group reads review.requests from the beginning after the rebuild; the
+    # rebuild settled item-a (a lead's final call, which the live consumer never reads) and so
+    # did not write its task: replaying its request must not make it an open task again
+    settled, later = request_for("item-a"), request_for("item-c")
+    final = vote("item-a", "lee").model_copy(update={"final": True})
+    producer = Producer(producer_config(kafka_bootstrap))
+    for topic, event in ((REVIEW_REQUESTS.name, settled), (REVIEW_DECISIONS.name, final)):
+        # one partition, so that item-c (below) is read after item-a's request
+        producer.produce(f"{topic_prefix}{topic}", event.to_json_bytes(), "item-a", partition=0)
+    assert producer.flush(30) == 0
+    async with launch_gateway() as gateway:
+        gateway.add_user("ann", Role.REVIEWER)
+        producer.produce(
+            f"{topic_prefix}{REVIEW_REQUESTS.name}", later.to_json_bytes(), "item-c", partition=0
+        )
+        assert producer.flush(30) == 0
+
+        async def item_c_queued():
+            return (await gateway.call("GET", "/v1/items/item-c", "ann")).status_code == 200
+
+        await gateway.wait_for(item_c_queued, what="the live consumer read past item-a")
+        assert await gateway.queue_size("ann", "reviewer") == 1
+        item = (await gateway.call("GET", "/v1/items/item-a", "ann")).json()
+        assert not any(task["status"] == "open" for task in item.get("tasks", [])), item

@@ -104,15 +104,16 @@ class GatewayConsumer:
         if not self.redis.set(lock, token, nx=True, px=lease_ms):
             return False
         try:
-            if self.redis.exists(f"{self.p}ready"):
-                return True
-            self.rebuild(token)
-            return True
+            if not self.redis.exists(f"{self.p}ready") and not self.rebuild(token):
+                return False
         finally:
             self._release_lock(args=[lock, token])
+        self._load_upto()  # before the first live record is applied
+        return True
 
-    def rebuild(self, token: str) -> None:
-        """Rebuild under the lease ``token``; set the ready marker only when it completed."""
+    def rebuild(self, token: str) -> bool:
+        """Rebuild under the lease ``token``; set the ready marker only when it completed (and
+        say whether it did)."""
         rebuilder = Rebuilder(self.settings, self.redis, self.projector, token)
         metrics.REBUILD_FAILED.set(0)
         self.redis.hdel(f"{self.p}rebuild", "error")
@@ -128,7 +129,7 @@ class GatewayConsumer:
                 self.settings.rebuild_retry_s,
                 exc,
             )
-            return
+            return False
         self.redis.set(f"{self.p}ready", str(int(time.time() * 1000)))
         self.rebuilds += 1
         metrics.REBUILDS.inc()
@@ -141,6 +142,7 @@ class GatewayConsumer:
             progress.open,
             seconds,
         )
+        return True
 
     def _load_upto(self) -> None:
         """The end offsets the last rebuild applied: records below them are skipped."""
