@@ -12,7 +12,9 @@ not cost a million model validations.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
+import os
 import resource
 import time
 import uuid
@@ -168,12 +170,13 @@ def _rebuild_in_child(settings: dict[str, Any], out: Any) -> None:
     from loupe.gateway.consumer import GatewayConsumer  # noqa: PLC0415
     from loupe.gateway.settings import GatewaySettings  # noqa: PLC0415
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     consumer = GatewayConsumer(GatewaySettings(**settings))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ready = consumer.ensure_ready()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.send({"ready": ready, "seconds": seconds, "peak_rss_mib": rss_mib})
+    out.send({"ready": ready, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": rss_mib})
     consumer.redis.close()
 
 
@@ -193,6 +196,7 @@ def run(items: int, open_items: int, *, private: bool) -> dict[str, Any]:
             "redis_prefix": redis_prefix,
             "users_file": str(Path("/nonexistent-loupe-bench-users.json")),
         }
+        load_before = os.getloadavg()[0]
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(target=_rebuild_in_child, args=(settings, sender))
@@ -221,6 +225,8 @@ def run(items: int, open_items: int, *, private: bool) -> dict[str, Any]:
         "fill_seconds": round(fill_s, 1),
         "ready": result["ready"],
         "rebuild_seconds": seconds,
+        "rebuild_cpu_seconds": round(result["cpu_seconds"], 1),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "records_per_s": round(records / result["seconds"]),
         "peak_rss_mib": peak,
         "open_tasks_rebuilt": queued,

@@ -94,11 +94,18 @@ def resolution_closes(resolved: ResolvedLabel, request: ReviewRequest) -> bool:
 
 def vote_agrees(action: Action, label: AnyLabel | None, resolved: ResolvedLabel) -> bool | None:
     """Whether a vote agrees with the final outcome (None: the vote cannot be scored)."""
+    return vote_agrees_with(action, label, resolved.outcome, resolved.label)
+
+
+def vote_agrees_with(
+    action: Action, label: AnyLabel | None, outcome: Outcome, final: AnyLabel | None
+) -> bool | None:
+    """``vote_agrees`` on the two parts of a resolved label it reads (the rebuild scores
+    without validating whole labels)."""
     if action is Action.REJECT:
-        return resolved.outcome is Outcome.REJECTED
+        return outcome is Outcome.REJECTED
     if action not in (Action.APPROVE, Action.CORRECT) or label is None:
         return None
-    final = resolved.label
     if final is None:
         return False
     if label.kind != final.kind:
@@ -126,6 +133,7 @@ __all__ = [
     "queue_score",
     "resolution_closes",
     "vote_agrees",
+    "vote_agrees_with",
 ]
 
 

@@ -17,43 +17,61 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from loupe.gateway.labels import parse_label
-from loupe.gateway.logic import VOTE_ACTIONS, vote_agrees
-from loupe.schemas import Action, ResolutionMethod, ResolvedLabel, ReviewDecision, ReviewRequest
+from loupe.gateway.logic import VOTE_ACTIONS, vote_agrees_with
+from loupe.schemas import (
+    Action,
+    Outcome,
+    ResolutionMethod,
+    ReviewDecision,
+    ReviewRequest,
+)
 
-_VOTES = tuple(sorted(action.value for action in VOTE_ACTIONS))
+_VOTES = frozenset(action.value for action in VOTE_ACTIONS)
+_ACTIONS = frozenset(action.value for action in Action)
+_AUTO = ResolutionMethod.AUTO.value
 _NEVER = -1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_PARSED_LABELS = 10_000
+"""Parsed labels kept while scoring (classification labels repeat; boxes rarely do)."""
 """``closes_us`` of an item whose labels are all automatic (they close nothing)."""
 
 _SCHEMA = """
 CREATE TABLE decisions (
-  decision_id TEXT PRIMARY KEY, task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT,
-  seconds REAL, label TEXT, raw BLOB);
+  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label TEXT, raw BLOB);
 CREATE TABLE finals (item_id TEXT PRIMARY KEY);
-CREATE TABLE labels (item_id TEXT PRIMARY KEY, revision INTEGER, raw BLOB, closes_us INTEGER);
-CREATE TABLE provenance (request_id TEXT PRIMARY KEY);
+CREATE TABLE labels (
+  item_id TEXT PRIMARY KEY, revision INTEGER, raw BLOB, closes_us INTEGER, outcome TEXT,
+  label TEXT, named TEXT);
 CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT, created_us INT);
 """
 
 _UPSERT_LABEL = """
-INSERT INTO labels VALUES (?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
+INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
   raw = CASE WHEN excluded.revision >= labels.revision THEN excluded.raw ELSE labels.raw END,
+  outcome = CASE WHEN excluded.revision >= labels.revision
+    THEN excluded.outcome ELSE labels.outcome END,
+  label = CASE WHEN excluded.revision >= labels.revision THEN excluded.label ELSE labels.label END,
   revision = MAX(excluded.revision, labels.revision),
-  closes_us = MAX(excluded.closes_us, labels.closes_us)
+  closes_us = MAX(excluded.closes_us, labels.closes_us),
+  named = labels.named || excluded.named
 """
+"""One row per item: its latest label, the latest time a label people made closes tasks up
+to, and every request id such labels named (``\x1f``-delimited)."""
 
 _STILL_OPEN = """
-SELECT b.seq FROM batch b
+SELECT b.seq FROM batch b LEFT JOIN labels l ON l.item_id = b.item_id
 WHERE NOT EXISTS (SELECT 1 FROM finals f WHERE f.item_id = b.item_id)
-  AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.request_id = b.request_id)
-  AND NOT EXISTS (
-    SELECT 1 FROM labels l WHERE l.item_id = b.item_id AND l.closes_us >= b.created_us)
+  AND (l.item_id IS NULL
+    OR (l.closes_us < b.created_us AND instr(l.named, char(31) || b.request_id || char(31)) = 0))
 """
 
 _COUNTED = """
@@ -77,16 +95,18 @@ WHERE rowid IN (SELECT id FROM temp.counted) GROUP BY reviewer
 """
 
 _SCORED = """
-SELECT l.item_id, l.raw, d.reviewer, d.action, d.label FROM labels l
-JOIN decisions d ON d.item_id = l.item_id
-WHERE d.rowid IN (SELECT id FROM temp.counted) ORDER BY l.item_id
+SELECT d.reviewer, d.action, d.label, l.outcome, l.label, COUNT(*)
+FROM decisions d JOIN labels l ON l.item_id = d.item_id
+WHERE d.rowid IN (SELECT id FROM temp.counted)
+GROUP BY 1, 2, 3, 4, 5
 """
+"""Counted votes against their item's latest label, grouped by what scoring depends on: the
+agreement rule runs once per distinct (vote, outcome) pair, not once per vote."""
 
 
 def _us(iso: str) -> int:
     """An ISO 8601 timestamp as epoch microseconds (exact, so comparisons match the models')."""
-    at = datetime.fromisoformat(iso)
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
+    return (datetime.fromisoformat(iso) - _EPOCH) // _MICROSECOND
 
 
 @dataclass
@@ -152,55 +172,57 @@ class HistoryIndex:
         self.close()
 
     def add_decisions(self, values: Iterable[bytes]) -> None:
-        """Index decisions (the first record of a decision id wins, as a replay must)."""
-        rows, finals = [], []
+        """Index decisions. Replays need no identity check here: every rule counts at most one
+        vote per person per task and one skip per person per task (``decision_identity``
+        duplicates share both), which ``seal`` builds from the first record of each."""
+        rows: list[tuple[Any, ...]] = []
+        finals: list[tuple[str]] = []
+        loads, dumps, add = orjson.loads, orjson.dumps, rows.append
         for raw in values:
             try:
-                d = orjson.loads(raw)
+                d = loads(raw)
+                action = d["action"]
+                if action not in _ACTIONS:
+                    raise ValueError(action)
+                item_id, reviewer = str(d["item_id"]), str(d["reviewer"]["id"])
                 label = d.get("label")
-                rows.append(
-                    (
-                        str(d["decision_id"]),
-                        str(d["task_id"]),
-                        str(d["item_id"]),
-                        str(d["reviewer"]["id"]),
-                        Action(d["action"]).value,
-                        float(d.get("seconds_spent", 0.0)),
-                        None if label is None else orjson.dumps(label).decode(),
-                        raw,
-                    )
-                )
+                text = None if label is None else dumps(label)
+                seconds = float(d["seconds_spent"])
+                add((str(d["task_id"]), item_id, reviewer, action, seconds, text, raw))
                 if d.get("final") is True:
-                    finals.append((str(d["item_id"]),))
+                    finals.append((item_id,))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.bad += 1
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR IGNORE INTO decisions VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?)", rows)
         self.db.executemany("INSERT OR IGNORE INTO finals VALUES (?)", finals)
         self.db.execute("COMMIT")
 
     def add_resolved(self, values: Iterable[bytes]) -> None:
         """Index resolved labels: the latest per item, and what they close."""
-        rows, named = [], []
+        rows = []
         for raw in values:
             try:
                 label = orjson.loads(raw)
-                automatic = ResolutionMethod(label["method"]) is ResolutionMethod.AUTO
-                closes = _NEVER if automatic else _us(label["resolved_at"])
-                rows.append((str(label["item_id"]), int(label["revision"]), raw, closes))
-                if not automatic:
-                    named += [(str(r),) for r in label["provenance"].get("request_ids", [])]
+                method = label["method"]
+                closes = _NEVER if method == _AUTO else _us(label["resolved_at"])
+                final = label.get("label")
+                text = None if final is None else orjson.dumps(final).decode()
+                named = ""
+                if method != _AUTO:
+                    ids = label["provenance"].get("request_ids", [])
+                    named = "".join(f"\x1f{r}\x1f" for r in ids)
+                item, revision = str(label["item_id"]), int(label["revision"])
+                rows.append((item, revision, raw, closes, str(label["outcome"]), text, named))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_UPSERT_LABEL, rows)
-        self.db.executemany("INSERT OR IGNORE INTO provenance VALUES (?)", named)
         self.db.execute("COMMIT")
 
     def seal(self) -> None:
         """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
         self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
-        self.db.execute("CREATE INDEX decisions_item ON decisions (item_id)")
         self.db.execute(_COUNTED)
         self.db.execute("CREATE INDEX temp.counted_id ON counted (id)")
 
@@ -264,28 +286,20 @@ class HistoryIndex:
             "GROUP BY reviewer"
         ):
             out.setdefault(reviewer, Quality()).skips = int(skips)
-        current: tuple[str, ResolvedLabel] | None = None
-        for item_id, raw, reviewer, action, label in self.db.execute(_SCORED):
+        labels: dict[str | None, Any] = {None: None}
+        for reviewer, action, vote, outcome, final, count in self.db.execute(_SCORED):
             try:
-                if current is None or current[0] != item_id:
-                    current = (item_id, ResolvedLabel.model_validate_json(raw))
-                vote = None if label is None else parse_label(orjson.loads(label))
-            except (ValidationError, orjson.JSONDecodeError):
+                if len(labels) > _PARSED_LABELS:
+                    labels = {None: None}
+                for text in (vote, final):
+                    if text not in labels:
+                        labels[text] = parse_label(orjson.loads(text))
+                verdict = Outcome(outcome)
+            except (ValidationError, orjson.JSONDecodeError, ValueError):
                 continue
-            agrees = vote_agrees(Action(action), vote, current[1])
+            agrees = vote_agrees_with(Action(action), labels[vote], verdict, labels[final])
             if agrees is not None:
                 scores = out.setdefault(reviewer, Quality())
-                scores.scored += 1
-                scores.agreed += int(agrees)
+                scores.scored += count
+                scores.agreed += count * int(agrees)
         return out
-
-    def scored_ids(self, item_id: str) -> list[str]:
-        """Counted vote ids of an item that ``quality`` scored (the item has a resolved label)."""
-        return [
-            decision_id
-            for (decision_id,) in self.db.execute(
-                "SELECT d.decision_id FROM decisions d JOIN labels l ON l.item_id = d.item_id "
-                "WHERE d.item_id = ? AND d.rowid IN (SELECT id FROM temp.counted)",
-                (item_id,),
-            )
-        ]

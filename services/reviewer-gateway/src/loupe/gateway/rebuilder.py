@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
@@ -280,9 +280,11 @@ class Rebuilder:
         name: str,
         ends: dict[int, tuple[int, int]],
         starts: dict[int, int] | None = None,
+        keep: set[str] | None = None,
     ) -> Iterator[list[bytes]]:
         """Batches of record values of a topic from ``starts`` (default: the beginning) up to
-        ``ends``; only one batch is held at a time."""
+        ``ends``; only one batch is held at a time. With ``keep``, only records whose key is in
+        it are returned (the others are still counted as read)."""
         topic = self.settings.topic(name)
         first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
         pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
@@ -293,25 +295,22 @@ class Rebuilder:
         try:
             while pending:
                 self._tick()
-                values: list[bytes] = []
-                for message in self.consumer.consume(batch_size, timeout=0.5):
-                    if message.error() is not None:
-                        continue
-                    number, offset = message.partition(), message.offset()
-                    end = None if number is None else pending.get(number)
-                    if number is None or end is None or offset is None or offset >= end:
-                        continue  # past the end this rebuild reads (written after it started)
-                    value = message.value()
-                    if value is not None:
-                        values.append(value)
-                    if offset >= end - 1:
-                        del pending[number]
-                self.progress.read += len(values)
-                # read_committed stops at the last stable offset: also stop when caught up
-                for number in list(pending):
-                    position = self.consumer.position([TopicPartition(topic, number)])[0].offset
-                    if position >= pending[number]:
-                        del pending[number]
+                messages = self.consumer.consume(batch_size, timeout=0.5)
+                self.progress.read += len(messages)
+                values = [
+                    value
+                    for message in messages
+                    if message.error() is None
+                    and (value := message.value()) is not None
+                    and (keep is None or _key(message) in keep)
+                ]
+                # each partition stops at the end it had when the phase began (a batch may hold
+                # a few records written since: newer truth, applied idempotently); positions,
+                # not offsets, so that read_committed's last stable offset also ends it
+                tps = [TopicPartition(topic, number) for number in pending]
+                for tp in self.consumer.position(tps):
+                    if tp.offset >= pending[tp.partition]:
+                        del pending[tp.partition]
                 if values:
                     yield values
         finally:
@@ -340,13 +339,13 @@ class Rebuilder:
             self._items.add(request.item_id)
             self.progress.tasks += 1
             self.progress.open += task.status == "open"
-        for item_id, (revision, raw) in index.latest_resolved(
-            t.request.item_id for t in tasks
-        ).items():
+        latest = index.latest_resolved(task.request.item_id for task in tasks)
+        for item_id, (revision, raw) in latest.items():
             self._resolved_if_newer(args=[p, item_id, revision, raw], client=pipe)
-            scored = index.scored_ids(item_id)
-            if scored:
-                pipe.sadd(f"{p}scored:{item_id}", *scored)
+        for task in tasks:  # the item has a label: its votes were scored (as ``quality`` did)
+            if task.votes and task.request.item_id in latest:
+                scored = [vote.decision_id for vote in task.votes]
+                pipe.sadd(f"{p}scored:{task.request.item_id}", *scored)
         pipe.execute()
 
     def _write_quality(self, index: HistoryIndex) -> None:
@@ -409,7 +408,9 @@ class Rebuilder:
         for name, handler in handlers:
             ends = self._watermarks(name)
             self.progress.total += sum(high - low for low, high in ends.values())
-            for batch in self._stream(name, ends):
+            # audit is keyed by item: a settled item's history is skipped without decoding it
+            keep = self._items if name == AUDIT.name else None
+            for batch in self._stream(name, ends, keep=keep):
                 pipe = self.r.pipeline(transaction=False)
                 for raw in batch:
                     handler(raw, pipe)
@@ -434,12 +435,6 @@ class Rebuilder:
 
     def _audit(self, raw: bytes, pipe: Any) -> None:
         try:
-            item_id = orjson.loads(raw).get("item_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            item_id = None
-        if item_id not in self._items:
-            return  # a settled item's history is not part of the working set
-        try:
             event = AuditEvent.model_validate_json(raw)
         except ValidationError:
             metrics.BAD_RECORDS.inc()
@@ -450,3 +445,8 @@ class Rebuilder:
         topic = self.settings.topic(name)
         for number, (_low, high) in ends.items():
             self._upto[f"{topic}:{number}"] = high
+
+
+def _key(message: Message) -> str:
+    key = message.key()
+    return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
