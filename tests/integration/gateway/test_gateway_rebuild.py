@@ -183,3 +183,59 @@ async def test_an_old_request_replayed_after_the_rebuild_does_not_reopen_its_tas
         assert await gateway.queue_size("ann", "reviewer") == 1
         item = (await gateway.call("GET", "/v1/items/item-a", "ann")).json()
         assert not any(task["status"] == "open" for task in item.get("tasks", [])), item
+
+
+def test_a_rebuild_that_loses_its_lease_stops_and_stays_unready(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    history(kafka_bootstrap, topic_prefix, 50)
+    settings = gateway_settings(kafka_bootstrap, redis_url, topic_prefix, tmp_path)
+    lock = f"{settings.redis_prefix}rebuild-lock"
+    seal = rebuild.HistoryIndex.seal
+    probe = redis.Redis.from_url(redis_url)
+
+    def another_replica_takes_over(index: rebuild.HistoryIndex) -> None:
+        # as if this replica stalled past its lease and another one took the lease over
+        probe.set(lock, "another-replica", px=60_000)
+        time.sleep(3)  # the renewing thread tries every second and finds the lease gone
+        seal(index)
+
+    monkeypatch.setattr(rebuild.HistoryIndex, "seal", another_replica_takes_over)
+    replica = GatewayConsumer(settings)
+    try:
+        assert replica.ensure_ready() is False
+        p = settings.redis_prefix
+        assert not probe.exists(f"{p}ready")
+        assert b"lease was lost" in probe.hget(f"{p}rebuild", "error")
+        assert probe.get(lock) == b"another-replica", "the other replica's lease is left alone"
+    finally:
+        replica.redis.close()
+        probe.close()
+
+
+def test_the_lease_outlives_a_step_longer_than_its_ttl(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    history(kafka_bootstrap, topic_prefix, 20)
+    settings = gateway_settings(
+        kafka_bootstrap, redis_url, topic_prefix, tmp_path, rebuild_lease_s=1.0
+    )
+    lock = f"{settings.redis_prefix}rebuild-lock"
+    seal = rebuild.HistoryIndex.seal
+    probe = redis.Redis.from_url(redis_url)
+    held: list[bool] = []
+
+    def a_long_step(index: rebuild.HistoryIndex) -> None:
+        time.sleep(3)  # three lease lengths without a batch (a big index build, say)
+        held.append(probe.exists(lock) == 1)
+        seal(index)
+
+    monkeypatch.setattr(rebuild.HistoryIndex, "seal", a_long_step)
+    replica = GatewayConsumer(settings)
+    try:
+        assert replica.ensure_ready() and replica.rebuilds == 1
+        assert held == [True], "no other replica could have taken the rebuild over"
+        assert not probe.exists(lock)
+    finally:
+        replica.redis.close()
+        probe.close()

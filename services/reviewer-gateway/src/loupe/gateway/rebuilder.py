@@ -1,11 +1,12 @@
 """Rebuilds the Redis working set from Kafka: streamed, pipelined, leased, with a deadline.
 
 One replica at a time holds the rebuild lease (``<p>rebuild-lock``: ``SET NX PX`` with a random
-token, renewed while it works, deleted at the end only by its holder); the others wait unready
-and then use the finished working set. The ready marker is set only when every phase finished;
-a deadline that passes, a lease lost to another replica or an unsafe topic retention is a
-``RebuildError``: the marker stays unset, ``<p>rebuild`` keeps the reason for every replica's
-``/readyz`` and ``loupe_gateway_rebuild_failed`` is 1 until a later attempt succeeds.
+token, renewed every second by a thread while it works, deleted at the end only by its holder);
+the others wait unready and then use the finished working set. The ready marker is set only
+when every phase finished; a deadline that passes, a lease lost to another replica or an
+unsafe topic retention is a ``RebuildError``: the marker stays unset, ``<p>rebuild`` keeps the
+reason for every replica's ``/readyz`` and ``loupe_gateway_rebuild_failed`` is 1 until a later
+attempt succeeds.
 
 Phases: ``decisions`` and ``resolved`` are indexed (``rebuild.HistoryIndex``), ``requests``
 streams ``review.requests`` through it and writes the open and complete tasks (pipelined, one
@@ -20,6 +21,7 @@ skips records the rebuild already applied (an old request must not reopen a sett
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -133,6 +135,7 @@ class Rebuilder:
         self._resolved_if_newer = client.register_script(RESOLVED_IF_NEWER)
         self._catch_up_vote = client.register_script(CATCH_UP_VOTE)
         self._next_tick = 0.0
+        self._lease_lost = threading.Event()
         self._next_log = time.monotonic() + 5.0
         self._items: set[str] = set()
         """Items of the tasks written: bounded by the open work, not by history."""
@@ -152,6 +155,9 @@ class Rebuilder:
 
     def run(self, users_file: UsersFile) -> Progress:
         """Rebuild everything; ``RebuildError`` when it cannot finish correctly."""
+        stop = threading.Event()
+        keeper = threading.Thread(target=self._keep_lease, args=(stop,), name="gw-rebuild-lease")
+        keeper.start()
         try:
             self._check_retention()
             self._enter("users")
@@ -190,6 +196,8 @@ class Rebuilder:
         except KafkaException as exc:
             raise RebuildError(f"Kafka failed during the rebuild: {exc}") from exc
         finally:
+            stop.set()
+            keeper.join(timeout=10)
             self.consumer.close()
 
     # -- progress, lease and deadline --------------------------------------------------------
@@ -203,8 +211,24 @@ class Rebuilder:
     def _counts(self) -> tuple[int, int]:
         return self.progress.read, self.progress.total
 
+    def _keep_lease(self, stop: threading.Event) -> None:
+        """Renew the lease (every second, or a third of its time to live if that is shorter) on
+        a thread of its own, so that a long step (an index build, the quality query: SQLite
+        releases the GIL) never lets it lapse."""
+        lease_ms = int(self.settings.rebuild_lease_s * 1000)
+        interval = min(1.0, self.settings.rebuild_lease_s / 3)
+        while not stop.wait(interval):
+            try:
+                renewed = self._renew(args=[self.lock_key, self.token, lease_ms])
+            except redis.RedisError as exc:
+                log.warning("could not renew the rebuild lease (will retry): %s", exc)
+                continue
+            if not renewed:
+                self._lease_lost.set()
+                return
+
     def _tick(self, *, force: bool = False) -> None:
-        """Check the deadline; renew the lease and publish progress every second."""
+        """Check the deadline and the lease; publish progress every second."""
         now = time.monotonic()
         if now > self.deadline:
             raise RebuildError(
@@ -215,8 +239,7 @@ class Rebuilder:
         if not force and now < self._next_tick:
             return
         self._next_tick = now + 1.0
-        lease_ms = int(self.settings.rebuild_lease_s * 1000)
-        if not self._renew(args=[self.lock_key, self.token, lease_ms]):
+        if self._lease_lost.is_set():
             raise RebuildError("the rebuild lease was lost to another replica; stopping")
         metrics.REBUILD_READ.set(self.progress.read)
         metrics.REBUILD_TOTAL.set(self.progress.total)
