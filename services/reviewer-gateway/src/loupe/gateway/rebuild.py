@@ -38,25 +38,31 @@ _VOTES = frozenset(action.value for action in VOTE_ACTIONS)
 _ACTIONS = frozenset(action.value for action in Action)
 _AUTO = ResolutionMethod.AUTO.value
 _NEVER = -1
+"""``closes_us`` of an item whose labels are all automatic (they close nothing)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PARSED_LABELS = 10_000
 """Parsed labels kept while scoring (classification labels repeat; boxes rarely do)."""
-"""``closes_us`` of an item whose labels are all automatic (they close nothing)."""
 
 _SCHEMA = """
 CREATE TABLE decisions (
-  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label TEXT, raw BLOB);
+  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB);
+CREATE TABLE decision_records (raw BLOB);
 CREATE TABLE finals (item_id TEXT PRIMARY KEY);
 CREATE TABLE labels (
-  item_id TEXT PRIMARY KEY, revision INTEGER, raw BLOB, closes_us INTEGER, outcome TEXT,
-  label TEXT, named TEXT);
+  item_id TEXT PRIMARY KEY, revision INTEGER, closes_us INTEGER, outcome TEXT, label BLOB,
+  named TEXT);
+CREATE TABLE label_records (item_id TEXT, revision INTEGER, raw BLOB);
 CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT, created_us INT);
 """
 
+_INSERT_DECISION = """
+INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
 _UPSERT_LABEL = """
-INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
-  raw = CASE WHEN excluded.revision >= labels.revision THEN excluded.raw ELSE labels.raw END,
+INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
   outcome = CASE WHEN excluded.revision >= labels.revision
     THEN excluded.outcome ELSE labels.outcome END,
   label = CASE WHEN excluded.revision >= labels.revision THEN excluded.label ELSE labels.label END,
@@ -65,7 +71,8 @@ INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE S
   named = labels.named || excluded.named
 """
 """One row per item: its latest label, the latest time a label people made closes tasks up
-to, and every request id such labels named (``\x1f``-delimited)."""
+to, and every request id such labels named (``\x1f``-delimited). Records (large) live in their
+own tables, so that the scans over these rows stay small."""
 
 _STILL_OPEN = """
 SELECT b.seq FROM batch b LEFT JOIN labels l ON l.item_id = b.item_id
@@ -81,27 +88,37 @@ WHERE action IN ('approve', 'correct', 'escalate', 'reject') GROUP BY task_id, r
 """The counted votes: the first vote (not a skip) of each reviewer on each task."""
 
 _VOTES_OF = """
-SELECT task_id, reviewer, action, raw FROM decisions
-WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY rowid
+SELECT d.task_id, d.reviewer, d.action, r.raw FROM decisions d
+JOIN decision_records r ON r.rowid = d.rowid
+WHERE d.task_id IN (SELECT value FROM json_each(?)) ORDER BY d.rowid
 """
 
 _LATEST = """
-SELECT item_id, revision, raw FROM labels WHERE item_id IN (SELECT value FROM json_each(?))
+SELECT item_id, revision, raw FROM label_records
+WHERE item_id IN (SELECT value FROM json_each(?)) ORDER BY rowid
 """
 
 _QUALITY = """
-SELECT reviewer, COUNT(*), SUM(seconds), SUM(action = 'escalate') FROM decisions
-WHERE rowid IN (SELECT id FROM temp.counted) GROUP BY reviewer
+SELECT d.reviewer, COUNT(*), TOTAL(d.seconds), TOTAL(d.action = 'escalate'),
+  TOTAL(d.action = 'reject' AND l.item_id IS NOT NULL),
+  TOTAL(d.action = 'reject' AND l.outcome IS 'rejected'),
+  TOTAL(d.action IN ('approve', 'correct') AND d.label IS l.label AND l.label IS NOT NULL)
+FROM temp.counted c JOIN decisions d ON d.rowid = c.id LEFT JOIN labels l ON l.item_id = d.item_id
+GROUP BY d.reviewer
 """
+"""Per reviewer, in one pass over the counted votes: votes, seconds, escalations, and what the
+agreement rule decides without a label comparison (a reject agrees with a rejected outcome; a
+label byte-identical to the item's latest one agrees)."""
 
-_SCORED = """
-SELECT d.reviewer, d.action, d.label, l.outcome, l.label, COUNT(*)
-FROM decisions d JOIN labels l ON l.item_id = d.item_id
-WHERE d.rowid IN (SELECT id FROM temp.counted)
-GROUP BY 1, 2, 3, 4, 5
+_COMPARED = """
+SELECT d.reviewer, d.label, l.label, COUNT(*)
+FROM temp.counted c JOIN decisions d ON d.rowid = c.id JOIN labels l ON l.item_id = d.item_id
+WHERE d.action IN ('approve', 'correct') AND d.label IS NOT NULL
+  AND (l.label IS NULL OR d.label != l.label)
+GROUP BY 1, 2, 3
 """
-"""Counted votes against their item's latest label, grouped by what scoring depends on: the
-agreement rule runs once per distinct (vote, outcome) pair, not once per vote."""
+"""The votes whose agreement needs the rule's label comparison, grouped: it runs once per
+distinct (vote label, final label) pair."""
 
 
 def _us(iso: str) -> int:
@@ -159,6 +176,7 @@ class HistoryIndex:
             self.db.execute(f"PRAGMA {pragma}")
         self.db.executescript(_SCHEMA)
         self.bad = 0
+        self._decisions = 0
 
     def close(self) -> None:
         """Drop the scratch file."""
@@ -177,6 +195,7 @@ class HistoryIndex:
         duplicates share both), which ``seal`` builds from the first record of each."""
         rows: list[tuple[Any, ...]] = []
         finals: list[tuple[str]] = []
+        records: list[tuple[int, bytes]] = []
         loads, dumps, add = orjson.loads, orjson.dumps, rows.append
         for raw in values:
             try:
@@ -188,42 +207,48 @@ class HistoryIndex:
                 label = d.get("label")
                 text = None if label is None else dumps(label)
                 seconds = float(d["seconds_spent"])
-                add((str(d["task_id"]), item_id, reviewer, action, seconds, text, raw))
+                self._decisions += 1
+                add((self._decisions, str(d["task_id"]), item_id, reviewer, action, seconds, text))
+                records.append((self._decisions, raw))
                 if d.get("final") is True:
                     finals.append((item_id,))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.bad += 1
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?)", rows)
+        self.db.executemany(_INSERT_DECISION, rows)
+        self.db.executemany("INSERT INTO decision_records (rowid, raw) VALUES (?, ?)", records)
         self.db.executemany("INSERT OR IGNORE INTO finals VALUES (?)", finals)
         self.db.execute("COMMIT")
 
     def add_resolved(self, values: Iterable[bytes]) -> None:
         """Index resolved labels: the latest per item, and what they close."""
-        rows = []
+        rows, records = [], []
         for raw in values:
             try:
                 label = orjson.loads(raw)
                 method = label["method"]
                 closes = _NEVER if method == _AUTO else _us(label["resolved_at"])
                 final = label.get("label")
-                text = None if final is None else orjson.dumps(final).decode()
+                text = None if final is None else orjson.dumps(final)
                 named = ""
                 if method != _AUTO:
                     ids = label["provenance"].get("request_ids", [])
                     named = "".join(f"\x1f{r}\x1f" for r in ids)
                 item, revision = str(label["item_id"]), int(label["revision"])
-                rows.append((item, revision, raw, closes, str(label["outcome"]), text, named))
+                rows.append((item, revision, closes, str(label["outcome"]), text, named))
+                records.append((item, revision, raw))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_UPSERT_LABEL, rows)
+        self.db.executemany("INSERT INTO label_records VALUES (?, ?, ?)", records)
         self.db.execute("COMMIT")
 
     def seal(self) -> None:
         """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
         self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
         self.db.execute(_COUNTED)
+        self.db.execute("CREATE INDEX label_records_item ON label_records (item_id)")
         self.db.execute("CREATE INDEX temp.counted_id ON counted (id)")
 
     def settle(self, requests: Sequence[bytes]) -> list[RebuiltTask]:
@@ -272,32 +297,40 @@ class HistoryIndex:
     def latest_resolved(self, item_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """(revision, record) of the latest resolved label of each item that has one."""
         wanted = orjson.dumps(sorted(set(item_ids))).decode()
-        rows = self.db.execute(_LATEST, (wanted,))
-        return {item: (revision, raw) for item, revision, raw in rows}
+        latest: dict[str, tuple[int, bytes]] = {}
+        for item, revision, raw in self.db.execute(_LATEST, (wanted,)):
+            if item not in latest or revision >= latest[item][0]:  # ties: the later record
+                latest[item] = (revision, raw)
+        return latest
 
     def quality(self) -> dict[str, Quality]:
         """Every reviewer's counters: counted votes, seconds, escalations, skipped tasks, and
         how many counted votes agree with their item's latest resolved label."""
         out: dict[str, Quality] = {}
-        for reviewer, votes, seconds, escalations in self.db.execute(_QUALITY):
-            out[reviewer] = Quality(int(votes), float(seconds), int(escalations))
+        for reviewer, votes, seconds, escalations, rejects, rejected, same in self.db.execute(
+            _QUALITY
+        ):
+            scored, agreed = int(rejects) + int(same), int(rejected) + int(same)
+            out[reviewer] = Quality(
+                int(votes), float(seconds), int(escalations), scored=scored, agreed=agreed
+            )
         for reviewer, skips in self.db.execute(
             "SELECT reviewer, COUNT(DISTINCT task_id) FROM decisions WHERE action = 'skip' "
             "GROUP BY reviewer"
         ):
             out.setdefault(reviewer, Quality()).skips = int(skips)
-        labels: dict[str | None, Any] = {None: None}
-        for reviewer, action, vote, outcome, final, count in self.db.execute(_SCORED):
+        labels: dict[bytes | None, Any] = {None: None}
+        for reviewer, vote, final, count in self.db.execute(_COMPARED):
             try:
                 if len(labels) > _PARSED_LABELS:
                     labels = {None: None}
                 for text in (vote, final):
                     if text not in labels:
                         labels[text] = parse_label(orjson.loads(text))
-                verdict = Outcome(outcome)
-            except (ValidationError, orjson.JSONDecodeError, ValueError):
+            except (ValidationError, orjson.JSONDecodeError):
                 continue
-            agrees = vote_agrees_with(Action(action), labels[vote], verdict, labels[final])
+            # approve or correct: the outcome plays no part, only the two labels
+            agrees = vote_agrees_with(Action.APPROVE, labels[vote], Outcome.LABELLED, labels[final])
             if agrees is not None:
                 scores = out.setdefault(reviewer, Quality())
                 scores.scored += count
