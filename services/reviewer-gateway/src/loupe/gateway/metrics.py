@@ -13,7 +13,7 @@ REBUILDS = Counter("loupe_gateway_rebuilds_total", "Working-set rebuilds from Ka
 REBUILD_PHASE = Enum(
     "loupe_gateway_rebuild_phase",
     "Phase of this replica's current or last rebuild",
-    states=["idle", "users", "decisions", "resolved", "requests", "catchup", "views", "done"],
+    states=["idle", "users", "history", "requests", "catchup", "views", "done"],
 )
 REBUILD_READ = Gauge("loupe_gateway_rebuild_records_read", "Records the rebuild has read")
 REBUILD_TOTAL = Gauge("loupe_gateway_rebuild_records_total", "Records the rebuild has to read")

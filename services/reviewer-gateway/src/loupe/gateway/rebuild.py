@@ -61,6 +61,15 @@ INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
+_MERGE = """
+BEGIN;
+INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
+  SELECT rowid, task_id, item_id, reviewer, action, seconds, label FROM part.decisions;
+INSERT INTO decision_records (rowid, raw) SELECT rowid, raw FROM part.decision_records;
+INSERT OR IGNORE INTO finals SELECT item_id FROM part.finals;
+COMMIT;
+"""
+
 _UPSERT_LABEL = """
 INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
   outcome = CASE WHEN excluded.revision >= labels.revision
@@ -163,9 +172,17 @@ class HistoryIndex:
     requests through ``settle``. Bad records are counted in ``bad`` and skipped.
     """
 
-    def __init__(self, directory: Path | None = None, cache_kib: int = 16_384) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
-        self.db = sqlite3.connect(Path(self._dir.name) / "history.db", isolation_level=None)
+    def __init__(
+        self, directory: Path | None = None, cache_kib: int = 16_384, *, path: Path | None = None
+    ) -> None:
+        """A scratch index in a temporary folder under ``directory``, or (``path``) a part that
+        another process fills and ``merge`` takes in; a part's file is left to its owner."""
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
+            path = Path(self._dir.name) / "history.db"
+        self.folder = path.parent
+        self.db = sqlite3.connect(path, isolation_level=None)
         for pragma in (
             f"cache_size = -{cache_kib}",
             "journal_mode = OFF",
@@ -179,9 +196,17 @@ class HistoryIndex:
         self._decisions = 0
 
     def close(self) -> None:
-        """Drop the scratch file."""
+        """Close the index and drop its scratch folder (not a part's file)."""
         self.db.close()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def merge(self, part: Path) -> None:
+        """Take in the decisions a part indexed (in another process, while this one indexed
+        the resolved labels)."""
+        self.db.execute("ATTACH DATABASE ? AS part", (str(part),))
+        self.db.executescript(_MERGE)
+        self.db.execute("DETACH DATABASE part")
 
     def __enter__(self) -> HistoryIndex:
         return self

@@ -21,11 +21,13 @@ skips records the rebuild already applied (an old request must not reopen a sett
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -102,6 +104,11 @@ return 1
 """
 
 
+_FETCH = {"fetch.max.bytes": 16 * 1_048_576, "queued.max.messages.kbytes": 16_384}
+"""Large fetches, and at most 16 MiB prefetched (librdkafka's default, 64 MiB, is most of a
+rebuild's memory otherwise)."""
+
+
 class RebuildError(RuntimeError):
     """The rebuild could not finish correctly; the working set stays unready."""
 
@@ -136,6 +143,8 @@ class Rebuilder:
         self._catch_up_vote = client.register_script(CATCH_UP_VOTE)
         self._next_tick = 0.0
         self._lease_lost = threading.Event()
+        self._elsewhere: Any = None
+        """Records read by the decisions process (a shared counter) while it runs."""
         self._next_log = time.monotonic() + 5.0
         self._items: set[str] = set()
         """Items of the tasks written: bounded by the open work, not by history."""
@@ -144,7 +153,7 @@ class Rebuilder:
             consumer_config(
                 settings.kafka_bootstrap_servers,
                 f"gw-rebuild-{uuid.uuid4().hex}",
-                extra={"fetch.max.bytes": 16 * 1_048_576},
+                extra=_FETCH,
             )
         )
 
@@ -168,12 +177,8 @@ class Rebuilder:
             }
             self.progress.total = sum(high - low for w in ends.values() for low, high in w.values())
             with HistoryIndex(self.settings.rebuild_scratch_dir) as index:
-                self._enter("decisions")
-                for batch in self._stream(REVIEW_DECISIONS.name, ends[REVIEW_DECISIONS.name]):
-                    index.add_decisions(batch)
-                self._enter("resolved")
-                for batch in self._stream(LABELS_RESOLVED.name, ends[LABELS_RESOLVED.name]):
-                    index.add_resolved(batch)
+                self._enter("history")
+                self._index_history(index, ends[REVIEW_DECISIONS.name], ends[LABELS_RESOLVED.name])
                 index.seal()
                 self._enter("requests")
                 for batch in self._stream(REVIEW_REQUESTS.name, ends[REVIEW_REQUESTS.name]):
@@ -199,6 +204,49 @@ class Rebuilder:
             stop.set()
             keeper.join(timeout=10)
             self.consumer.close()
+
+    def _index_history(
+        self,
+        index: HistoryIndex,
+        decisions: dict[int, tuple[int, int]],
+        resolved: dict[int, tuple[int, int]],
+    ) -> None:
+        """Index ``review.decisions`` in a process of its own (the larger topic, on another
+        core) while this one indexes ``labels.resolved``, then merge the two."""
+        part = index.folder / "decisions.db"
+        context = multiprocessing.get_context("spawn")  # this process runs threads: no fork
+        receiver, sender = context.Pipe(duplex=False)
+        self._elsewhere = context.Value("q", 0)
+        job = {
+            "bootstrap": self.settings.kafka_bootstrap_servers,
+            "topic": self.settings.topic(REVIEW_DECISIONS.name),
+            "ends": decisions,
+            "path": str(part),
+            "batch_size": self.settings.rebuild_batch,
+        }
+        args = (job, self._elsewhere, sender)
+        worker = context.Process(target=index_decisions, args=args, name="gw-rebuild-decisions")
+        worker.start()
+        sender.close()
+        try:
+            for batch in self._stream(LABELS_RESOLVED.name, resolved):
+                index.add_resolved(batch)
+            while not receiver.poll(0.5):
+                self._tick()
+                if not worker.is_alive() and not receiver.poll(0):
+                    raise RebuildError(
+                        f"indexing review.decisions failed (exit code {worker.exitcode})"
+                    )
+            read, bad = receiver.recv()
+        finally:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join(10)
+            self._elsewhere = None
+        self.progress.read += read
+        index.bad += bad
+        index.merge(part)
+        part.unlink()
 
     # -- progress, lease and deadline --------------------------------------------------------
 
@@ -241,23 +289,21 @@ class Rebuilder:
         self._next_tick = now + 1.0
         if self._lease_lost.is_set():
             raise RebuildError("the rebuild lease was lost to another replica; stopping")
-        metrics.REBUILD_READ.set(self.progress.read)
+        elsewhere = self._elsewhere
+        read = self.progress.read + (0 if elsewhere is None else int(elsewhere.value))
+        metrics.REBUILD_READ.set(read)
         metrics.REBUILD_TOTAL.set(self.progress.total)
         metrics.REBUILD_SECONDS.set(now - self.progress.started)
         self.r.hset(
             f"{self.p}rebuild",
-            mapping={
-                "phase": self.progress.phase,
-                "read": self.progress.read,
-                "total": self.progress.total,
-            },
+            mapping={"phase": self.progress.phase, "read": read, "total": self.progress.total},
         )
         if now >= self._next_log:
             self._next_log = now + 5.0
             log.info(
                 "rebuild %s: %d of %d records read, %d tasks written in %.0fs",
                 self.progress.phase,
-                self.progress.read,
+                read,
                 self.progress.total,
                 self.progress.tasks,
                 now - self.progress.started,
@@ -309,35 +355,19 @@ class Rebuilder:
         ``ends``; only one batch is held at a time. With ``keep``, only records whose key is in
         it are returned (the others are still counted as read)."""
         topic = self.settings.topic(name)
-        first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
-        pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
-        if not pending:
-            return
-        self.consumer.assign([TopicPartition(topic, n, first[n]) for n in pending])
         batch_size = self.settings.rebuild_batch
-        try:
-            while pending:
-                self._tick()
-                messages = self.consumer.consume(batch_size, timeout=0.5)
-                self.progress.read += len(messages)
-                values = [
-                    value
-                    for message in messages
-                    if message.error() is None
-                    and (value := message.value()) is not None
-                    and (keep is None or _key(message) in keep)
-                ]
-                # each partition stops at the end it had when the phase began (a batch may hold
-                # a few records written since: newer truth, applied idempotently); positions,
-                # not offsets, so that read_committed's last stable offset also ends it
-                tps = [TopicPartition(topic, number) for number in pending]
-                for tp in self.consumer.position(tps):
-                    if tp.offset >= pending[tp.partition]:
-                        del pending[tp.partition]
-                if values:
-                    yield values
-        finally:
-            self.consumer.unassign()
+        for read, values in stream(
+            self.consumer,
+            topic,
+            ends,
+            batch_size=batch_size,
+            starts=starts,
+            keep=keep,
+            tick=self._tick,
+        ):
+            self.progress.read += read
+            if values:
+                yield values
 
     # -- Redis -------------------------------------------------------------------------------
 
@@ -473,3 +503,59 @@ class Rebuilder:
 def _key(message: Message) -> str:
     key = message.key()
     return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+
+
+def stream(
+    consumer: Consumer,
+    topic: str,
+    ends: dict[int, tuple[int, int]],
+    *,
+    batch_size: int,
+    starts: dict[int, int] | None = None,
+    keep: set[str] | None = None,
+    tick: Callable[[], None] | None = None,
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(records read, values kept) per batch of ``topic`` from ``starts`` (default: the
+    beginning) up to ``ends``; ``tick`` runs before every batch."""
+    first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
+    pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
+    if not pending:
+        return
+    consumer.assign([TopicPartition(topic, n, first[n]) for n in pending])
+    try:
+        while pending:
+            if tick is not None:
+                tick()
+            messages = consumer.consume(batch_size, timeout=0.5)
+            values = [
+                value
+                for message in messages
+                if message.error() is None
+                and (value := message.value()) is not None
+                and (keep is None or _key(message) in keep)
+            ]
+            # each partition stops at the end it had when the phase began (a batch may hold a
+            # few records written since: newer truth, applied idempotently); positions, not
+            # offsets, so that read_committed's last stable offset also ends it
+            for tp in consumer.position([TopicPartition(topic, n) for n in pending]):
+                if tp.offset >= pending[tp.partition]:
+                    del pending[tp.partition]
+            yield len(messages), values
+    finally:
+        consumer.unassign()
+
+
+def index_decisions(job: dict[str, Any], read: Any, out: Any) -> None:
+    """The decisions process: index ``job["topic"]`` up to ``job["ends"]`` into the part at
+    ``job["path"]``, count records in the shared ``read`` and send back (read, bad records)."""
+    group = f"gw-rebuild-{uuid.uuid4().hex}"
+    consumer = Consumer(consumer_config(job["bootstrap"], group, extra=_FETCH))
+    try:
+        with HistoryIndex(path=Path(job["path"])) as index:
+            batches = stream(consumer, job["topic"], job["ends"], batch_size=job["batch_size"])
+            for count, values in batches:
+                index.add_decisions(values)
+                read.value += count
+            out.send((int(read.value), index.bad))
+    finally:
+        consumer.close()
