@@ -100,4 +100,4 @@ def test_health_fails_without_the_broker_and_resolution_resumes_with_nothing_los
     by_item = {label.item_id: label for label in labels}
     assert set(by_item) == set(items)
     assert all(getattr(label.label, "label", None) == "dog" for label in labels)
-    assert all(label.revision == 1 for label in labels)
+    assert all(label.revision == 2 for label in labels)  # 1 is the automatic revision

@@ -74,7 +74,7 @@ def test_crowd_through_kafka(kafka_bootstrap: str, topic_prefix: str, tmp_path: 
     # every item resolves, once per revision, with each vote counted once
     assert set(resolved) == set(truth), worker.log_tail()
     for item_id, labels in resolved.items():
-        assert {r.revision for r in labels} == {1}
+        assert {r.revision for r in labels} == {2}  # 1 is the automatic revision
         assert len({r.label.model_dump_json() for r in labels}) == 1  # type: ignore[union-attr]
         ids = [v.decision_id for v in labels[0].provenance.votes]
         assert len(ids) == len(set(ids))

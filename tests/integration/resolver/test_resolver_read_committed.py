@@ -81,4 +81,4 @@ def test_records_of_an_aborted_transaction_are_never_resolved(
         (label.revision, label.provenance.request_ids, getattr(label.label, "label", None))
         for label in labels
     ]
-    assert seen == [(1, ["req-committed"], "cat")], worker.log_tail()
+    assert seen == [(2, ["req-committed"], "cat")], worker.log_tail()

@@ -106,7 +106,7 @@ def test_spot_check_safety_layers_and_lead_override(
     resolved_topic = f"{topic_prefix}{LABELS_RESOLVED.name}"
     got = collect(kafka_bootstrap, resolved_topic, until=lambda m: len(m) >= 2, workers=[worker])
     labels = [decode(ResolvedLabel, m.value()) for m in got]
-    assert sorted((r.item_id, r.revision) for r in labels) == [("led", 1), ("spot-bad", 2)]
+    assert sorted((r.item_id, r.revision) for r in labels) == [("led", 2), ("spot-bad", 2)]
     approval = next(
         r
         for r in (
@@ -135,7 +135,7 @@ def test_spot_check_safety_layers_and_lead_override(
         final[label.item_id] = (label.revision, label)
     assert final["safe"][1].label.label == "fox"  # type: ignore[union-attr]
     assert final["safe"][1].provenance.escalation_path == [Tier.REVIEWER, Tier.SENIOR]
-    assert final["led"][0] == 2 and final["led"][1].method is ResolutionMethod.LEAD
+    assert final["led"][0] == 3 and final["led"][1].method is ResolutionMethod.LEAD
     assert "spot-ok" not in final
 
 

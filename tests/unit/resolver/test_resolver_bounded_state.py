@@ -65,7 +65,7 @@ def test_an_item_re_predicted_10000_times_resolves_every_round_in_bounded_state(
             resolved += effects.resolved
         assert raw is not None
         [label] = resolved  # every round resolves, by votes
-        assert label.revision == n + 1
+        assert label.revision == n + 2  # people's labels start at 2 (1 is automatic)
         assert getattr(label.label, "label", None) == ("dog" if n % 2 == 0 else "fox")
         assert label.provenance.request_ids == [f"req-long-lived-{n:05d}"]
         largest = max(largest, len(raw))
@@ -97,7 +97,12 @@ def test_a_replay_of_the_whole_history_after_a_crash_changes_nothing() -> None:
         sent.append(output)
 
     resolver = StreamResolver(
-        table, send, requests_topic="requests", decisions_topic="decisions", max_record_bytes=10**6
+        table,
+        send,
+        requests_topic="requests",
+        decisions_topic="decisions",
+        labels_topic="labels",
+        max_record_bytes=10**6,
     )
     resolver.needs_rebuild = False
 

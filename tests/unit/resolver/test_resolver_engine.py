@@ -64,7 +64,7 @@ def test_majority_resolves_when_overlap_reached_and_records_the_conflict() -> No
     state, out = run(Engine(), [req, *votes(req, ["dog", "dog", "cat"])])
     [label] = out.resolved
     assert label.label == cls("dog").model_copy(update={"scores": label.label.scores})  # type: ignore[union-attr]
-    assert label.revision == 1 and label.method is ResolutionMethod.MAJORITY
+    assert label.revision == 2 and label.method is ResolutionMethod.MAJORITY  # 1: automatic
     assert label.provenance.decided_by == ["r0", "r1"]
     [conflict] = out.conflicts
     assert conflict.resolution is Resolution.MAJORITY
@@ -125,7 +125,7 @@ def test_lead_decision_is_final_at_once_and_overrides_later() -> None:
     assert label.method is ResolutionMethod.LEAD and label.provenance.decided_by == ["lead-1"]
     override = simulate.decision(req, "lead-2", label=cls("dog"), seq=2, final=True)
     state, out = run(engine, [override], state)
-    assert [r.revision for r in out.resolved] == [2]
+    assert [r.revision for r in out.resolved] == [3]
     same = simulate.decision(req, "lead-3", label=cls("dog"), seq=3, final=True)
     _, out = run(engine, [same], state)
     assert out.resolved == []

@@ -67,7 +67,12 @@ def _resolver(
         sent.append((output, key, value))
 
     resolver = StreamResolver(
-        table, send, requests_topic="req", decisions_topic="dec", max_record_bytes=limit
+        table,
+        send,
+        requests_topic="req",
+        decisions_topic="dec",
+        labels_topic="lab",
+        max_record_bytes=limit,
     )
     resolver.needs_rebuild = False
     return resolver
@@ -150,7 +155,7 @@ def test_a_result_above_the_limit_is_dead_lettered_and_nothing_of_it_is_kept() -
 
     # with a larger limit the redelivered vote counts: it was never marked as seen
     sent.clear()
-    roomier = _resolver(table, sent, resolution)
+    roomier = _resolver(table, sent, 2 * resolution)
     _feed(roomier, records[-1:])
     assert [o for o, _, _ in sent if o == "resolved"] == ["resolved"]
 

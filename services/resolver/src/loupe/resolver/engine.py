@@ -21,7 +21,7 @@ from loupe.resolver.consolidate import (
     spatial,
 )
 from loupe.resolver.reliability import OnlineReliability
-from loupe.resolver.state import ItemState, Layer, Observation, StoredVote
+from loupe.resolver.state import InputPosition, ItemState, Layer, Observation, StoredVote
 from loupe.schemas import (
     Action,
     Actor,
@@ -53,6 +53,9 @@ MAX_ROUND_VOTES = 256
 seen yet; more is a flood that would outgrow the table record."""
 MAX_ROUND_REQUESTS = 16
 """Requests of one round (the root and its escalations: a handful of tiers)."""
+FIRST_HUMAN_REVISION = 2
+"""The router's automatic labels are revision 1; a label people made is at least revision 2,
+so a reader keeping an item's highest revision never lets an automatic label replace it."""
 _MAX_ID = 256
 _RESOLUTION_OF = {
     ResolutionMethod.MAJORITY: Resolution.MAJORITY,
@@ -366,7 +369,9 @@ class Engine:
             and state.revision <= 1
             and same_label(consensus.label, prediction.label, min_iou)
         )
-        revision = state.revision if spot_confirmed else state.revision + 1
+        revision = (
+            state.revision if spot_confirmed else max(state.revision + 1, FIRST_HUMAN_REVISION)
+        )
         resolved = ResolvedLabel(
             item_id=state.item_id,
             project=root.project,
@@ -473,6 +478,54 @@ class Engine:
             reason=reason[:512],
             details=details,
         )
+
+
+def supersede(state: ItemState, label: ResolvedLabel, at: InputPosition) -> Effects:
+    """What an automatic label read on ``labels.resolved`` at ``at`` calls for: the item's
+    human label again, when it was written before the automatic one.
+
+    ``labels.resolved`` is compacted: a reader starting from scratch sees an item's last
+    record, so a human label must stay last. Republishing ``state.resolved`` unchanged (same
+    revision, ids and times) keeps that true; a replay republishes the same bytes and audit id.
+    Nothing is needed when the item has no human label (none yet, or a spot check confirmed the
+    model) or when its human label was written after this record.
+    """
+    effects = Effects()
+    human = state.resolved
+    if (
+        label.method is not ResolutionMethod.AUTO
+        or label.item_id != state.item_id
+        or human is None
+        or human.method is ResolutionMethod.AUTO
+        or (
+            state.published is not None
+            and state.published.covers(at.partition, at.offset, at.timestamp_ms)
+        )
+    ):
+        return effects
+    prediction_id = label.provenance.prediction.prediction_id
+    effects.resolved.append(human)
+    effects.audits.append(
+        AuditEvent(
+            event_id=derived_id(f"{state.item_id}~r{human.revision}~{prediction_id}", "superseded"),
+            at=label.resolved_at,
+            actor=SERVICE,
+            action=AuditAction.RESOLUTION,
+            item_id=state.item_id,
+            project=human.project,
+            reason=(
+                f"automatic label of prediction {prediction_id} superseded by the human label "
+                f"(revision {human.revision})"
+            )[:512],
+            details={
+                "superseded": ResolutionMethod.AUTO.value,
+                "prediction_id": prediction_id,
+                "human_revision": human.revision,
+                "method": human.method.value,
+            },
+        )
+    )
+    return effects
 
 
 def _vote_label(vote: Vote) -> Label | None:

@@ -59,6 +59,19 @@ class InputPosition(BaseModel):
     timestamp_ms: int
     """The latest record timestamp applied (every replayed record is at or before it)."""
 
+    def covers(self, partition: int, offset: int, timestamp_ms: int | None) -> bool:
+        """Whether the record at (partition, offset, timestamp) is at or before this one.
+
+        An item's records stay on one partition, so their offsets grow; a record's timestamp
+        at or before this one's keeps a recreated topic (offsets from 0 again, new timestamps)
+        from being taken for an earlier record.
+        """
+        return (
+            self.partition == partition
+            and offset <= self.offset
+            and (timestamp_ms or 0) <= self.timestamp_ms
+        )
+
 
 class ItemState(BaseModel):
     """Everything the resolver knows about one item, bounded whatever its history.
@@ -92,6 +105,11 @@ class ItemState(BaseModel):
     status: Literal["open", "resolved"] = "open"
     revision: int = 0
     resolved: ResolvedLabel | None = None
+    """The round's resolution: published if people made it, stored only when a spot check
+    confirmed the model (method ``auto``)."""
+    published: InputPosition | None = None
+    """Where ``resolved`` was last written to ``labels.resolved`` (None: not known), so that an
+    automatic label written before it is known to need nothing (see ``engine.supersede``)."""
     observations: list[Observation] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -135,17 +153,11 @@ class ItemState(BaseModel):
     def replayed(self, topic: str, partition: int, offset: int, timestamp_ms: int | None) -> bool:
         """Whether this input was applied already: a redelivery after a crash.
 
-        An item lives on one partition, so its inputs' offsets grow. Every applied record's
-        timestamp is at or before the stored latest one, which keeps a recreated topic
-        (offsets from 0 again, new timestamps) from being taken for a replay.
+        Every applied record of a topic is at or before its stored position
+        (``InputPosition.covers``).
         """
         position = self.positions.get(topic)
-        return (
-            position is not None
-            and position.partition == partition
-            and offset <= position.offset
-            and (timestamp_ms or 0) <= position.timestamp_ms
-        )
+        return position is not None and position.covers(partition, offset, timestamp_ms)
 
     def applied(self, topic: str, partition: int, offset: int, timestamp_ms: int | None) -> None:
         """Record that this input's effect is in the state (stored with it)."""

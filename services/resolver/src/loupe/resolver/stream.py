@@ -9,6 +9,10 @@ or request id.
 Every record the resolver writes (outputs and the item's state) is checked against its record
 limit first: an input whose result would not fit is dead-lettered with the sizes, and nothing
 of its result is published or stored, instead of failing in the producer on every replay.
+
+``labels.resolved`` is read too, to keep a human label its item's last record there
+(``engine.supersede``): an item without state costs one table lookup, a label of the resolver's
+own one decode.
 """
 
 from __future__ import annotations
@@ -19,15 +23,24 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 
 from loupe.resolver import metrics
-from loupe.resolver.engine import SERVICE, Effects, Engine, ItemOverflowError, derived_id
+from loupe.resolver.engine import (
+    SERVICE,
+    Effects,
+    Engine,
+    ItemOverflowError,
+    derived_id,
+    supersede,
+)
 from loupe.resolver.reliability import OnlineReliability
-from loupe.resolver.state import ItemState
+from loupe.resolver.state import InputPosition, ItemState
 from loupe.schemas import (
     AuditAction,
     AuditEvent,
     ContractError,
     ErrorKind,
     Event,
+    ResolutionMethod,
+    ResolvedLabel,
     ReviewDecision,
     ReviewRequest,
     SourceRef,
@@ -38,8 +51,11 @@ from loupe.schemas.dead_letters import dead_letter_record
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str, str, bytes], Awaitable[None]]
-"""Publish ``value`` under ``key`` to the output named (``resolved``, ``conflicts``, ...)."""
+Send = Callable[[str, str, bytes], Awaitable[InputPosition | None]]
+"""Publish ``value`` under ``key`` to the output named (``resolved``, ``conflicts``, ...) and
+return where it was written (None when the transport does not say)."""
+LARGEST_POSITION = InputPosition(partition=2**31 - 1, offset=2**63 - 1, timestamp_ms=2**63 - 1)
+"""Stands for a label's position, not known before it is written, when the state is measured."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class StreamResolver:
         *,
         requests_topic: str,
         decisions_topic: str,
+        labels_topic: str,
         max_record_bytes: int,
     ) -> None:
         self.engine = Engine()
@@ -85,6 +102,7 @@ class StreamResolver:
         self.send = send
         self.requests_topic = requests_topic
         self.decisions_topic = decisions_topic
+        self.labels_topic = labels_topic
         self.max_record_bytes = max_record_bytes
         self.needs_rebuild = True
         self._snapshot_versions: dict[tuple[str, str], int] = {}
@@ -105,6 +123,9 @@ class StreamResolver:
         """Process one input record (at-least-once safe)."""
         if self.needs_rebuild:
             self.rebuild_reliability()
+        if record.topic == self.labels_topic:
+            await self._guard(record)
+            return
         kind = "requests" if record.topic == self.requests_topic else "decisions"
         try:
             event: ReviewRequest | ReviewDecision = (
@@ -112,10 +133,19 @@ class StreamResolver:
                 if kind == "requests"
                 else decode(ReviewDecision, record.value)
             )
-            before = self._load(event.item_id)
-            if before is not None and before.replayed(
-                record.topic, record.partition, record.offset, record.timestamp_ms
+            raw = self.table.get(event.item_id)
+            before = ItemState.from_bytes(raw) if raw is not None else None
+            if (
+                raw is not None
+                and before is not None
+                and before.replayed(
+                    record.topic, record.partition, record.offset, record.timestamp_ms
+                )
             ):
+                # Written again: after a kill -9 the local store can hold a state whose
+                # changelog record was never sent; without this its input's offset would be
+                # committed and a worker recovering from the changelog would lose the input.
+                self.table[event.item_id] = raw
                 metrics.EVENTS.labels(kind, "replayed").inc()
                 return
             previous = list(before.observations) if before else []
@@ -137,16 +167,49 @@ class StreamResolver:
             return
         state.applied(record.topic, record.partition, record.offset, record.timestamp_ms)
         outputs = _encode(effects)
-        stored = state.to_bytes()
-        oversized = self._oversized(outputs, stored)
+        if effects.resolved:
+            state.published = LARGEST_POSITION
+        oversized = self._oversized(outputs, state.to_bytes())
         if oversized is not None:
             self.engine.withdraw(state, previous)
             await self._dead_letter(record, ErrorKind.TOO_LARGE, oversized, None)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
-        await self._publish(state.item_id, outputs, effects)
-        self.table[state.item_id] = stored
+        await self._publish(state, outputs, effects)
+        self.table[state.item_id] = state.to_bytes()
         metrics.EVENTS.labels(kind, "ok").inc()
+
+    async def _guard(self, record: Record) -> None:
+        """A record on ``labels.resolved``: republish the item's human label after an automatic
+        one (``engine.supersede``). Only the resolver's own labels are not automatic; invalid
+        records are left to the topic's readers (the resolver does not own this topic)."""
+        key = (record.key or b"").decode("utf-8", errors="replace")
+        stored = self.table.get(key) if key else None
+        if stored is None:
+            metrics.EVENTS.labels("resolved", "no_state").inc()
+            return
+        try:
+            label = decode(ResolvedLabel, record.value)
+        except ContractError:
+            metrics.EVENTS.labels("resolved", "invalid").inc()
+            return
+        if label.method is not ResolutionMethod.AUTO:
+            metrics.EVENTS.labels("resolved", "human").inc()
+            return
+        state = ItemState.from_bytes(stored)
+        at = InputPosition(
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms or 0,
+        )
+        effects = supersede(state, label, at)
+        if not effects:
+            metrics.EVENTS.labels("resolved", "auto_kept").inc()
+            return
+        # the human label was written once already, so it fits; the audit event is small
+        await self._publish(state, _encode(effects), effects)
+        self.table[state.item_id] = state.to_bytes()
+        metrics.EVENTS.labels("resolved", "auto_superseded").inc()
 
     def _oversized(self, outputs: list[tuple[str, bytes]], stored: bytes) -> str | None:
         """Why this result cannot be written (a record above the limit), or None."""
@@ -164,15 +227,16 @@ class StreamResolver:
             )
         return None
 
-    def _load(self, item_id: str) -> ItemState | None:
-        stored = self.table.get(item_id)
-        return ItemState.from_bytes(stored) if stored is not None else None
-
     async def _publish(
-        self, item_id: str, outputs: list[tuple[str, bytes]], effects: Effects
+        self, state: ItemState, outputs: list[tuple[str, bytes]], effects: Effects
     ) -> None:
-        if outputs:
-            await asyncio.gather(*(self.send(name, item_id, value) for name, value in outputs))
+        """Publish and wait for every acknowledgement; note where the label was written."""
+        written = await asyncio.gather(
+            *(self.send(name, state.item_id, value) for name, value in outputs)
+        )
+        for (name, _), position in zip(outputs, written, strict=True):
+            if name == "resolved":
+                state.published = position
         for label in effects.resolved:
             metrics.RESOLVED.labels(label.method.value, label.outcome.value).inc()
         for request in effects.requests:

@@ -17,6 +17,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from loupe.resolver import metrics
 from loupe.resolver.settings import ResolverSettings, get_settings
+from loupe.resolver.state import InputPosition
 from loupe.resolver.stream import Record, StreamResolver
 from loupe.resolver.watchdog import Limits, Watchdog
 from loupe.runtime.health import HealthServer
@@ -115,6 +116,7 @@ def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App
     inputs = app.topic(
         settings.topic(REVIEW_REQUESTS.name),
         settings.topic(REVIEW_DECISIONS.name),
+        settings.topic(LABELS_RESOLVED.name),  # to keep human labels last (stream._guard)
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -135,15 +137,22 @@ def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App
         value_type=bytes,
     )
 
-    async def send(output: str, key: str, value: bytes) -> None:
+    async def send(output: str, key: str, value: bytes) -> InputPosition | None:
         delivery = await outputs[output].send(key=key.encode(), value=value)
-        await delivery
+        written = await delivery  # aiokafka's RecordMetadata; its timestamp is in ms
+        timestamp = getattr(written, "timestamp", None)
+        if not isinstance(timestamp, int) or timestamp < 0:
+            return None
+        return InputPosition(
+            partition=written.partition, offset=written.offset, timestamp_ms=timestamp
+        )
 
     resolver = StreamResolver(
         table,
         send,
         requests_topic=settings.topic(REVIEW_REQUESTS.name),
         decisions_topic=settings.topic(REVIEW_DECISIONS.name),
+        labels_topic=settings.topic(LABELS_RESOLVED.name),
         max_record_bytes=settings.max_record_bytes,
     )
 
@@ -169,7 +178,7 @@ def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App
             metrics.AGENT_CRASHES.inc()
             raise
 
-    input_topics = {resolver.requests_topic, resolver.decisions_topic}
+    input_topics = {resolver.requests_topic, resolver.decisions_topic, resolver.labels_topic}
 
     def after_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         resolver.needs_rebuild = True
