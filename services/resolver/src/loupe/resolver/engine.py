@@ -43,6 +43,7 @@ from loupe.schemas import (
     TaskType,
     Tier,
     Vote,
+    decision_identity,
 )
 from loupe.schemas.events import MAX_VOTES
 from loupe.schemas.policy import ConsolidationMethod
@@ -145,13 +146,14 @@ class Engine:
     def on_decision(
         self, state: ItemState | None, decision: ReviewDecision
     ) -> tuple[ItemState, Effects]:
-        """Count one decision (once per idempotency key) and resolve or escalate when due."""
+        """Count one decision (once per ``decision_identity``) and resolve or escalate when due."""
         state = state or ItemState(item_id=decision.item_id, project=decision.project)
         effects = Effects()
-        if state.knows_key(decision.idempotency_key):
+        identity = decision_identity(decision)
+        if state.knows_key(identity):
             return state, effects
         if decision.action is Action.SKIP:
-            state.remember_key(decision.idempotency_key)
+            state.remember_key(identity)
             return state, effects
         vote = Vote(
             decision_id=decision.decision_id,
@@ -161,7 +163,7 @@ class Engine:
             decided_at=decision.decided_at,
         )
         stored = StoredVote(
-            key=decision.idempotency_key,
+            key=identity,
             request_id=decision.request_id,
             final=decision.final,
             vote=vote,
@@ -176,7 +178,7 @@ class Engine:
                 raise ItemOverflowError(
                     f"item {decision.item_id!r} already has {MAX_ROUND_VOTES} votes this round"
                 )
-        state.remember_key(decision.idempotency_key)
+        state.remember_key(identity)
         if state.request is None:
             return state, effects
         if is_final(stored) and state.status == "resolved":

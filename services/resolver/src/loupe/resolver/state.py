@@ -12,7 +12,7 @@ from loupe.schemas import Label, ResolvedLabel, ReviewRequest, Tier, Vote
 
 
 class StoredVote(BaseModel):
-    """A counted decision, with the request it answered and its idempotency key."""
+    """A counted decision, with the request it answered and its ``decision_identity``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -97,7 +97,8 @@ class ItemState(BaseModel):
     votes: list[StoredVote] = Field(default_factory=list)
     """The current round's votes and votes for requests not seen yet."""
     seen_keys: list[str] = Field(default_factory=list)
-    """The latest ``RECENT_KEYS`` idempotency keys counted or skipped."""
+    """The latest ``RECENT_KEYS`` decision identities (``decision_identity``) counted or
+    skipped."""
     positions: dict[str, InputPosition] = Field(default_factory=dict)
     """Input topic -> the last input applied (see ``replayed``)."""
     escalation_path: list[Tier] = Field(default_factory=list)
@@ -127,7 +128,7 @@ class ItemState(BaseModel):
         return request_id in self.round_levels or request_id in self.known_requests
 
     def remember_key(self, key: str) -> None:
-        """Record a decision's idempotency key (the window keeps the latest)."""
+        """Record a decision's identity (the window keeps the latest)."""
         self.seen_keys = [*self.seen_keys, key][-RECENT_KEYS:]
 
     def knows_key(self, key: str) -> bool:
