@@ -27,6 +27,7 @@ from loupe.runtime.connections import (
     credentials_url,
     kafka_from_env,
     librdkafka_config,
+    process_env,
     redis_from_env,
     redis_kwargs,
 )
@@ -403,3 +404,28 @@ def test_settings_never_log_secrets(
         log.info("json %s", settings.model_dump_json())
     assert caplog.text.count("settings") == 1
     assert SECRET not in caplog.text
+
+
+def test_process_env_replaces_the_parents_connection_variables(tls: TlsFiles) -> None:
+    """A child process gets exactly the given connections: a stale password, CA or alias in the
+    parent's environment would otherwise mix into (or break) the child's."""
+    parent = {
+        "PATH": "/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": "old:9092",
+        "LOUPE_KAFKA_PASSWORD": "stale",
+        "LOUPE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "REDIS_URL": "redis://old:6379/0",
+        "LOUPE_REDIS_PASSWORD": "stale",
+    }
+    kafka = KafkaConnection(bootstrap_servers="new:9092")
+    redis = RedisConnection(url="rediss://new:6380/0", password=SECRET, ca_file=tls.ca)
+    env = process_env(parent, kafka, redis)
+    assert env == {"PATH": "/bin", **kafka.env(), **redis.env()}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        assert kafka_from_env() == kafka
+        assert redis_from_env() == redis
+    kept = process_env(parent, kafka)
+    assert kept["LOUPE_REDIS_PASSWORD"] == "stale"
+    assert "LOUPE_KAFKA_PASSWORD" not in kept

@@ -13,6 +13,7 @@ repr, a log line or a settings dump, only in the dictionaries handed to the clie
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -360,6 +361,29 @@ def _env(prefix: str, settings: BaseModel) -> dict[str, str]:
         elif isinstance(value, bool):
             value = "true" if value else "false"
         env[f"{prefix}{name.upper()}"] = str(value)
+    return env
+
+
+_KAFKA_VARIABLES = ("LOUPE_KAFKA_", "KAFKA_BOOTSTRAP_SERVERS")
+_REDIS_VARIABLES = ("LOUPE_REDIS_", "REDIS_URL")
+
+
+def process_env(
+    base: Mapping[str, str],
+    kafka: KafkaConnection | None = None,
+    redis: RedisConnection | None = None,
+) -> dict[str, str]:
+    """``base`` (say ``os.environ``) with its Kafka / Redis variables replaced by those of
+    ``kafka`` / ``redis``, for starting a child process (holds secrets: never print it).
+
+    Replaced, not overlaid: ``env()`` leaves out fields at their default, so a stale
+    ``LOUPE_KAFKA_PASSWORD`` or CA file in ``base`` would otherwise mix into the child's
+    connection.
+    """
+    dropped = (*(_KAFKA_VARIABLES if kafka else ()), *(_REDIS_VARIABLES if redis else ()))
+    env = {name: value for name, value in base.items() if not name.startswith(dropped)}
+    env.update(kafka.env() if kafka else {})
+    env.update(redis.env() if redis else {})
     return env
 
 

@@ -66,6 +66,55 @@ def admin_client(
     return AdminClient(client_config(kafka, settings))
 
 
+class KafkaAccessError(RuntimeError):
+    """The cluster refused this client: its credentials or its TLS handshake."""
+
+
+REFUSED = {
+    KafkaError._AUTHENTICATION: "Kafka refused the credentials",
+    KafkaError._SSL: "the TLS handshake with Kafka failed",
+}
+"""librdkafka errors that retrying cannot cure, with what they mean to the operator."""
+
+
+def check_access(kafka: KafkaConnection, timeout_s: float = 30.0) -> None:
+    """Return once the cluster answers a metadata request over ``kafka``.
+
+    A refused password or certificate raises ``KafkaAccessError`` naming the variables to fix
+    as soon as librdkafka reports it; librdkafka would otherwise retry until every call's
+    timeout and surface only "broker transport failure". Other failures raise
+    ``KafkaException`` at ``timeout_s``.
+    """
+    errors: list[KafkaError] = []
+    admin = admin_client(kafka, {"error_cb": errors.append})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+            refused = [error for error in errors if error.code() in REFUSED]
+            if refused:
+                raise KafkaAccessError(_refusal(kafka, refused[-1])) from None
+            if time.monotonic() >= deadline:
+                raise
+
+
+def _refusal(kafka: KafkaConnection, error: KafkaError) -> str:
+    """What was refused, where, and which settings to check (no secrets)."""
+    if error.code() == KafkaError._AUTHENTICATION:
+        check = "LOUPE_KAFKA_USERNAME and LOUPE_KAFKA_PASSWORD"
+        how = f"SASL {kafka.sasl_mechanism}" if kafka.sasl_mechanism else "authentication"
+    else:
+        check = "LOUPE_KAFKA_CA_FILE, LOUPE_KAFKA_CERT_FILE and LOUPE_KAFKA_KEY_FILE"
+        how = "TLS"
+    return (
+        f"{REFUSED[error.code()]} ({how}) at {kafka.bootstrap_servers} "
+        f"({kafka.security_protocol}): {error.str()}; check {check}"
+    )
+
+
 def producer_config(
     kafka: KafkaConnection | str,
     *,
