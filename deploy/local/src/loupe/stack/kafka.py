@@ -245,10 +245,10 @@ class KafkaBroker:
             arguments += ["--add-scram", f"{MECHANISM.value}=[{credential}]"]
         return arguments
 
-    def connection(self) -> KafkaConnection | str:
+    def connection(self) -> KafkaConnection:
         """How the stack itself connects: as the admin user when secured."""
         if self.security is None:
-            return self.settings.kafka_bootstrap
+            return KafkaConnection(bootstrap_servers=self.settings.kafka_bootstrap)
         return self.security.kafka(self.settings.kafka_bootstrap, ADMIN_USER)
 
     def _storage_tool(self, java: str, lib_dir: Path, *args: str) -> str:
