@@ -10,6 +10,7 @@ import pytest
 import redis as redis_lib
 
 from harness.infra import Infra, provide_infra
+from loupe.runtime.connections import redis_kwargs
 from loupe.runtime.kafka import ensure_topics
 from loupe.stack import StackSettings
 from loupe.stack.kafka import KafkaBroker
@@ -36,14 +37,14 @@ def kafka_bootstrap(infra: Infra) -> str:
 def topic_prefix(infra: Infra) -> str:
     """A fresh topic-name prefix with every registry topic created under it (test isolation)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+    ensure_topics(infra.kafka, prefix=prefix)
     return prefix
 
 
 @pytest.fixture
 def redis_url(infra: Infra) -> Iterator[str]:
     """URL of the real redis-server, emptied before the test."""
-    client = redis_lib.Redis.from_url(infra.redis_url)
+    client = redis_lib.Redis.from_url(**redis_kwargs(infra.redis))
     client.flushall()
     client.close()
     yield infra.redis_url

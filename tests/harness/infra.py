@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from confluent_kafka.admin import AdminClient
 
+from loupe.runtime.connections import (
+    KafkaConnection,
+    RedisConnection,
+    credentials_url,
+    kafka_from_env,
+    redis_from_env,
+    redis_kwargs,
+)
+from loupe.runtime.kafka import admin_client
 from loupe.stack import LocalStack, StackSettings
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
@@ -25,13 +33,23 @@ REDIS_IMAGE = "redis:7.4"
 
 @dataclass(frozen=True)
 class Infra:
-    """Where the real broker and Redis are, and what they are."""
+    """Where the real broker and Redis are, how to connect to them, and what they are."""
 
-    kafka_bootstrap: str
-    redis_url: str
+    kafka: KafkaConnection
+    redis: RedisConnection
     source: str
     kafka_version: str
     redis_version: str
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The bootstrap servers alone (enough for a PLAINTEXT broker)."""
+        return self.kafka.bootstrap_servers
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL with its credentials, if any (never log it)."""
+        return credentials_url(self.redis)
 
 
 def _docker_answers() -> bool:
@@ -44,16 +62,16 @@ def _docker_answers() -> bool:
     return True
 
 
-def _redis_version(url: str) -> str:
-    client = redis.Redis.from_url(url)
+def _redis_version(connection: RedisConnection) -> str:
+    client = redis.Redis.from_url(**redis_kwargs(connection))
     try:
         return str(client.info("server")["redis_version"])
     finally:
         client.close()
 
 
-def _kafka_version_from_env(bootstrap: str) -> str:
-    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30)
+def _kafka_version_from_env(kafka: KafkaConnection) -> str:
+    admin_client(kafka).list_topics(timeout=30)
     return os.environ.get("KAFKA_VERSION", "unknown (external broker)")
 
 
@@ -67,12 +85,13 @@ def _from_testcontainers() -> Iterator[Infra]:
         from testcontainers.redis import RedisContainer  # type: ignore[no-redef]  # noqa: PLC0415
     with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka, RedisContainer(REDIS_IMAGE) as rds:
         url = f"redis://{rds.get_container_host_ip()}:{rds.get_exposed_port(6379)}/0"
+        connection = RedisConnection(url=url)
         yield Infra(
-            kafka.get_bootstrap_server(),
-            url,
+            KafkaConnection(bootstrap_servers=kafka.get_bootstrap_server()),
+            connection,
             "testcontainers",
             KAFKA_IMAGE.split(":")[1],
-            _redis_version(url),
+            _redis_version(connection),
         )
 
 
@@ -82,11 +101,7 @@ def _from_local_stack(state_dir: Path) -> Iterator[Infra]:
     info = stack.up()
     try:
         yield Infra(
-            info.kafka_bootstrap,
-            info.redis_url,
-            "local stack",
-            info.kafka_version,
-            _redis_version(info.redis_url),
+            info.kafka, info.redis, "local stack", info.kafka_version, _redis_version(info.redis)
         )
     finally:
         stack.down()
@@ -94,16 +109,20 @@ def _from_local_stack(state_dir: Path) -> Iterator[Infra]:
 
 @contextlib.contextmanager
 def provide_infra(state_dir: Path) -> Iterator[Infra]:
-    """Yield real infrastructure, choosing the first source that is available."""
+    """Yield real infrastructure, choosing the first source that is available.
+
+    From the environment, the connections are read as every service reads them
+    (``LOUPE_KAFKA_*`` / ``LOUPE_REDIS_*``, so a secured cluster works too)."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     redis_url = os.environ.get("REDIS_URL")
     if bootstrap and redis_url:
+        kafka, redis_connection = kafka_from_env(), redis_from_env()
         yield Infra(
-            bootstrap,
-            redis_url,
+            kafka,
+            redis_connection,
             "environment",
-            _kafka_version_from_env(bootstrap),
-            _redis_version(redis_url),
+            _kafka_version_from_env(kafka),
+            _redis_version(redis_connection),
         )
     elif _docker_answers():
         with _from_testcontainers() as infra:

@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import consumer_config, producer_config
 from loupe.schemas import Event
 
 
-def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, Event | bytes]]) -> int:
+def produce(
+    bootstrap: KafkaConnection | str, topic: str, events: Iterable[tuple[str, Event | bytes]]
+) -> int:
     """Produce (key, event-or-raw-bytes) pairs and wait until all are acknowledged."""
     producer = Producer(producer_config(bootstrap))
     count = 0
@@ -32,7 +35,7 @@ def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, Event | byte
 
 
 def read_until(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     *,
     until: Callable[[list[Message]], bool],
@@ -78,7 +81,7 @@ def read_until(
 
 
 def read_all(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     *,
     expect: int | None = None,

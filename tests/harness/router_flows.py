@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from harness.kafka import read_all
 from loupe.router.decision import spot_check_selected
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import (
     ClassificationLabel,
@@ -121,7 +122,7 @@ COORDINATOR_MOVING = frozenset(
 )
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
+def committed_offsets(bootstrap: KafkaConnection | str, group: str, topic: str) -> int:
     consumer = Consumer(consumer_config(bootstrap, group))
     try:
         parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
@@ -136,7 +137,7 @@ def wait_committed(env: Any, total: int, timeout_s: float = 240.0) -> None:
     topic = env.topic("predictions")
     while time.monotonic() < deadline:
         try:
-            if committed_offsets(env.infra.kafka_bootstrap, env.group_id, topic) >= total:
+            if committed_offsets(env.infra.kafka, env.group_id, topic) >= total:
                 return
         except KafkaException as exc:  # the group coordinator is still loading, or moving
             if not exc.args[0].retriable() and exc.args[0].code() not in COORDINATOR_MOVING:
@@ -154,10 +155,8 @@ class Outputs:
 
 
 def read_outputs(env: Any) -> Outputs:
-    bootstrap = env.infra.kafka_bootstrap
-
     def read(name: str) -> list[Message]:
-        return read_all(bootstrap, env.topic(name), idle_s=2.0, timeout_s=120)
+        return read_all(env.infra.kafka, env.topic(name), idle_s=2.0, timeout_s=120)
 
     dead = read("predictions.dlq")
     return Outputs(

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from harness import samples
 from harness.infra import Infra
 from harness.kafka import produce, read_all
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.kafka import admin_client, ensure_topics
 from loupe.schemas import TOPICS, ContractError, ErrorKind, Event, Prediction, decode
 
 
 def test_registry_topics_exist_with_registry_settings(infra: Infra, topic_prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": infra.kafka_bootstrap})
+    admin = admin_client(infra.kafka)
     metadata = admin.list_topics(timeout=30).topics
     resources = [
         ConfigResource(ResourceType.TOPIC, spec.full_name(topic_prefix)) for spec in TOPICS

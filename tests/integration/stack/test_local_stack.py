@@ -10,6 +10,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 
+from loupe.runtime.connections import redis_kwargs
 from loupe.runtime.kafka import consumer_config, producer_config
 from loupe.schemas.topics import TOPICS
 from loupe.stack import LocalStack, StackSettings, State, free_ports
@@ -67,7 +68,7 @@ def test_kafka_and_redis_serve_clients(local_stack: LocalStack) -> None:
         assert message is not None and message.value() == b"hello"
     finally:
         consumer.close()
-    with redis.Redis.from_url(info.redis_url) as client:
+    with redis.Redis.from_url(**redis_kwargs(info.redis)) as client:
         client.set("stack-it", "ok")
         assert client.get("stack-it") == b"ok"
         assert client.config_get("appendonly") == {"appendonly": "yes"}
@@ -91,5 +92,5 @@ def test_down_stops_everything_it_started(local_stack: LocalStack) -> None:
 
 def test_restart_keeps_data(local_stack: LocalStack) -> None:
     info = local_stack.up()
-    with redis.Redis.from_url(info.redis_url) as client:
+    with redis.Redis.from_url(**redis_kwargs(info.redis)) as client:
         assert client.get("stack-it") == b"ok"
