@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.infra import Infra
+from loupe.runtime.connections import process_env
 from loupe.stack import free_port
 
 POLICY = """\
@@ -98,8 +99,7 @@ class RouterEnv:
     def start(self, instance: str = "r1", **extra_env: str) -> RouterProcess:
         port = free_port()
         env = {
-            **os.environ,
-            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka_bootstrap,
+            **process_env(os.environ, self.infra.kafka),
             "LOUPE_TOPIC_PREFIX": self.topic_prefix,
             "LOUPE_ROUTER_POLICY_DIR": str(self.policy_dir),
             "LOUPE_ROUTER_GROUP_ID": self.group_id,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from harness.hostile import (
     DEMO_CLASSES,
@@ -36,7 +36,7 @@ from harness.kafka import read_all
 from loupe.router.decision import spot_check_selected
 from loupe.router.kafka_io import restore_states
 from loupe.router.state import STATE_RECORD_BYTES
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.kafka import admin_client, consumer_config, producer_config
 from loupe.schemas import DeadLetter, ReasonCode, ResolvedLabel, ReviewRequest, decode
 from loupe.schemas.dead_letters import MAX_KEY_BYTES
 
@@ -46,7 +46,7 @@ WAIT_S = 180.0
 
 def broker_limit(bootstrap: str, topic: str) -> int:
     """The topic's ``max.message.bytes`` (the broker's ``message.max.bytes`` unless set)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(timeout=30)
     return int(configs["max.message.bytes"].value)

@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from harness.infra import Infra
 from harness.router_flows import check_exactly_once, mixed_inputs, read_outputs, wait_committed
 from harness.waiting import wait_for
+from loupe.runtime.connections import RedisConnection
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
 from loupe.stack.kafka import KafkaBroker
 
@@ -152,10 +153,10 @@ def wait_resumed(env: Any, routers: list[Any], bound_s: float) -> float:
 
 def router_env_on(kafka: KafkaBroker, factory: Callable[[Infra, str], Any]) -> Any:
     """A router environment with every registry topic on the test's own broker."""
-    bootstrap = kafka.settings.kafka_bootstrap
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    ensure_topics(bootstrap, prefix=prefix)
-    return factory(Infra(bootstrap, "redis://unused", "own broker", kafka.version(), ""), prefix)
+    ensure_topics(kafka.connection(), prefix=prefix)
+    unused = RedisConnection(url="redis://unused")
+    return factory(Infra(kafka.connection(), unused, "own broker", kafka.version(), ""), prefix)
 
 
 @pytest.mark.timeout(RESTARTS * 150 + 300)

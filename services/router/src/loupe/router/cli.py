@@ -128,7 +128,7 @@ def router(policy_dir: Path | None, instance_id: str | None) -> None:
     except KafkaException as exc:
         log.error("router stopped on a fatal Kafka error: %s", exc)
         sys.exit(1)
-    except (RuntimeError, TimeoutError) as exc:  # missing topics, unreadable state topic
+    except (RuntimeError, TimeoutError) as exc:  # refused, missing topics, unreadable state
         raise click.ClickException(str(exc)) from None
     finally:
         health.stop()

@@ -20,7 +20,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, consumer_config, producer_config
+from loupe.runtime.connections import ClientConfig, KafkaConnection
+from loupe.runtime.kafka import (
+    RECORD_OVERHEAD_BYTES,
+    admin_client,
+    consumer_config,
+    producer_config,
+)
 from loupe.schemas import ContractError, PolicyUpdate, decode
 
 log = logging.getLogger(__name__)
@@ -41,11 +47,14 @@ take ~75 ms per batch here (3-4x fewer transactions per second)."""
 
 
 def transactional_producer_config(
-    bootstrap: str, transactional_id: str, transaction_timeout_ms: int, max_record_bytes: int
-) -> dict[str, Any]:
+    kafka: KafkaConnection,
+    transactional_id: str,
+    transaction_timeout_ms: int,
+    max_record_bytes: int,
+) -> ClientConfig:
     """The router's producer config (also used by the benchmark's passthrough baseline)."""
     return producer_config(
-        bootstrap,
+        kafka,
         transactional_id=transactional_id,
         extra={
             "transaction.timeout.ms": transaction_timeout_ms,
@@ -55,9 +64,9 @@ def transactional_producer_config(
     )
 
 
-def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
+def partition_count(kafka: KafkaConnection, topic: str, timeout_s: float = 30.0) -> int:
     """How many partitions ``topic`` has (raises if it does not exist)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(kafka)
     metadata = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise RuntimeError(f"topic {topic} does not exist; run `loupe topics ensure` first")
@@ -65,10 +74,10 @@ def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
 
 
 def ensure_state_topic(
-    bootstrap: str, topic: str, partitions: int, timeout_s: float = 30.0
+    kafka: KafkaConnection, topic: str, partitions: int, timeout_s: float = 30.0
 ) -> None:
     """Create the compacted changelog topic, co-partitioned with ``predictions``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(kafka)
     existing = admin.list_topics(timeout=timeout_s).topics.get(topic)
     if existing is None:
         futures = admin.create_topics(
@@ -115,7 +124,7 @@ def _await_partitions(admin: AdminClient, topic: str, partitions: int, timeout_s
 
 
 def read_to_end(
-    bootstrap: str,
+    kafka: KafkaConnection,
     partitions: Iterable[TopicPartition],
     handle: Callable[[Message], None],
     *,
@@ -127,7 +136,7 @@ def read_to_end(
         return 0
     consumer = Consumer(
         consumer_config(
-            bootstrap,
+            kafka,
             f"loupe-router-reader-{uuid.uuid4().hex}",
             extra={"enable.partition.eof": True, "fetch.wait.max.ms": 50},
         )
@@ -162,7 +171,7 @@ def read_to_end(
 
 
 def restore_states(
-    bootstrap: str, state_topic: str, partitions: Iterable[int], *, timeout_s: float
+    kafka: KafkaConnection, state_topic: str, partitions: Iterable[int], *, timeout_s: float
 ) -> dict[int, PartitionState]:
     """Rebuild the state of ``partitions`` from the committed changelog."""
     states = {p: PartitionState(p) for p in partitions}
@@ -174,7 +183,7 @@ def restore_states(
 
     started = time.monotonic()
     count = read_to_end(
-        bootstrap,
+        kafka,
         [TopicPartition(state_topic, p, OFFSET_BEGINNING) for p in states],
         apply,
         timeout_s=timeout_s,

@@ -19,6 +19,7 @@ from confluent_kafka import (
 from loupe.router.kafka_io import policy_update_from
 from loupe.router.metrics import POLICY_VERSION
 from loupe.router.policies import PolicyBook
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import PolicyUpdate
 
@@ -35,12 +36,12 @@ class AppliedUpdate(NamedTuple):
 class PolicyFeed:
     """A group-less read_committed reader of ``control.policy`` from the beginning."""
 
-    def __init__(self, bootstrap: str, topic: str, book: PolicyBook) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, book: PolicyBook) -> None:
         self.book = book
         self.topic = topic
         self._consumer = Consumer(
             consumer_config(
-                bootstrap,
+                kafka,
                 f"loupe-router-policy-{uuid.uuid4().hex}",
                 extra={"enable.partition.eof": True, "fetch.wait.max.ms": 100},
             )

@@ -66,7 +66,7 @@ from loupe.router.refusals import (
 )
 from loupe.router.settings import COMMIT_GRACE_S, RouterSettings
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import consumer_config
+from loupe.runtime.kafka import check_access, consumer_config
 from loupe.schemas import utcnow
 from loupe.schemas.topics import (
     AUDIT,
@@ -144,7 +144,7 @@ class RouterService:
         self.on_batch = on_batch
         self.on_stopping = on_stopping
         self.book = book
-        self.bootstrap = settings.kafka_bootstrap_servers
+        self.kafka = settings.kafka
         self.input_topic = settings.topic(PREDICTIONS.name)
         self.engine = RoutingEngine(
             book,
@@ -206,9 +206,8 @@ class RouterService:
     def run(self) -> None:
         """Route until asked to stop; raises on a fatal Kafka error (e.g. being fenced)."""
         settings = self.settings
-        partitions = partition_count(self.bootstrap, self.input_topic)
-        ensure_state_topic(self.bootstrap, settings.state_topic, partitions)
-        feed = PolicyFeed(self.bootstrap, settings.topic(CONTROL_POLICY.name), self.book)
+        self._check_topics()
+        feed = PolicyFeed(self.kafka, settings.topic(CONTROL_POLICY.name), self.book)
         applied = feed.catch_up()
         log.info("applied %d policy update(s) from %s", applied, feed.topic)
         self._producer = self._new_producer()
@@ -217,7 +216,7 @@ class RouterService:
         session_timeout_ms = round(settings.session_timeout_s * 1000)
         self._consumer = Consumer(
             consumer_config(
-                self.bootstrap,
+                self.kafka,
                 settings.group_id,
                 extra={"session.timeout.ms": session_timeout_ms},
             )
@@ -270,11 +269,18 @@ class RouterService:
             self._producer.flush(settings.kafka_timeout_s)
             log.info("router %s stopped", settings.instance_id)
 
+    def _check_topics(self) -> None:
+        """Fail fast, saying so, when Kafka refuses the credentials; then check the input topic
+        and create the state topic co-partitioned with it."""
+        check_access(self.kafka)
+        partitions = partition_count(self.kafka, self.input_topic)
+        ensure_state_topic(self.kafka, self.settings.state_topic, partitions)
+
     def _new_producer(self) -> Producer:
         settings = self.settings
         return Producer(
             transactional_producer_config(
-                self.bootstrap,
+                self.kafka,
                 settings.transactional_id,
                 settings.transaction_timeout_ms,
                 settings.max_record_bytes,
@@ -296,7 +302,7 @@ class RouterService:
         # after a failed transaction the memory holds its uncommitted changes: restore it all
         kept = {} if self._recovery else {p: s for p, s in self.states.items() if p in wanted}
         restored = restore_states(
-            self.bootstrap,
+            self.kafka,
             self.settings.state_topic,
             sorted(wanted - set(kept)),
             timeout_s=self.settings.restore_timeout_s,
@@ -349,7 +355,7 @@ class RouterService:
             state = self.states.get(partition)
             if state is None:  # not assigned through _on_assign (should not happen)
                 state = self.states[partition] = restore_states(
-                    self.bootstrap,
+                    self.kafka,
                     self.settings.state_topic,
                     [partition],
                     timeout_s=self.settings.restore_timeout_s,
@@ -603,7 +609,7 @@ class RouterService:
                     tp.offset = OFFSET_BEGINNING
                 self._consumer.seek(tp)
             self.states = restore_states(
-                self.bootstrap,
+                self.kafka,
                 self.settings.state_topic,
                 sorted(tp.partition for tp in assignment),
                 timeout_s=self.settings.restore_timeout_s,
