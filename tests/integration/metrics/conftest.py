@@ -24,8 +24,9 @@ from loupe.metrics.scenario import PROJECT, Scenario, build
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
 from loupe.metrics.smoke import publish, scrape
+from loupe.runtime.connections import KafkaConnection, RedisConnection, redis_kwargs
 from loupe.runtime.health import HealthServer
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.kafka import client_config, ensure_topics
 from loupe.schemas.topics import PREDICTIONS
 from loupe.stack import free_port
 
@@ -99,8 +100,8 @@ class MetricsRun:
         self.service = RunningService(self.settings, port)
 
 
-def _seed_gateway_queues(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
+def _seed_gateway_queues(connection: RedisConnection, prefix: str) -> None:
+    client = redis.Redis.from_url(**redis_kwargs(connection))
     now_ms = int(time.time() * 1000)
     tasks = {
         "t-old": (1, now_ms - QUEUED_AGE_S * 1000, "open"),
@@ -117,8 +118,8 @@ def _seed_gateway_queues(url: str, prefix: str) -> None:
     client.close()
 
 
-def _commit_lagging_group(bootstrap: str, group: str, topic: str) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+def _commit_lagging_group(kafka: KafkaConnection, group: str, topic: str) -> None:
+    consumer = Consumer(client_config(kafka, {"group.id": group}))
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
     consumer.commit(
         offsets=[TopicPartition(topic, number, 0) for number in partitions], asynchronous=False
@@ -164,14 +165,14 @@ def _start_prometheus(tmp: Path, target: str) -> tuple[subprocess.Popen[bytes], 
 @pytest.fixture(scope="session")
 def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsRun]:
     prefix = f"m{uuid.uuid4().hex[:10]}."
-    ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+    ensure_topics(infra.kafka, prefix=prefix)
     gateway_prefix = f"{prefix}gw:"
-    _seed_gateway_queues(infra.redis_url, gateway_prefix)
+    _seed_gateway_queues(infra.redis, gateway_prefix)
     lag_group = f"{prefix}router"
-    _commit_lagging_group(infra.kafka_bootstrap, lag_group, f"{prefix}{PREDICTIONS.name}")
+    _commit_lagging_group(infra.kafka, lag_group, f"{prefix}{PREDICTIONS.name}")
     settings = MetricsSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        redis_url=infra.redis_url,
+        kafka=infra.kafka,
+        redis=infra.redis,
         topic_prefix=prefix,
         metrics_port=0,
         consumer_group=f"{prefix}metrics",

@@ -26,6 +26,7 @@ def run() -> None:
     from loupe.metrics.service import MetricsService  # noqa: PLC0415  (keeps --help fast)
     from loupe.metrics.settings import get_settings  # noqa: PLC0415
     from loupe.runtime.health import HealthServer  # noqa: PLC0415
+    from loupe.runtime.kafka import KafkaAccessError  # noqa: PLC0415
 
     settings = get_settings()
     service = MetricsService(settings)
@@ -43,6 +44,8 @@ def run() -> None:
     signal.signal(signal.SIGINT, _stop)
     try:
         service.run(stop)
+    except KafkaAccessError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         server.stop()
 

@@ -34,7 +34,8 @@ from loupe.metrics.exporter import ExportOptions, ServiceStatus, families, opera
 from loupe.metrics.lag import read_lag
 from loupe.metrics.queues import QueueStats, read_queued, summarise
 from loupe.metrics.settings import MetricsSettings
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.connections import redis_kwargs
+from loupe.runtime.kafka import admin_client, check_access, consumer_config, producer_config
 from loupe.runtime.logs import process_repeat_limiter
 from loupe.schemas import ContractError, Event, decode, utcnow
 from loupe.schemas.topics import (
@@ -156,12 +157,11 @@ class MetricsService:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""
         settings = self.settings
-        consumer = Consumer(
-            consumer_config(settings.kafka_bootstrap_servers, settings.consumer_group)
-        )
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+        check_access(settings.kafka)  # a refused password fails now, saying so
+        consumer = Consumer(consumer_config(settings.kafka, settings.consumer_group))
+        admin = admin_client(settings.kafka)
         redis_client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
+            **redis_kwargs(settings.redis), socket_timeout=5.0, socket_connect_timeout=5.0
         )
         producer = self._producer() if settings.adaptive_enabled else None
         try:
@@ -271,7 +271,7 @@ class MetricsService:
     def _producer(self) -> Producer:
         producer = Producer(
             producer_config(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka,
                 transactional_id=self.settings.transactional_id,
             )
         )

@@ -16,7 +16,7 @@ from loupe.runtime.kafka import producer_config
 
 def publish(settings: MetricsSettings, records: Iterable[Record]) -> int:
     """Produce every record to its (prefixed) topic and wait for the acknowledgements."""
-    producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+    producer = Producer(producer_config(settings.kafka))
     count = 0
     for spec, key, event in records:
         while True:
