@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.infra import Infra
+from loupe.runtime.connections import process_env
 
 REQUIRED = {
     "items",
@@ -32,9 +33,7 @@ REQUIRED = {
 @pytest.mark.timeout(900)
 def test_quick_demo_meets_the_acceptance_relations(infra: Infra, tmp_path: Path) -> None:
     env = {
-        **os.environ,
-        "LOUPE_KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "LOUPE_REDIS_URL": infra.redis_url,
+        **process_env(os.environ, infra.kafka, infra.redis),
         "LOUPE_DEMO_HOME": str(tmp_path / "runs"),
     }
     loupe = Path(sys.executable).with_name("loupe")

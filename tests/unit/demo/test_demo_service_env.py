@@ -17,6 +17,7 @@ from loupe.gateway.settings import GatewaySettings
 from loupe.metrics.settings import MetricsSettings
 from loupe.resolver.settings import ResolverSettings
 from loupe.router.settings import RouterSettings
+from loupe.runtime.connections import KafkaConnection, RedisConnection
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "router": RouterSettings,
@@ -28,7 +29,12 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
-    infra = Infra("127.0.0.1:1", "redis://127.0.0.1:2/0", "test", "test")
+    infra = Infra(
+        KafkaConnection(bootstrap_servers="127.0.0.1:1"),
+        RedisConnection(url="redis://127.0.0.1:2/0", password="s3cret"),
+        "test",
+        "test",
+    )
     return Deployment(infra, tmp_path, "demo-test.", demo_policy())
 
 
@@ -50,3 +56,4 @@ def test_services_get_the_run_scoped_connection_settings(deployment: Deployment)
             assert spec.env["LOUPE_TOPIC_PREFIX"] == "demo-test."
             assert spec.env["LOUPE_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:1"
             assert spec.env["LOUPE_REDIS_URL"] == "redis://127.0.0.1:2/0"
+            assert spec.env["LOUPE_REDIS_PASSWORD"] == "s3cret"

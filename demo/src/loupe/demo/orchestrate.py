@@ -20,6 +20,7 @@ from pathlib import Path
 from loupe.demo.policy import PROJECT, policy_document
 from loupe.demo.processes import OrchestrationError, ServiceProcess, loupe_command
 from loupe.demo.prometheus import prometheus_process
+from loupe.runtime.connections import KafkaConnection, RedisConnection, process_env
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ProjectPolicy
 from loupe.stack import free_port
@@ -33,8 +34,8 @@ SERVICES = ("router", "resolver", "metrics", "gateway")
 class Infra:
     """Where Kafka and Redis are for this run."""
 
-    kafka_bootstrap: str
-    redis_url: str
+    kafka: KafkaConnection
+    redis: RedisConnection
     kafka_version: str
     source: str
 
@@ -50,7 +51,7 @@ def private_stack(state_dir: Path, prefix: str) -> Iterator[Infra]:
     stack = LocalStack(StackSettings.private(state_dir, topic_partitions=1, topic_prefix=prefix))
     try:
         info = stack.up()
-        yield Infra(info.kafka_bootstrap, info.redis_url, info.kafka_version, "private local stack")
+        yield Infra(info.kafka, info.redis, info.kafka_version, "private local stack")
     finally:
         stack.down()
 
@@ -87,12 +88,10 @@ class Deployment:
         return self.run_dir / "logs"
 
     def base_env(self) -> dict[str, str]:
-        """Deployment-wide settings every service gets."""
-        env = dict(os.environ)
+        """Deployment-wide settings every service gets (with the connections' secrets)."""
+        env = process_env(os.environ, self.infra.kafka, self.infra.redis)
         env.update(
             {
-                "LOUPE_KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka_bootstrap,
-                "LOUPE_REDIS_URL": self.infra.redis_url,
                 "LOUPE_TOPIC_PREFIX": self.prefix,
                 "LOUPE_LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
@@ -102,7 +101,7 @@ class Deployment:
 
     def prepare(self) -> None:
         """Create this run's topics (one partition each), the router's policy file, the specs."""
-        ensure_topics(self.infra.kafka_bootstrap, prefix=self.prefix, partitions=1)
+        ensure_topics(self.infra.kafka, prefix=self.prefix, partitions=1)
         policy_dir = self.run_dir / "policies"
         policy_dir.mkdir(parents=True, exist_ok=True)
         (policy_dir / f"{PROJECT}.json").write_text(

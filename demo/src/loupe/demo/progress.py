@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from loupe.demo.report import Observed, class_of, latest_labels
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import (
     Action,
@@ -173,9 +174,9 @@ def summarize(
 class TopicWatcher:
     """Reads the run's topics from the beginning (read_committed) on a background thread."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
+    def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
         self._consumer = Consumer(
-            consumer_config(bootstrap, f"{prefix}demo-watcher-{uuid.uuid4().hex[:8]}")
+            consumer_config(kafka, f"{prefix}demo-watcher-{uuid.uuid4().hex[:8]}")
         )
         self._prefix = prefix
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from confluent_kafka import Producer
 
 from loupe.demo.model_serving import DemoStream, to_prediction
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import producer_config
 from loupe.schemas import Actor, PolicyUpdate, ProjectPolicy, utcnow
 
@@ -23,7 +24,7 @@ def _flush(producer: Producer, what: str, timeout_s: float = 60.0) -> None:
         raise PublishError(f"{remaining} {what} record(s) were not acknowledged by Kafka")
 
 
-def publish_policy(bootstrap: str, topic: str, policy: ProjectPolicy, version: int) -> None:
+def publish_policy(kafka: KafkaConnection, topic: str, policy: ProjectPolicy, version: int) -> None:
     """Publish the project's policy as a ``PolicyUpdate`` on ``control.policy`` (keyed by project).
 
     The router loads the same document from its policy file; the gateway, resolver and metrics
@@ -37,7 +38,7 @@ def publish_policy(bootstrap: str, topic: str, policy: ProjectPolicy, version: i
         reason="loupe demo: initial policy of the digits project",
         at=utcnow(),
     )
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(kafka))
     producer.produce(topic, key=policy.project.encode(), value=update.to_json_bytes())
     _flush(producer, "policy")
 
@@ -50,7 +51,7 @@ class PredictionStreamer:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         stream: DemoStream,
         *,
@@ -60,7 +61,7 @@ class PredictionStreamer:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self._producer = Producer(producer_config(bootstrap))
+        self._producer = Producer(producer_config(kafka))
         self._topic = topic
         self._stream = stream
         self._project = project

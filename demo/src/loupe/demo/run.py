@@ -78,7 +78,7 @@ SPOT_CHECK_GRACE_S = 20.0
 def _infra(config: DemoConfig, run_dir: Path, prefix: str) -> Iterator[Infra]:
     if config.infra == "env":
         settings = ServiceSettings()
-        yield Infra(settings.kafka_bootstrap_servers, settings.redis_url, "external", "environment")
+        yield Infra(settings.kafka, settings.redis, "external", "environment")
         return
     with private_stack(run_dir / "stack", prefix) as infra:
         yield infra
@@ -211,12 +211,12 @@ async def _drive(
     members = _enrol_people(config, deployment, printer)
     endpoints = deployment.endpoints
     assert endpoints is not None
-    bootstrap = deployment.infra.kafka_bootstrap
+    kafka = deployment.infra.kafka
     live = _Live(
         deployment=deployment,
-        watcher=TopicWatcher(bootstrap, deployment.prefix).start(),
+        watcher=TopicWatcher(kafka, deployment.prefix).start(),
         streamer=PredictionStreamer(
-            bootstrap,
+            kafka,
             PREDICTIONS.full_name(deployment.prefix),
             stream,
             project=PROJECT,
@@ -296,16 +296,15 @@ def run_demo(
     try:
         with _infra(config, run_dir, prefix) as infra:
             printer(
-                f"Kafka {infra.kafka_version} at {infra.kafka_bootstrap} ({infra.source}), "
-                f"Redis at {infra.redis_url}; topic prefix {prefix}"
+                f"Kafka {infra.kafka_version} at {infra.kafka.bootstrap_servers} "
+                f"({infra.source}, {infra.kafka.security_protocol}), "
+                f"Redis at {infra.redis.url}; topic prefix {prefix}"
             )
             policy = demo_policy(config.policy_knobs())
             deployment = Deployment(infra, run_dir, prefix, policy)
             try:
                 deployment.prepare()
-                publish_policy(
-                    infra.kafka_bootstrap, CONTROL_POLICY.full_name(prefix), policy, version=1
-                )
+                publish_policy(infra.kafka, CONTROL_POLICY.full_name(prefix), policy, version=1)
                 deployment.start()
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, interrupted.set)
