@@ -54,6 +54,7 @@ from loupe.bench.http_load import Connection, HttpError
 from loupe.bench.infra import bench_infra
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
+from loupe.runtime.connections import KafkaConnection, process_env
 from loupe.runtime.kafka import ensure_topics, producer_config
 from loupe.schemas import (
     ClassificationLabel,
@@ -141,8 +142,8 @@ def make_auto_label(item: str, i: int) -> ResolvedLabel:
     )
 
 
-def _produce(bootstrap: str, topic: str, count: int) -> None:
-    producer = Producer(producer_config(bootstrap, extra={"linger.ms": 20}))
+def _produce(kafka: KafkaConnection, topic: str, count: int) -> None:
+    producer = Producer(producer_config(kafka, extra={"linger.ms": 20}))
     for request in make_requests(count):
         value = request.to_json_bytes()
         while True:
@@ -209,10 +210,10 @@ def _templates() -> list[tuple[str, bytes]]:
     ]
 
 
-def background_traffic(bootstrap: str, prefix: str, stop: Any, sent: Any) -> None:
+def background_traffic(kafka: KafkaConnection, prefix: str, stop: Any, sent: Any) -> None:
     """Produce ``BACKGROUND_RECORDS_PER_S`` records/s (auto labels and senior review requests
     of new items) until ``stop`` is set; ``sent`` counts them (runs in its own process)."""
-    producer = Producer(producer_config(bootstrap, extra={"linger.ms": 5}))
+    producer = Producer(producer_config(kafka, extra={"linger.ms": 5}))
     (label_topic, label), (request_topic, request) = _templates()
     every = round(1 / BACKGROUND_REQUEST_SHARE)
     started = time.perf_counter()
@@ -240,13 +241,13 @@ def background_traffic(bootstrap: str, prefix: str, stop: Any, sent: Any) -> Non
 
 
 @contextlib.contextmanager
-def _background(bootstrap: str, prefix: str) -> Iterator[Callable[[], float]]:
+def _background(kafka: KafkaConnection, prefix: str) -> Iterator[Callable[[], float]]:
     """Background traffic in its own process while the block runs; yields a function giving
     the rate it achieved so far (records/s)."""
     context = multiprocessing.get_context("spawn")
     stop, sent = context.Event(), context.Value("q", 0)
     process = context.Process(
-        target=background_traffic, args=(bootstrap, prefix, stop, sent), daemon=True
+        target=background_traffic, args=(kafka, prefix, stop, sent), daemon=True
     )
     started = time.perf_counter()
     process.start()
@@ -556,19 +557,17 @@ def command(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     with bench_infra(private=private) as infra, tempfile.TemporaryDirectory() as tmp:
-        ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+        ensure_topics(infra.kafka, prefix=prefix)
         users = UsersFile(Path(tmp) / "users.json")
         tokens = []
         for i in range(reviewers):
             users.add(User(id=f"bench-r{i:04d}", role=Role.REVIEWER))
             tokens.append(users.issue_token(f"bench-r{i:04d}", PEPPER)[0])
         produce_started = time.perf_counter()
-        _produce(infra.kafka_bootstrap, f"{prefix}{REVIEW_REQUESTS.name}", tasks)
+        _produce(infra.kafka, f"{prefix}{REVIEW_REQUESTS.name}", tasks)
         produce_s = time.perf_counter() - produce_started
         env = {
-            **os.environ,
-            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "LOUPE_REDIS_URL": infra.redis_url,
+            **process_env(os.environ, infra.kafka, infra.redis),
             "LOUPE_TOPIC_PREFIX": prefix,
             "LOUPE_GATEWAY_REDIS_PREFIX": f"{prefix}gw:",
             "LOUPE_GATEWAY_USERS_FILE": str(users.path),
@@ -584,7 +583,7 @@ def command(
                 cycles=tasks * OVERLAP,
                 budget_s=budget_s,
                 procs=client_procs,
-                background=lambda: _background(infra.kafka_bootstrap, prefix),
+                background=lambda: _background(infra.kafka, prefix),
             )
     result.update(
         {

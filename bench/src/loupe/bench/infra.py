@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from loupe.runtime.connections import KafkaConnection, RedisConnection, credentials_url
 from loupe.runtime.settings import ServiceSettings
 from loupe.stack import LocalStack, StackSettings
 
@@ -16,9 +17,20 @@ from loupe.stack import LocalStack, StackSettings
 class BenchInfra:
     """Where the benchmark's Kafka and Redis are."""
 
-    kafka_bootstrap: str
-    redis_url: str
+    kafka: KafkaConnection
+    redis: RedisConnection
     private: bool
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The bootstrap servers alone, for ``loupe bench rebuild`` until it takes ``kafka``."""
+        return self.kafka.bootstrap_servers
+
+    @property
+    def redis_url(self) -> str:
+        """The URL with its credentials, for ``loupe bench rebuild`` until it takes ``redis``
+        (never log it)."""
+        return credentials_url(self.redis)
 
 
 @contextlib.contextmanager
@@ -26,12 +38,12 @@ def bench_infra(*, private: bool) -> Iterator[BenchInfra]:
     """Yield Kafka and Redis: a fresh private local stack, or the configured deployment's."""
     if not private:
         settings = ServiceSettings()
-        yield BenchInfra(settings.kafka_bootstrap_servers, settings.redis_url, private=False)
+        yield BenchInfra(settings.kafka, settings.redis, private=False)
         return
     with tempfile.TemporaryDirectory(prefix="loupe-bench-") as state_dir:
         stack = LocalStack(StackSettings.private(Path(state_dir)))
         info = stack.up()
         try:
-            yield BenchInfra(info.kafka_bootstrap, info.redis_url, private=True)
+            yield BenchInfra(info.kafka, info.redis, private=True)
         finally:
             stack.down()

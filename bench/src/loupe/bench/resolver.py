@@ -24,13 +24,13 @@ from typing import Any
 
 import click
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.bench.infra import bench_infra
 from loupe.resolver import aggregate, batch, simulate
 from loupe.resolver.synthetic import generate
-from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
+from loupe.runtime.connections import KafkaConnection, process_env
+from loupe.runtime.kafka import admin_client, consumer_config, ensure_topics, producer_config
 from loupe.schemas.policy import ConsolidationMethod
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
 
@@ -105,8 +105,8 @@ def _stream_inputs(items: int) -> tuple[list[tuple[str, bytes]], list[tuple[str,
     return requests, decisions
 
 
-def _produce(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) -> None:
-    producer = Producer(producer_config(bootstrap))
+def _produce(kafka: KafkaConnection, topic: str, records: list[tuple[str, bytes]]) -> None:
+    producer = Producer(producer_config(kafka))
     for key, value in records:
         while True:
             try:
@@ -119,20 +119,24 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) -> No
         raise click.ClickException("the benchmark input was not fully acknowledged")
 
 
-def _create_topic(bootstrap: str, name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _create_topic(kafka: KafkaConnection, name: str) -> None:
+    admin = admin_client(kafka)
     future = admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=-1)])[name]
     future.result(30)
 
 
 def _output_window(
-    bootstrap: str, topic: str, expect: int, process: subprocess.Popen[bytes], timeout_s: float
+    kafka: KafkaConnection,
+    topic: str,
+    expect: int,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
 ) -> tuple[int, float]:
     """Collect outputs until at least ``expect`` arrived and none came for a few seconds.
 
     Returns (count, seconds between the first and the last output's CreateTime).
     """
-    consumer = Consumer(consumer_config(bootstrap, f"bench-{uuid.uuid4().hex}"))
+    consumer = Consumer(consumer_config(kafka, f"bench-{uuid.uuid4().hex}"))
     meta = consumer.list_topics(topic, timeout=30).topics[topic]
     consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
     stamps: list[int] = []
@@ -159,7 +163,7 @@ def _output_window(
 def _worker(module_args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         [sys.executable, *module_args],
-        env={**os.environ, **env},
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -178,16 +182,16 @@ def _stream(items: int, private: bool, log: Callable[[str], None]) -> dict[str, 
     requests, decisions = _stream_inputs(items)
     expected_resolved_min = int(items * 0.6)
     with bench_infra(private=private) as infra, tempfile.TemporaryDirectory() as tmp:
-        bootstrap = infra.kafka_bootstrap
+        kafka = infra.kafka
         results: dict[str, tuple[int, float]] = {}
         for run in ("passthrough", "resolver"):
             prefix = f"bench-{uuid.uuid4().hex[:8]}."
-            ensure_topics(bootstrap, prefix=prefix)
-            _create_topic(bootstrap, f"{prefix}{PASSTHROUGH_SINK}")
-            _produce(bootstrap, f"{prefix}{REVIEW_REQUESTS.name}", requests)
-            _produce(bootstrap, f"{prefix}{REVIEW_DECISIONS.name}", decisions)
+            ensure_topics(kafka, prefix=prefix)
+            _create_topic(kafka, f"{prefix}{PASSTHROUGH_SINK}")
+            _produce(kafka, f"{prefix}{REVIEW_REQUESTS.name}", requests)
+            _produce(kafka, f"{prefix}{REVIEW_DECISIONS.name}", decisions)
             env = {
-                "LOUPE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                **process_env(os.environ, kafka),
                 "LOUPE_TOPIC_PREFIX": prefix,
                 "LOUPE_RESOLVER_DATA_DIR": str(Path(tmp) / run),
                 "LOUPE_RESOLVER_HEALTH_PORT": "0",
@@ -201,7 +205,7 @@ def _stream(items: int, private: bool, log: Callable[[str], None]) -> dict[str, 
                 args = ["-m", "loupe.resolver"]
                 sink, expect = f"{prefix}{LABELS_RESOLVED.name}", expected_resolved_min
             with _worker(args, env) as process:
-                results[run] = _output_window(bootstrap, sink, expect, process, 300)
+                results[run] = _output_window(kafka, sink, expect, process, 300)
     inputs = len(requests) + len(decisions)
     resolver_s, passthrough_s = results["resolver"][1], results["passthrough"][1]
     return {
@@ -223,11 +227,12 @@ def passthrough_main() -> None:
     import faust  # noqa: PLC0415
 
     from loupe.resolver.settings import ResolverSettings  # noqa: PLC0415
+    from loupe.runtime.faust_kafka import faust_app_kwargs  # noqa: PLC0415
 
     settings = ResolverSettings()
     app = faust.App(
         f"{settings.topic_prefix}bench-passthrough",
-        broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
+        **faust_app_kwargs(settings.kafka),
         store="memory://",
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,

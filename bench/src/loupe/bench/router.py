@@ -21,14 +21,14 @@ import click
 import numpy as np
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.bench.infra import bench_infra
 from loupe.router.kafka_io import transactional_producer_config
 from loupe.router.policies import PolicyBook
 from loupe.router.settings import RouterSettings
-from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
+from loupe.runtime.connections import KafkaConnection
+from loupe.runtime.kafka import admin_client, consumer_config, ensure_topics, producer_config
 from loupe.schemas import LabelSchema, NoveltyPolicy, ProjectPolicy, ReviewPolicy
 
 DIGITS = [str(d) for d in range(10)]
@@ -85,8 +85,8 @@ def make_inputs(count: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
     return records
 
 
-def _produce_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer(producer_config(bootstrap, extra={"linger.ms": 20}))
+def _produce_all(kafka: KafkaConnection, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(producer_config(kafka, extra={"linger.ms": 20}))
     for key, value in records:
         while True:
             try:
@@ -126,17 +126,17 @@ class Timing:
 
 
 def passthrough(
-    bootstrap: str, source: str, sink: str, *, total: int, batch: int, timeout_s: float
+    kafka: KafkaConnection, source: str, sink: str, *, total: int, batch: int, timeout_s: float
 ) -> Timing:
     """Transactionally copy ``total`` records from ``source`` to ``sink``, batch by batch."""
     timing = Timing()
     group = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
     limits = RouterSettings()
     producer = Producer(
-        transactional_producer_config(bootstrap, f"{group}-tx", 60_000, limits.max_record_bytes)
+        transactional_producer_config(kafka, f"{group}-tx", 60_000, limits.max_record_bytes)
     )
     producer.init_transactions(30)
-    consumer = Consumer(consumer_config(bootstrap, group))
+    consumer = Consumer(consumer_config(kafka, group))
     consumer.subscribe([source])
     try:
         while timing.records < total:
@@ -167,7 +167,7 @@ def passthrough(
 
 
 def routed(
-    bootstrap: str, prefix: str, total: int, batch: int, timeout_ms: int
+    kafka: KafkaConnection, prefix: str, total: int, batch: int, timeout_ms: int
 ) -> tuple[Timing, dict[str, float]]:
     """Run one in-process router instance until it committed ``total`` inputs."""
     from loupe.router.metrics import ITEMS  # noqa: PLC0415
@@ -176,7 +176,7 @@ def routed(
     before = _route_counts(ITEMS)
     timing = Timing()
     settings = RouterSettings(
-        kafka_bootstrap_servers=bootstrap,
+        kafka=kafka,
         topic_prefix=prefix,
         group_id=f"bench-router-{uuid.uuid4().hex[:8]}",
         instance_id="bench",
@@ -229,22 +229,22 @@ def _run(
 ) -> dict[str, Any]:
     pairs: list[tuple[Timing, Timing]] = []
     with bench_infra(private=private) as infra:
-        bootstrap = infra.kafka_bootstrap
+        kafka = infra.kafka
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
-        ensure_topics(bootstrap, prefix=prefix)
+        ensure_topics(kafka, prefix=prefix)
         sink = f"{prefix}passthrough"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = admin_client(kafka)
         admin.create_topics([NewTopic(sink, num_partitions=6, replication_factor=-1)])[sink].result(
             30
         )
         log(f"generating {messages} predictions")
         records = make_inputs(messages)
         log("producing the input")
-        _produce_all(bootstrap, f"{prefix}predictions", records)
+        _produce_all(kafka, f"{prefix}predictions", records)
         for round_number in range(1, rounds + 1):
             log(f"round {round_number}/{rounds}: passthrough")
             pass_timing = passthrough(
-                bootstrap,
+                kafka,
                 f"{prefix}predictions",
                 sink,
                 total=messages,
@@ -252,7 +252,7 @@ def _run(
                 timeout_s=timeout_ms / 1000,
             )
             log(f"round {round_number}/{rounds}: router")
-            router_timing, routes = routed(bootstrap, prefix, messages, batch, timeout_ms)
+            router_timing, routes = routed(kafka, prefix, messages, batch, timeout_ms)
             pairs.append((pass_timing, router_timing))
     per_round = [
         {
