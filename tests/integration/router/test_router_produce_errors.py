@@ -9,66 +9,18 @@ every replay of the batch failed on the same record: the partition never moved a
 from __future__ import annotations
 
 import base64
-import os
 import random
-import time
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
-from confluent_kafka.admin import (
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ResourceType,
-)
 
 from harness.kafka import produce
 from harness.router_flows import VIDEO_POLICY, large_track, read_outputs, wait_committed
-from loupe.runtime.kafka import admin_client, producer_config
+from harness.topic_limits import limit_topic_bytes
 from loupe.schemas import ErrorKind
 
 TOPIC_LIMIT = 8_000
 """``max.message.bytes`` of the test's ``labels.resolved``: far below the router's limit."""
-
-
-def _limit_topic(bootstrap: str, topic: str, max_bytes: int) -> None:
-    admin = admin_client(bootstrap)
-    resource = ConfigResource(
-        ResourceType.TOPIC,
-        topic,
-        incremental_configs=[
-            ConfigEntry(
-                "max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET
-            )
-        ],
-    )
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(30)
-    # The broker applies the change to its logs a little later than it acknowledges it: probe
-    # every partition, in a transaction that is then aborted, until each refuses a large record.
-    partitions = len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
-    probe = Producer(producer_config(bootstrap, transactional_id=f"probe-{topic}"))
-    probe.init_transactions(30)
-    refusals: list[bool] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        refusals.clear()
-        probe.begin_transaction()
-        for partition in range(partitions):
-            probe.produce(
-                topic,
-                os.urandom(2 * max_bytes),
-                b"probe",
-                partition=partition,
-                on_delivery=lambda error, _: refusals.append(error is not None),
-            )
-        probe.flush(30)
-        probe.abort_transaction(30)
-        if len(refusals) == partitions and all(refusals):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"max.message.bytes of {topic} never became {max_bytes}")
 
 
 def _incompressible_track(item: str) -> bytes:
@@ -85,7 +37,7 @@ def test_a_label_the_broker_refuses_is_dead_lettered_and_the_rest_is_routed_once
 ) -> None:
     (router_env.policy_dir / "video.yaml").write_text(VIDEO_POLICY)
     bootstrap = router_env.infra.kafka_bootstrap
-    _limit_topic(bootstrap, router_env.topic("labels.resolved"), TOPIC_LIMIT)
+    limit_topic_bytes(bootstrap, router_env.topic("labels.resolved"), TOPIC_LIMIT)
     refused = {f"wide-{i}" for i in range(4)}
     records: list[tuple[str, bytes]] = []
     for i in range(60):

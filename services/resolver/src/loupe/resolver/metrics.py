@@ -40,6 +40,11 @@ PARTITION_STALLED = Gauge(
     "1 while an assigned input partition has lag and made no progress for stall_timeout_s",
     ["topic", "partition", "reason"],
 )
+DEAD_LETTERS_REFUSED = Counter(
+    "loupe_resolver_dead_letters_refused_total",
+    "Inputs skipped because the broker refused even their dead letter (check the dead-letter "
+    "topic's max.message.bytes); each is logged at ERROR.",
+)
 AGENT_CRASHES = Counter("loupe_resolver_agent_crashes_total", "Times the resolver agent raised")
 
 

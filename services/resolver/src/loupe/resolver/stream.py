@@ -33,6 +33,7 @@ from loupe.resolver.engine import (
 )
 from loupe.resolver.reliability import OnlineReliability
 from loupe.resolver.state import InputPosition, ItemState
+from loupe.runtime.kafka import record_error_kind
 from loupe.schemas import (
     AuditAction,
     AuditEvent,
@@ -82,6 +83,21 @@ def _encode(effects: Effects) -> list[tuple[str, bytes]]:
         )
         for event in events
     ]
+
+
+def refusal_kind(exc: BaseException) -> ErrorKind | None:
+    """The dead-letter kind when a send failed because of the record itself (too large for the
+    topic, invalid: ``loupe.runtime.kafka.record_error_kind``), else None. aiokafka's errors
+    carry the protocol's error code as ``errno``; Faust wraps them in ``ProducerSendError``."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk down the cause chain
+        if seen is None:
+            return None
+        code = getattr(type(seen), "errno", None)
+        if isinstance(code, int):
+            return record_error_kind(code)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class StreamResolver:
@@ -175,7 +191,17 @@ class StreamResolver:
             await self._dead_letter(record, ErrorKind.TOO_LARGE, oversized, None)
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
-        await self._publish(state, outputs, effects)
+        try:
+            await self._publish(state, outputs, effects)
+        except Exception as exc:
+            refused = refusal_kind(exc)
+            if refused is None:
+                raise  # about the cluster: the agent fails and the input is retried
+            self.engine.withdraw(state, previous)
+            reason = f"a record for this input was refused by the broker: {exc!r}"
+            await self._dead_letter(record, refused, reason, None)
+            metrics.EVENTS.labels(kind, "dead_letter").inc()
+            return
         self.table[state.item_id] = state.to_bytes()
         metrics.EVENTS.labels(kind, "ok").inc()
 
@@ -267,7 +293,19 @@ class StreamResolver:
             max_record_bytes=self.max_record_bytes,
         )
         key = (letter.key or b"").decode("utf-8", errors="replace")  # a bounded head
-        await self.send("dlq", key, letter.value)
+        try:
+            await self.send("dlq", key, letter.value)
+        except Exception as exc:
+            if refusal_kind(exc) is None:
+                raise
+            log.error(  # the dead-letter topic's limit is below a dead letter: misconfigured
+                "skipping %s[%d]@%d: the broker refused even its dead letter: %r",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
+            metrics.DEAD_LETTERS_REFUSED.inc()
 
     async def publish_snapshots(self) -> int:
         """Publish reliability snapshots of reviewers whose estimate changed; return how many."""
