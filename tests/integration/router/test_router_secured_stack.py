@@ -1,0 +1,140 @@
+"""The router and the metrics service on the secured local stack (SASL_SSL SCRAM + TLS Redis).
+
+Both run as processes configured only by the ``LOUPE_KAFKA_*`` / ``LOUPE_REDIS_*`` variables of
+the stack's connections (``process_env``); the test's own clients are built from the same
+``KafkaConnection``. A router with a wrong password exits with the broker's authentication
+error, in bounded time, instead of waiting for a broker that will never let it in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.infra import Infra
+from harness.kafka import produce
+from harness.router_flows import mixed_inputs, read_outputs, wait_committed
+from harness.waiting import wait_for
+from loupe.demo.processes import loupe_command
+from loupe.metrics.smoke import scrape
+from loupe.runtime.connections import SecurityProtocol, process_env
+from loupe.runtime.kafka import ensure_topics
+from loupe.stack import LocalStack, StackInfo, StackSettings, free_port
+
+REFUSAL_BOUND_S = 120.0
+"""A refused router has exited by then (its first metadata request waits at most 30 s)."""
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
+    try:
+        info = stack.up()
+        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
+        assert info.redis.tls and info.redis.password is not None
+        yield info
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def secured_env(secured: StackInfo, router_env_factory: Callable[[Infra, str], Any]) -> Any:
+    """A router environment with its own topics on the secured stack."""
+    prefix = f"s{uuid.uuid4().hex[:10]}."
+    ensure_topics(secured.kafka, prefix=prefix)
+    infra = Infra(
+        secured.kafka, secured.redis, "secured local stack", secured.kafka_version, "secured"
+    )
+    return router_env_factory(infra, prefix)
+
+
+def _start_metrics(env: Any, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``loupe metrics`` on the secured stack; returns the process and its /metrics URL."""
+    port = free_port()
+    child_env = {
+        **process_env(os.environ, env.infra.kafka, env.infra.redis),
+        "LOUPE_TOPIC_PREFIX": env.topic_prefix,
+        "LOUPE_METRICS_METRICS_PORT": str(port),
+        "LOUPE_METRICS_CONSUMER_GROUP": f"{env.topic_prefix}metrics",
+        "LOUPE_METRICS_TRANSACTIONAL_ID": f"{env.topic_prefix}metrics-adaptive",
+        "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": f"{env.topic_prefix}gw:",
+        "LOUPE_METRICS_QUEUE_POLL_INTERVAL_S": "0.5",
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*loupe_command(), "metrics"],
+            env=child_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}/metrics"
+
+
+def test_router_and_metrics_route_predictions_over_sasl_ssl(
+    secured_env: Any, tmp_path: Path
+) -> None:
+    env = secured_env
+    records, kinds = mixed_inputs(3_000, seed=13)
+    produce(env.infra.kafka, env.topic("predictions"), records)
+    metrics, url = _start_metrics(env, tmp_path / "metrics.log")
+    try:
+        router = env.start()
+        router.wait_healthy()
+        wait_committed(env, len(records), timeout_s=180)
+        out = read_outputs(env)
+        outputs = [
+            [label.item_id for label in out.resolved],
+            [request.item_id for request in out.requests],  # spot checks are also resolved
+            out.dead_keys,
+        ]
+        assert all(len(items) == len(set(items)) > 0 for items in outputs), "duplicates"
+        assert set().union(*outputs) == set(kinds), "lost inputs"
+        assert router.terminate() == 0, router.log()
+
+        def counted() -> dict[str, float] | None:
+            assert metrics.poll() is None, (tmp_path / "metrics.log").read_text()[-4_000:]
+            try:
+                samples = scrape(url)
+            except OSError:
+                return None
+            return {
+                "caught_up": samples.get(("loupe_metrics_caught_up", ()), 0.0),
+                "redis_read": samples.get(("loupe_metrics_queue_source_up", ()), 0.0),
+                "resolved": sum(
+                    value
+                    for (name, labels), value in samples.items()
+                    if name == "loupe_metrics_events_total"
+                    and ("topic", "labels.resolved") in labels
+                ),
+            }
+
+        # Every routed label read from Kafka, and the gateway's Redis read over TLS.
+        expected = {"caught_up": 1.0, "redis_read": 1.0, "resolved": float(len(out.resolved))}
+        wait_for(counted, 120, "the metrics service to count every label", expect=expected)
+    finally:
+        metrics.terminate()
+        metrics.wait(30)
+
+
+def test_a_router_with_a_wrong_password_exits_with_the_authentication_error(
+    secured_env: Any,
+) -> None:
+    env = secured_env
+    router = env.start(LOUPE_KAFKA_PASSWORD="not-the-password")
+    try:
+        code = router.process.wait(REFUSAL_BOUND_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a refused router still runs after {REFUSAL_BOUND_S:.0f}s:\n{router.log()}")
+    assert code != 0
+    assert router.get("/healthz")[0] != 200
+    log = router.log()
+    assert "Kafka refused the credentials" in log, log
+    assert "LOUPE_KAFKA_PASSWORD" in log, log
+    assert "not-the-password" not in log
+    assert env.infra.kafka.password.get_secret_value() not in log
