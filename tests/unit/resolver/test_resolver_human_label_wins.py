@@ -13,10 +13,11 @@ from collections.abc import MutableMapping
 from datetime import timedelta
 
 from loupe.resolver import simulate
-from loupe.resolver.engine import FIRST_HUMAN_REVISION, Engine, supersede
+from loupe.resolver.engine import Engine, supersede
 from loupe.resolver.state import InputPosition, ItemState
 from loupe.resolver.stream import Record, StreamResolver
 from loupe.schemas import (
+    FIRST_HUMAN_REVISION,
     AuditAction,
     AuditEvent,
     ClassificationLabel,

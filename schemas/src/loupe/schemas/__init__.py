@@ -12,6 +12,8 @@ from loupe.schemas.codec import ContractError, decode, encode
 from loupe.schemas.decisions import decision_id_for, decision_identity
 from loupe.schemas.events import (
     ALL_EVENTS,
+    AUTO_REVISION,
+    FIRST_HUMAN_REVISION,
     Action,
     Actor,
     AuditAction,
@@ -66,6 +68,8 @@ from loupe.schemas.topics import TOPICS, Cleanup, TopicSpec, topic_for
 
 __all__ = [
     "ALL_EVENTS",
+    "AUTO_REVISION",
+    "FIRST_HUMAN_REVISION",
     "MAX_EVENT_BYTES",
     "SCHEMA_VERSION",
     "TOPICS",

@@ -251,6 +251,13 @@ class Provenance(Contract):
     reasons: Annotated[list[ReasonCode], Field(max_length=16)] = Field(default_factory=list)
 
 
+AUTO_REVISION = 1
+"""The revision of every automatic label (the router's auto-accepts)."""
+FIRST_HUMAN_REVISION = 2
+"""The lowest revision of a label people made, so that a reader keeping an item's highest
+revision never lets an automatic label replace a person's (docs/architecture.md)."""
+
+
 class ResolvedLabel(Event):
     """The final label of an item; the latest revision wins (``labels.resolved`` is compacted)."""
 

@@ -23,6 +23,7 @@ from loupe.resolver.consolidate import (
 from loupe.resolver.reliability import OnlineReliability
 from loupe.resolver.state import InputPosition, ItemState, Layer, Observation, StoredVote
 from loupe.schemas import (
+    FIRST_HUMAN_REVISION,
     Action,
     Actor,
     AuditAction,
@@ -54,9 +55,6 @@ MAX_ROUND_VOTES = 256
 seen yet; more is a flood that would outgrow the table record."""
 MAX_ROUND_REQUESTS = 16
 """Requests of one round (the root and its escalations: a handful of tiers)."""
-FIRST_HUMAN_REVISION = 2
-"""The router's automatic labels are revision 1; a label people made is at least revision 2,
-so a reader keeping an item's highest revision never lets an automatic label replace it."""
 _MAX_ID = 256
 _RESOLUTION_OF = {
     ResolutionMethod.MAJORITY: Resolution.MAJORITY,

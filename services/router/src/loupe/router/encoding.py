@@ -17,6 +17,7 @@ import orjson
 from loupe.router.decision import ReviewPlan
 from loupe.router.policies import ActivePolicy
 from loupe.schemas import (
+    AUTO_REVISION,
     SCHEMA_VERSION,
     Prediction,
 )
@@ -47,6 +48,7 @@ def _s(text: str) -> bytes:
 
 
 _RESOLVED_HEAD = b'{"schema_version":' + str(SCHEMA_VERSION).encode() + b',"item_id":'
+_REVISION_AND_OUTCOME = b',"revision":%d,"outcome":"labelled","label":' % AUTO_REVISION
 _NOT_SPOT_CHECKED = b'[],"reasons":[]},"spot_checked":false'
 _SPOT_CHECKED = b'],"reasons":["spot_check"]},"spot_checked":true'
 
@@ -99,7 +101,7 @@ class OutputEncoder:
                 _s(prediction.item_id),
                 b',"project":',
                 _s(prediction.project),
-                b',"revision":1,"outcome":"labelled","label":',
+                _REVISION_AND_OUTCOME,
                 label.__pydantic_serializer__.to_json(label),
                 b',"confidence":',
                 b"null" if confidence is None else orjson.dumps(confidence),
