@@ -225,7 +225,10 @@ class Rebuilder:
             "batch_size": self.settings.rebuild_batch,
         }
         args = (job, self._elsewhere, sender)
-        worker = context.Process(target=index_decisions, args=args, name="gw-rebuild-decisions")
+        # a daemon: a replica that exits mid-rebuild does not wait for it
+        worker = context.Process(
+            target=index_decisions, args=args, name="gw-rebuild-decisions", daemon=True
+        )
         worker.start()
         sender.close()
         try:
