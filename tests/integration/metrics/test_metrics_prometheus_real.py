@@ -19,9 +19,11 @@ DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
 GRAFANA_VARIABLES = {"$project": ".*", "$__rate_interval": "5m", "$__interval": "15s"}
 _SIGNAL_FROM_ANOTHER_SERVICE = {
-    # the gateway's series, which this Prometheus does not scrape; its name and label are read
-    # back from the gateway's /metrics in tests/integration/gateway/test_gateway_claim_scan.py
+    # the gateway's series, which this Prometheus does not scrape; their names and labels are
+    # read back from the gateway's /metrics in tests/integration/gateway/test_gateway_claim_scan.py
+    # and test_gateway_rebuild.py (loupe_gateway_rebuild_failed 1.0 after a missed deadline)
     "LoupeClaimScanLimit",
+    "LoupeGatewayRebuildFailed",
 }
 _COMPARISON = re.compile(r"^(?P<signal>.+?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.e+]+\s*$", re.DOTALL)
 
