@@ -48,6 +48,8 @@ def test_only_errors_about_one_record_are_noted() -> None:
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.PRODUCER_FENCED,
         KafkaError._PURGE_QUEUE,
+        KafkaError.INVALID_TIMESTAMP,  # this pod's clock is skewed: retry, never dead-letter
+        KafkaError.INVALID_MSG,  # a checksum failed in transit
     ):
         receipt(KafkaError(code), None)
     receipt(None, None)

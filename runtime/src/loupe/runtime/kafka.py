@@ -26,12 +26,12 @@ RECORD_OVERHEAD_BYTES = 65_536
 RECORD_ERRORS: dict[int, ErrorKind] = {
     10: ErrorKind.TOO_LARGE,  # MESSAGE_TOO_LARGE (librdkafka: MSG_SIZE_TOO_LARGE)
     18: ErrorKind.TOO_LARGE,  # RECORD_LIST_TOO_LARGE
-    2: ErrorKind.REFUSED_BY_BROKER,  # CORRUPT_MESSAGE (librdkafka: INVALID_MSG)
-    32: ErrorKind.REFUSED_BY_BROKER,  # INVALID_TIMESTAMP
-    87: ErrorKind.REFUSED_BY_BROKER,  # INVALID_RECORD
+    87: ErrorKind.REFUSED_BY_BROKER,  # INVALID_RECORD (a broker-side check of the record)
 }
 """Produce errors about one record, by Kafka protocol error code (librdkafka and aiokafka use
-the protocol's numbers); every other produce error is about the cluster (retry)."""
+the protocol's numbers); every other produce error is about the cluster (retry). Not here:
+INVALID_TIMESTAMP (the services stamp records with their own clock, so it means a skewed clock:
+dead-lettering would drop every input) and CORRUPT_MESSAGE (a checksum can fail in transit)."""
 
 
 def record_error_kind(code: int) -> ErrorKind | None:
