@@ -6,7 +6,7 @@ import pytest
 
 from loupe.resolver import simulate
 from loupe.resolver.engine import MAX_ROUND_VOTES, Effects, Engine, ItemOverflowError
-from loupe.resolver.state import ItemState
+from loupe.resolver.state import WAITING_VOTES, ItemState
 from loupe.schemas import (
     Action,
     Box,
@@ -222,12 +222,34 @@ def test_a_flood_of_votes_in_one_round_is_refused_and_skips_never_grow_the_state
             state, simulate.decision(req, f"s{n}", action=Action.SKIP, seq=n)
         )
     assert len(state.to_bytes()) < 30_000
-    # votes for requests the resolver has not seen yet are kept until their request arrives
-    unseen = [req.model_copy(update={"request_id": f"later-{n}"}) for n in range(MAX_ROUND_VOTES)]
-    for n, other in enumerate(unseen):
-        state, _ = engine.on_decision(state, simulate.decision(other, f"r{n}", label=cls("cat")))
+    for n in range(9):
+        state, _ = engine.on_decision(state, simulate.decision(req, f"r{n}", label=cls("cat")))
+    state, _ = engine.on_decision(state, simulate.decision(req, "r9", label=cls("dog")))
+    # resolved or escalated: later votes on this round's request are a flood beyond a bound
+    for n in range(MAX_ROUND_VOTES - 10):
+        state, _ = engine.on_decision(state, simulate.decision(req, f"x{n}", label=cls("cat")))
     with pytest.raises(ItemOverflowError):
         engine.on_decision(state, simulate.decision(req, "late", label=cls("cat"), seq=999))
+
+
+def test_votes_for_requests_never_seen_cannot_lock_out_the_real_ones() -> None:
+    """A producer's votes for request ids that never arrive are capped apart: the item's real
+    votes still count and its state stays bounded."""
+    req = simulate.request("i1", cls("cat"), CLASSES, overlap=2, method=MAJORITY)
+    engine = Engine()
+    state, _ = engine.on_request(None, req)
+    for n in range(1_000):
+        ghost = req.model_copy(update={"request_id": f"ghost-{n}"})
+        state, _ = engine.on_decision(state, simulate.decision(ghost, f"g{n}", label=cls("dog")))
+    assert len(state.votes) <= WAITING_VOTES
+    resolved = []
+    for n, answer in enumerate(["fox", "fox"]):
+        state, effects = engine.on_decision(
+            state, simulate.decision(req, f"r{n}", label=cls(answer))
+        )
+        resolved += effects.resolved
+    [label] = resolved
+    assert getattr(label.label, "label", None) == "fox"
 
 
 def test_a_final_override_counts_even_for_a_request_the_resolver_never_saw() -> None:

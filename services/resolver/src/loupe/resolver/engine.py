@@ -51,8 +51,8 @@ from loupe.schemas.policy import ConsolidationMethod
 
 SERVICE = Actor(id="service:resolver", role="service")
 MAX_ROUND_VOTES = 256
-"""Votes kept for one round (the latest per reviewer and request) plus votes for requests not
-seen yet; more is a flood that would outgrow the table record."""
+"""Votes kept for one round (the latest per reviewer and request); more is a flood that would
+outgrow the table record. Votes for requests not seen yet are capped apart (``WAITING_VOTES``)."""
 MAX_ROUND_REQUESTS = 16
 """Requests of one round (the root and its escalations: a handful of tiers)."""
 _MAX_ID = 256
@@ -172,7 +172,7 @@ class Engine:
         )
         if not past_round:  # a vote of an earlier round can only still act as an override
             state.keep_vote(stored)
-            if len(state.votes) > MAX_ROUND_VOTES:
+            if state.round_vote_count() > MAX_ROUND_VOTES:
                 raise ItemOverflowError(
                     f"item {decision.item_id!r} already has {MAX_ROUND_VOTES} votes this round"
                 )

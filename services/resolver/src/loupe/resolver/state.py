@@ -46,6 +46,9 @@ RECENT_REQUESTS = 64
 """Request ids remembered per item (the current round's and recent rounds'): a request
 delivered again later (a producer retry, not a replay) is recognised within this window."""
 RECENT_KEYS = 256
+WAITING_VOTES = 64
+"""Votes kept per item for requests not seen yet (the oldest goes first): a producer sending
+votes for requests that never come cannot fill the item and lock its real votes out."""
 """Idempotency keys remembered per item, for decisions delivered again (same purpose)."""
 
 
@@ -145,6 +148,14 @@ class ItemState(BaseModel):
         ]
         latest = max([*same, stored], key=_order)
         self.votes = [v for v in self.votes if v not in same] + [latest]
+        waiting = [v for v in self.votes if not self.knows_request(v.request_id)]
+        if len(waiting) > WAITING_VOTES:
+            oldest = min(waiting, key=_order)
+            self.votes = [v for v in self.votes if v is not oldest]
+
+    def round_vote_count(self) -> int:
+        """Votes kept for requests of this round (votes still waiting for theirs excluded)."""
+        return sum(1 for v in self.votes if self.knows_request(v.request_id))
 
     def open_round(self) -> None:
         """A new round starts: votes for earlier requests are done with (counted, observed

@@ -256,13 +256,16 @@ class StreamResolver:
     async def _publish(
         self, state: ItemState, outputs: list[tuple[str, bytes]], effects: Effects
     ) -> None:
-        """Publish and wait for every acknowledgement; note where the label was written."""
-        written = await asyncio.gather(
-            *(self.send(name, state.item_id, value) for name, value in outputs)
-        )
-        for (name, _), position in zip(outputs, written, strict=True):
-            if name == "resolved":
-                state.published = position
+        """Publish and wait for every acknowledgement; note where the label was written.
+
+        The label goes last, once everything else was acknowledged: a record the broker
+        refuses then never leaves a published label behind a state that is not stored (its
+        input is dead-lettered), which a later automatic label could replace."""
+        others = [(name, value) for name, value in outputs if name != "resolved"]
+        labels = [(name, value) for name, value in outputs if name == "resolved"]
+        await asyncio.gather(*(self.send(name, state.item_id, value) for name, value in others))
+        for _, value in labels:
+            state.published = await self.send("resolved", state.item_id, value)
         for label in effects.resolved:
             metrics.RESOLVED.labels(label.method.value, label.outcome.value).inc()
         for request in effects.requests:
