@@ -16,15 +16,22 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from harness.kafka import read_until
+from loupe.runtime.connections import KafkaConnection, process_env
+from loupe.runtime.kafka import connection
 
 
 class ResolverProcess:
-    """``python -m loupe.resolver`` against a test broker, with its own state directory."""
+    """``python -m loupe.resolver`` against a test broker, with its own state directory.
 
-    def __init__(self, bootstrap: str, prefix: str, state_dir: Path, log_path: Path) -> None:
+    ``kafka`` is the broker's connection (a bare bootstrap string: PLAINTEXT); the process gets
+    it as its only ``LOUPE_KAFKA_*`` variables, as a deployment would.
+    """
+
+    def __init__(
+        self, kafka: KafkaConnection | str, prefix: str, state_dir: Path, log_path: Path
+    ) -> None:
         self.env = {
-            **os.environ,
-            "LOUPE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            **process_env(os.environ, connection(kafka)),
             "LOUPE_TOPIC_PREFIX": prefix,
             "LOUPE_RESOLVER_DATA_DIR": str(state_dir),
             "LOUPE_RESOLVER_HEALTH_PORT": str(_free_port()),
@@ -77,7 +84,7 @@ def _free_port() -> int:
 
 
 def collect(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     *,
     until: Callable[[list[Message]], bool],

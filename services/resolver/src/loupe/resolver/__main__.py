@@ -1,6 +1,6 @@
 """``python -m loupe.resolver`` runs the streaming worker (same as ``loupe resolver``)."""
 
-from loupe.resolver.worker import run
+from loupe.resolver.cli import resolver
 
 if __name__ == "__main__":
-    run()
+    resolver()

@@ -20,8 +20,14 @@ from loupe.resolver.settings import ResolverSettings, get_settings
 from loupe.resolver.state import InputPosition
 from loupe.resolver.stream import Record, StreamResolver
 from loupe.resolver.watchdog import Limits, Watchdog
+from loupe.runtime.faust_kafka import faust_app_kwargs
 from loupe.runtime.health import HealthServer
-from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, consumer_config, ensure_topics
+from loupe.runtime.kafka import (
+    RECORD_OVERHEAD_BYTES,
+    check_access,
+    consumer_config,
+    ensure_topics,
+)
 from loupe.runtime.logs import install_repeat_limiter
 from loupe.schemas import Event
 from loupe.schemas.topics import (
@@ -87,7 +93,7 @@ def build_app(settings: ResolverSettings, watchdog: Watchdog) -> tuple[faust.App
     """The Faust app and its resolver; nothing connects until the worker starts."""
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
-        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
+        **faust_app_kwargs(settings.kafka),
         store="rocksdb://",
         datadir=str(settings.data_dir),
         processing_guarantee="at_least_once",
@@ -221,7 +227,7 @@ class BrokerProbe(threading.Thread):
         self.stopped = threading.Event()
         self.client = Consumer(
             consumer_config(
-                settings.kafka_bootstrap_servers,
+                settings.kafka,
                 app.conf.id,
                 extra={"logger": logging.getLogger("loupe.resolver.probe")},
             )
@@ -283,7 +289,7 @@ def ensure_changelog(settings: ResolverSettings) -> None:
         partitions=settings.partitions,
     )
     ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         prefix=settings.topic_prefix,
         partitions=settings.partitions,
         specs=[spec],
@@ -291,11 +297,17 @@ def ensure_changelog(settings: ResolverSettings) -> None:
 
 
 def run(settings: ResolverSettings | None = None) -> None:
-    """Create the registry topics if needed, start /metrics + /healthz and run the worker."""
+    """Create the registry topics if needed, start /metrics + /healthz and run the worker.
+
+    Raises ``KafkaAccessError`` first thing when Kafka refuses the credentials or the TLS
+    handshake, naming the variables to check; otherwise the first client would only time out
+    with "broker transport failure".
+    """
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_access(settings.kafka)
     ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         prefix=settings.topic_prefix,
         partitions=settings.partitions,
     )
