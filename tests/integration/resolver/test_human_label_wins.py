@@ -22,7 +22,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import (
-    AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
@@ -36,7 +35,8 @@ from integration.gateway.conftest import gateway_settings, start_gateway
 from integration.resolver.resolver_process import ResolverProcess
 from integration.router.conftest import RouterEnv
 from loupe.gateway.logic import Role
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.connections import KafkaConnection
+from loupe.runtime.kafka import admin_client, consumer_config, producer_config
 from loupe.schemas import AuditEvent, Provenance, ResolutionMethod, ResolvedLabel, decode
 from loupe.schemas.topics import AUDIT, LABELS_RESOLVED, PREDICTIONS
 
@@ -65,9 +65,9 @@ def _of_item(records: list[Message]) -> list[Message]:
     return [m for m in records if m.key() == ITEM.encode()]
 
 
-def _read_partition(bootstrap: str, topic: str, partition: int) -> list[Message]:
+def _read_partition(kafka: KafkaConnection, topic: str, partition: int) -> list[Message]:
     """Every committed record of one partition, from offset 0 to its current end."""
-    consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
+    consumer = Consumer(consumer_config(kafka, f"test-reader-{uuid.uuid4().hex}"))
     try:
         end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)[1]
         consumer.assign([TopicPartition(topic, partition, 0)])
@@ -85,7 +85,7 @@ def _read_partition(bootstrap: str, topic: str, partition: int) -> list[Message]
         consumer.close()
 
 
-def _compact(bootstrap: str, topic: str, partition: int, before: int) -> list[Message]:
+def _compact(kafka: KafkaConnection, topic: str, partition: int, before: int) -> list[Message]:
     """Make the broker compact ``topic`` now, and wait (bounded) until the item has fewer than
     ``before`` records in ``partition``; return that partition's records then.
 
@@ -93,7 +93,7 @@ def _compact(bootstrap: str, topic: str, partition: int, before: int) -> list[Me
     config change to its logs a few seconds after acknowledging it, so a filler label (one key,
     the item's partition) is appended every second while waiting.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(kafka)
     entries = [
         ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
         for name, value in COMPACT_NOW.items()
@@ -111,13 +111,13 @@ def _compact(bootstrap: str, topic: str, partition: int, before: int) -> list[Me
         first_seen_at=AT,
         resolved_at=AT,
     ).to_json_bytes()
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(kafka))
     deadline = time.monotonic() + 150
     records: list[Message] = []
     while time.monotonic() < deadline:
         producer.produce(topic, key=b"filler", value=filler, partition=partition)
         assert producer.flush(30) == 0
-        records = _read_partition(bootstrap, topic, partition)
+        records = _read_partition(kafka, topic, partition)
         if len(_of_item(records)) < before:
             return records
         time.sleep(1.0)
@@ -130,7 +130,7 @@ def _compact(bootstrap: str, topic: str, partition: int, before: int) -> list[Me
 async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction(
     infra: Infra, topic_prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    bootstrap = infra.kafka_bootstrap
+    kafka = infra.kafka
     labels = f"{topic_prefix}{LABELS_RESOLVED.name}"
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
@@ -139,16 +139,16 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
         infra, topic_prefix, policy_dir, f"router-{uuid.uuid4().hex[:8]}", tmp_path
     )
     router = router_env.start()
-    resolver = ResolverProcess(bootstrap, topic_prefix, tmp_path / "resolver", tmp_path / "r.log")
+    resolver = ResolverProcess(kafka, topic_prefix, tmp_path / "resolver", tmp_path / "r.log")
     resolver.start()
     try:
         router.wait_healthy()
-        settings = gateway_settings(bootstrap, redis_url, topic_prefix, tmp_path)
+        settings = gateway_settings(infra.kafka_bootstrap, redis_url, topic_prefix, tmp_path)
         async with start_gateway(settings) as gateway:
             gateway.add_user("ann", Role.REVIEWER)
             # 1. the model is unsure: the router asks for review, a person corrects "5" to "3"
             unsure = prediction(ITEM, "5", 0.55, np.ones(DIM))
-            produce(bootstrap, f"{topic_prefix}{PREDICTIONS.name}", [(ITEM, unsure)])
+            produce(kafka, f"{topic_prefix}{PREDICTIONS.name}", [(ITEM, unsure)])
 
             async def queued() -> bool:
                 return await gateway.queue_size("ann", "reviewer") == 1
@@ -168,7 +168,7 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
             assert answer.status_code == 200, answer.text
             records, met = await asyncio.to_thread(
                 read_until,
-                bootstrap,
+                kafka,
                 labels,
                 until=lambda got: any(not _is_auto(m) for m in _of_item(got)),
                 timeout_s=180,
@@ -182,7 +182,7 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
             sure = prediction(ITEM, "5", 0.97, np.ones(DIM)).model_copy(
                 update={"prediction_id": f"p-{ITEM}-again"}
             )
-            produce(bootstrap, f"{topic_prefix}{PREDICTIONS.name}", [(ITEM, sure)])
+            produce(kafka, f"{topic_prefix}{PREDICTIONS.name}", [(ITEM, sure)])
 
             def human_after_auto(got: list[Message]) -> bool:
                 mine = _of_item(got)
@@ -190,7 +190,7 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
                 return bool(autos) and not _is_auto(mine[-1])
 
             records, _ = await asyncio.to_thread(
-                read_until, bootstrap, labels, until=human_after_auto, timeout_s=60, idle_s=2.0
+                read_until, kafka, labels, until=human_after_auto, timeout_s=60, idle_s=2.0
             )
             mine = _of_item(records)
             assert any(_is_auto(m) for m in mine), "the router did not auto-accept the item"
@@ -202,7 +202,7 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
 
             _, audited = await asyncio.to_thread(
                 read_until,
-                bootstrap,
+                kafka,
                 f"{topic_prefix}{AUDIT.name}",
                 until=superseded,
                 timeout_s=30,
@@ -211,7 +211,7 @@ async def test_a_human_label_outlives_an_auto_accepted_prediction_and_compaction
             assert audited, "no audit event says the automatic label was superseded"
 
             # 3. compaction, for real, then a reader from offset 0
-            compacted = await asyncio.to_thread(_compact, bootstrap, labels, partition, len(mine))
+            compacted = await asyncio.to_thread(_compact, kafka, labels, partition, len(mine))
             last = decode(ResolvedLabel, _of_item(compacted)[-1].value())
             assert last.method is not ResolutionMethod.AUTO, (
                 f"after compaction {ITEM}'s last word is the model's: {last.method}, "

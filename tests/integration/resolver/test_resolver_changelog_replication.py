@@ -14,10 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from integration.resolver.resolver_process import ResolverProcess
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.kafka import admin_client, ensure_topics
 from loupe.stack.kafka import KafkaBroker
 
 
@@ -39,11 +38,11 @@ def _requested_replication(kafka: KafkaBroker, topic: str, timeout_s: float = 12
 def test_the_changelog_uses_the_cluster_default_unless_set(
     own_kafka: KafkaBroker, tmp_path: Path
 ) -> None:
-    bootstrap = own_kafka.settings.kafka_bootstrap
+    kafka = own_kafka.connection()
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    ensure_topics(bootstrap, prefix=prefix)
-    default = ResolverProcess(bootstrap, prefix, tmp_path / "a", tmp_path / "a.log")
-    explicit = ResolverProcess(bootstrap, prefix, tmp_path / "b", tmp_path / "b.log")
+    ensure_topics(kafka, prefix=prefix)
+    default = ResolverProcess(kafka, prefix, tmp_path / "a", tmp_path / "a.log")
+    explicit = ResolverProcess(kafka, prefix, tmp_path / "b", tmp_path / "b.log")
     explicit.env |= {"LOUPE_RESOLVER_APP_ID": "pinned", "LOUPE_RESOLVER_REPLICATION_FACTOR": "1"}
     workers = [default.start(), explicit.start()]
     try:
@@ -54,6 +53,6 @@ def test_the_changelog_uses_the_cluster_default_unless_set(
             worker.stop()
     assert requested == -1, default.log_tail()
     assert pinned == 1, explicit.log_tail()
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(kafka)
     topic = admin.list_topics(timeout=30).topics[f"{prefix}loupe-resolver-items-changelog"]
     assert {len(p.replicas) for p in topic.partitions.values()} == {1}  # this broker's default
