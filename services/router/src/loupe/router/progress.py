@@ -1,8 +1,10 @@
 """Per input partition: when it last made progress, and why it is stalled if it has not.
 
 A partition's lag is its end offset minus its last committed offset (or its start offset when
-the group never committed one): records routed but not committed are lag. It makes progress
-when a transaction holding its offsets commits, or when it has nothing to read (lag 0). One
+the group never committed one): records routed but not committed are lag; control records
+(transaction markers) after the last commit are not, once the consumer has read past them. It
+makes progress when a transaction holding its offsets commits, or when it has nothing to read
+(lag 0). One
 that has lag and made no progress for longer than the stall limit is stalled: ``/healthz``
 fails (the orchestrator restarts the pod) and
 ``loupe_router_partition_stalled`` names it with a reason:
@@ -11,7 +13,7 @@ fails (the orchestrator restarts the pod) and
   ``/healthz``'s ``recovering``) and routes nothing until that succeeds;
 - ``commit_pending``: its records were routed but their transaction has not committed;
 - ``not_consuming``: it has lag but no records of it arrive (its leader is away, or the
-  consumer is not fetching it).
+  consumer is not fetching it); lag -1 when no fetch ever answered for it.
 
 The other partitions of the instance keep their own clocks, so a partition whose leader is
 gone is named while the others are healthy.
@@ -19,9 +21,12 @@ gone is named while the others are healthy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+UNKNOWN_LAG = -1
+"""The lag of a partition no fetch has answered for yet (its leader away since assignment)."""
 
 
 class StallReason(StrEnum):
@@ -80,13 +85,26 @@ class PartitionProgress:
                 self._last[partition] = now
                 self._committed[partition] = offset
 
-    def observed(self, watermarks: Mapping[int, tuple[int, int]], now: float) -> None:
-        """The partitions' (start, end) offsets; one with nothing to read is keeping up."""
-        for partition, (start, end) in watermarks.items():
-            if partition not in self._last:
+    def observed(
+        self,
+        watermarks: Mapping[int, tuple[int, int]],
+        positions: Mapping[int, int],
+        busy: Collection[int],
+        now: float,
+    ) -> None:
+        """The partitions' (start, end) offsets and read positions. One read to its end with
+        nothing of it in flight (``busy``: a transaction pending, or a recovery) has nothing to
+        do: the offsets between its last commit and its end are control records (transaction
+        markers of the producer) or aborted records, which a read_committed consumer skips.
+        A partition whose offsets are unknown (no fetch ever answered) keeps its clock."""
+        for partition in list(self._last):
+            if partition not in watermarks:
+                self._lags[partition] = UNKNOWN_LAG
                 continue
+            start, end = watermarks[partition]
             committed = max(self._committed.get(partition, start), start)
-            lag = self._lags[partition] = max(0, end - committed)
+            read_all = positions.get(partition, -1) >= end and partition not in busy
+            lag = self._lags[partition] = 0 if read_all else max(0, end - committed)
             if lag == 0:
                 self._last[partition] = now
 
@@ -97,9 +115,9 @@ class PartitionProgress:
         pending = set(in_flight)
         stalls = []
         for partition, last in sorted(list(self._last.items())):  # health reads from its thread
-            lag = self._lags.get(partition, 0)
+            lag = self._lags.get(partition, UNKNOWN_LAG)
             since = now - last
-            if lag <= 0 or since <= limit_s:
+            if lag == 0 or since <= limit_s:
                 continue
             if recovering:
                 reason = StallReason.RECOVERING

@@ -645,12 +645,19 @@ class RouterService:
         if now - self._lags_read < LAG_CHECK_INTERVAL_S:
             return
         self._lags_read = now
-        watermarks = {}
-        for tp in self._consumer.assignment():
+        assignment = self._consumer.assignment()
+        watermarks, positions = {}, {}
+        for tp in self._consumer.position(assignment):
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if low >= 0 and high >= 0:  # unknown until a fetch answered
                 watermarks[tp.partition] = (low, high)
-        self._progress.observed(watermarks, now)
+            if tp.offset >= 0:
+                positions[tp.partition] = tp.offset
+        if self._recovery is not None:
+            busy = {tp.partition for tp in assignment}
+        else:
+            busy = set(self._in_flight[0].offsets) if self._in_flight is not None else set()
+        self._progress.observed(watermarks, positions, busy, now)
         self._progress_gauges.export(self._stalls(now), self._progress.seconds_since_progress(now))
 
     def _caught_up(self) -> bool:
