@@ -89,6 +89,17 @@ class Watchdog:
             tp = (topic, partition)
             self._processed[tp] = max(self._processed.get(tp, 0), offset + 1)
 
+    def read_up_to(
+        self, starts: dict[TopicPartition, int], committed: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """Per assigned partition, the first offset not yet handled: the later of its start,
+        the group's committed offset and what the agent processed."""
+        with self._lock:
+            return {
+                tp: max(starts.get(tp, 0), committed.get(tp, 0), self._processed.get(tp, 0))
+                for tp in self._assigned
+            }
+
     def crashed(self, error: BaseException) -> None:
         """The agent raised: input may have been skipped, so the worker stays unhealthy."""
         with self._lock:

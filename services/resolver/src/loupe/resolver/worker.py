@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from loupe.resolver import metrics
+from loupe.resolver.control_tail import ControlTail
 from loupe.resolver.settings import ResolverSettings, get_settings
 from loupe.resolver.state import InputPosition
 from loupe.resolver.stream import Record, StreamResolver
@@ -229,9 +230,14 @@ class BrokerProbe(threading.Thread):
             consumer_config(
                 settings.kafka,
                 app.conf.id,
-                extra={"logger": logging.getLogger("loupe.resolver.probe")},
+                extra={
+                    "logger": logging.getLogger("loupe.resolver.probe"),
+                    "max.partition.fetch.bytes": 65_536,  # it only looks at idle tails
+                    "fetch.wait.max.ms": 100,
+                },
             )
         )
+        self.tails = ControlTail(self.client)
 
     def run(self) -> None:
         exported: set[tuple[str, str]] = set()
@@ -261,6 +267,8 @@ class BrokerProbe(threading.Thread):
             for tp in (self.client.committed(partitions, timeout=timeout) if partitions else [])
             if tp.offset >= 0
         }
+        read_up_to = self.watchdog.read_up_to(starts, committed)
+        ends = self.tails.readable_ends(read_up_to, ends, timeout_s=min(timeout, 2.0))
         self.watchdog.broker_answered(
             time.monotonic(), starts=starts, ends=ends, committed=committed
         )
