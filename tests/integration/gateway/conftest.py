@@ -44,10 +44,11 @@ class GatewayHarness:
         import redis  # noqa: PLC0415
 
         from loupe.gateway.projector import Projector  # noqa: PLC0415
+        from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
         self.users_file.add(User(id=user_id, role=role, tier=tier, skills=skills or []))
         token, _, _ = self.users_file.issue_token(user_id, PEPPER)
-        client = redis.Redis.from_url(self.settings.redis_url)
+        client = redis.Redis.from_url(**redis_kwargs(self.settings.redis))
         Projector(client, self.settings.redis_prefix).load_users(self.users_file)
         client.close()
         self.tokens[user_id] = token

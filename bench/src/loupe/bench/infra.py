@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loupe.runtime.connections import KafkaConnection, RedisConnection, credentials_url
+from loupe.runtime.connections import KafkaConnection, RedisConnection
 from loupe.runtime.settings import ServiceSettings
 from loupe.stack import LocalStack, StackSettings
 
@@ -20,17 +20,6 @@ class BenchInfra:
     kafka: KafkaConnection
     redis: RedisConnection
     private: bool
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        """The bootstrap servers alone, for ``loupe bench rebuild`` until it takes ``kafka``."""
-        return self.kafka.bootstrap_servers
-
-    @property
-    def redis_url(self) -> str:
-        """The URL with its credentials, for ``loupe bench rebuild`` until it takes ``redis``
-        (never log it)."""
-        return credentials_url(self.redis)
 
 
 @contextlib.contextmanager

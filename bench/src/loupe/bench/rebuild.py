@@ -30,6 +30,7 @@ import redis
 from confluent_kafka import Producer
 
 from loupe.bench.infra import bench_infra
+from loupe.runtime.connections import KafkaConnection, redis_kwargs
 from loupe.runtime.kafka import ensure_topics, producer_config
 from loupe.schemas import (
     Action,
@@ -143,10 +144,10 @@ def _history(items: int, open_items: int) -> Iterator[tuple[str, str, bytes]]:
             yield LABELS_RESOLVED.name, item, orjson.dumps(label)
 
 
-def _fill(bootstrap: str, prefix: str, items: int, open_items: int) -> int:
+def _fill(kafka: KafkaConnection, prefix: str, items: int, open_items: int) -> int:
     producer = Producer(
         producer_config(
-            bootstrap,
+            kafka,
             extra={"linger.ms": 50, "batch.size": 1_000_000, "compression.type": "lz4"},
         )
     )
@@ -197,14 +198,14 @@ def run(items: int, open_items: int, *, private: bool) -> dict[str, Any]:
     """Fill Kafka, rebuild in a child process, check the working set."""
     with bench_infra(private=private) as infra:
         prefix = f"bench-rebuild-{uuid.uuid4().hex[:8]}."
-        ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+        ensure_topics(infra.kafka, prefix=prefix)
         started = time.perf_counter()
-        records = _fill(infra.kafka_bootstrap, prefix, items, open_items)
+        records = _fill(infra.kafka, prefix, items, open_items)
         fill_s = time.perf_counter() - started
         redis_prefix = f"bench{uuid.uuid4().hex[:6]}:"
         settings = {
-            "kafka_bootstrap_servers": infra.kafka_bootstrap,
-            "redis_url": infra.redis_url,
+            "kafka": infra.kafka,
+            "redis": infra.redis,
             "topic_prefix": prefix,
             "redis_prefix": redis_prefix,
             "users_file": str(Path("/nonexistent-loupe-bench-users.json")),
@@ -216,7 +217,7 @@ def run(items: int, open_items: int, *, private: bool) -> dict[str, Any]:
         child.start()
         result = receiver.recv()
         child.join(60)
-        client = redis.Redis.from_url(infra.redis_url)
+        client = redis.Redis.from_url(**redis_kwargs(infra.redis))
         try:
             queued = int(client.zcard(f"{redis_prefix}q:{Tier.REVIEWER.rank}"))
             used = int(client.info("memory")["used_memory"])

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from confluent_kafka import KafkaException
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -27,7 +28,9 @@ from loupe.gateway.routes import health, items, leads, me, tasks, users
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import UsersFile
-from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES
+from loupe.runtime.connections import redis_kwargs
+from loupe.runtime.kafka import RECORD_OVERHEAD_BYTES, check_access
+from loupe.runtime.redis_access import check_redis_access
 from loupe.schemas import AuditAction, Tier
 from loupe.schemas.topics import AUDIT
 
@@ -85,19 +88,39 @@ def _tune_interpreter() -> None:
     sys.setswitchinterval(0.0005)
 
 
+def check_connections(settings: GatewaySettings) -> None:
+    """Raise ``KafkaAccessError`` / ``RedisAccessError`` when Kafka or Redis refuses the
+    gateway's credentials or certificates: no retry cures that, and the workers would otherwise
+    retry it for ever while the gateway stays unready. Kafka or Redis merely down is left to
+    their retries (the gateway starts unready or answers 503 until they are back)."""
+    try:
+        check_access(settings.kafka, timeout_s=10.0)
+    except KafkaException as exc:
+        log.warning("Kafka is not reachable at start (decisions wait for it): %s", exc)
+    try:
+        check_redis_access(settings.redis)
+    except aioredis.RedisError as exc:
+        log.warning("Redis is not reachable at start (the gateway stays unready): %s", exc)
+
+
 def create_app(settings: GatewaySettings | None = None, *, own_process: bool = False) -> FastAPI:
-    """Build the gateway app; the lifespan connects Redis and Kafka and starts the workers.
+    """Build the gateway app; the lifespan checks the credentials (``check_connections``),
+    connects Redis and Kafka and starts the workers.
 
     ``own_process``: the app is the process's only job (``loupe gateway``), so start-up may tune
-    the interpreter for it; an app embedded in another process (tests) leaves it alone.
+    the interpreter for it, and the command has checked the connections itself (a refusal then
+    ends it with one line, not uvicorn's traceback); an app embedded in another process (tests)
+    leaves the interpreter alone and checks them in its lifespan.
     """
     settings = settings or GatewaySettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(settings.redis_url, max_connections=512)
+        if not own_process:
+            await asyncio.to_thread(check_connections, settings)
+        client = aioredis.Redis.from_url(**redis_kwargs(settings.redis), max_connections=512)
         producer = AsyncProducer(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             extra={
                 "linger.ms": settings.kafka_linger_ms,
                 "message.timeout.ms": int(settings.kafka_timeout_s * 1000),

@@ -18,10 +18,16 @@ def gateway(host: str | None, port: int | None) -> None:
     """Run the reviewer gateway (HTTP API + UI, Kafka consumer, lease sweeper)."""
     import uvicorn  # noqa: PLC0415
 
-    from loupe.gateway.app import create_app  # noqa: PLC0415
+    from loupe.gateway.app import check_connections, create_app  # noqa: PLC0415
     from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.runtime.kafka import KafkaAccessError  # noqa: PLC0415
+    from loupe.runtime.redis_access import RedisAccessError  # noqa: PLC0415
 
     settings = get_settings()
+    try:
+        check_connections(settings)
+    except (KafkaAccessError, RedisAccessError) as exc:  # a refused password or certificate
+        raise click.ClickException(str(exc)) from None
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler that
     # was installed before it started; make that a clean exit like the other services.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -52,9 +58,10 @@ def _sync(user_ids: list[str] | None = None) -> None:
     from loupe.gateway.projector import Projector  # noqa: PLC0415
     from loupe.gateway.settings import get_settings  # noqa: PLC0415
     from loupe.gateway.users import UsersFile  # noqa: PLC0415
+    from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(**redis_kwargs(settings.redis))
     try:
         Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
     except redis.RedisError as exc:

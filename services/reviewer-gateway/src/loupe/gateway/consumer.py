@@ -26,6 +26,7 @@ from loupe.gateway.rebuilder import Rebuilder, RebuildError
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import text
+from loupe.runtime.connections import redis_kwargs
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import (
     AuditEvent,
@@ -59,7 +60,7 @@ class GatewayConsumer:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.p = settings.redis_prefix
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = redis.Redis.from_url(**redis_kwargs(settings.redis))
         self.projector = Projector(self.redis, self.p)
         self.users_file = UsersFile(settings.users_file)
         self._stop = threading.Event()
@@ -171,9 +172,7 @@ class GatewayConsumer:
                 if consumer is None:
                     consumer = Consumer(
                         consumer_config(
-                            self.settings.kafka_bootstrap_servers,
-                            self.settings.group_id(),
-                            extra=_FETCH_BATCHING,
+                            self.settings.kafka, self.settings.group_id(), extra=_FETCH_BATCHING
                         )
                     )
                     consumer.subscribe(list(self._handlers))

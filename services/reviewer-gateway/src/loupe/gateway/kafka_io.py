@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import producer_config
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ class AsyncProducer:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         extra: dict[str, Any] | None = None,
         poll_interval_s: float = 0.001,
     ) -> None:
-        self._producer = Producer(producer_config(bootstrap, extra=extra))
+        self._producer = Producer(producer_config(kafka, extra=extra))
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._poll_interval_s = poll_interval_s

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 import redis
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from loupe.gateway import metrics
@@ -42,7 +42,7 @@ from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
-from loupe.runtime.kafka import consumer_config
+from loupe.runtime.kafka import admin_client, consumer_config
 from loupe.schemas import Action, AuditEvent, ConflictRecord, PolicyUpdate, ReviewDecision
 from loupe.schemas.topics import (
     AUDIT,
@@ -150,11 +150,7 @@ class Rebuilder:
         """Items of the tasks written: bounded by the open work, not by history."""
         self._upto: dict[str, int] = {}
         self.consumer = Consumer(
-            consumer_config(
-                settings.kafka_bootstrap_servers,
-                f"gw-rebuild-{uuid.uuid4().hex}",
-                extra=_FETCH,
-            )
+            consumer_config(settings.kafka, f"gw-rebuild-{uuid.uuid4().hex}", extra=_FETCH)
         )
 
     @property
@@ -218,7 +214,7 @@ class Rebuilder:
         receiver, sender = context.Pipe(duplex=False)
         self._elsewhere = context.Value("q", 0)
         job = {
-            "bootstrap": self.settings.kafka_bootstrap_servers,
+            "kafka": self.settings.kafka,  # a KafkaConnection pickles, secrets and all
             "topic": self.settings.topic(REVIEW_DECISIONS.name),
             "ends": decisions,
             "path": str(part),
@@ -317,7 +313,7 @@ class Rebuilder:
     def _check_retention(self) -> None:
         """Refuse to rebuild from topics that may have deleted what an open task needs."""
         horizon_ms = int(self.settings.open_task_horizon_s * 1000)
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        admin = admin_client(self.settings.kafka)
         names = [self.settings.topic(n) for n in (REVIEW_REQUESTS.name, REVIEW_DECISIONS.name)]
         resources = [ConfigResource("topic", name) for name in names]
         for resource, future in admin.describe_configs(resources).items():
@@ -552,7 +548,7 @@ def index_decisions(job: dict[str, Any], read: Any, out: Any) -> None:
     """The decisions process: index ``job["topic"]`` up to ``job["ends"]`` into the part at
     ``job["path"]``, count records in the shared ``read`` and send back (read, bad records)."""
     group = f"gw-rebuild-{uuid.uuid4().hex}"
-    consumer = Consumer(consumer_config(job["bootstrap"], group, extra=_FETCH))
+    consumer = Consumer(consumer_config(job["kafka"], group, extra=_FETCH))
     try:
         with HistoryIndex(path=Path(job["path"])) as index:
             batches = stream(consumer, job["topic"], job["ends"], batch_size=job["batch_size"])
