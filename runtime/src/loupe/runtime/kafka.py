@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -64,6 +64,34 @@ def admin_client(
 ) -> AdminClient:
     """An ``AdminClient`` connected (and authenticated) per ``kafka``."""
     return AdminClient(client_config(kafka, settings))
+
+
+def partition_count(kafka: KafkaConnection | str, topic: str, timeout_s: float = 30.0) -> int:
+    """How many partitions ``topic`` has (raises ``TopicLayoutError`` if it does not exist)."""
+    metadata = admin_client(kafka).list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise TopicLayoutError(f"topic {topic} does not exist; run `loupe topics ensure` first")
+    return len(metadata.partitions)
+
+
+def ensure_co_partitioned(
+    kafka: KafkaConnection | str, topics: Sequence[str], timeout_s: float = 30.0
+) -> int:
+    """The partition count these topics share; ``TopicLayoutError`` when they differ. A
+    consumer that keeps per-key state across them (the resolver) needs a key's records of every
+    topic on the same partition number, which only equal counts (and one partitioner) give."""
+    counts = {topic: partition_count(kafka, topic, timeout_s) for topic in topics}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{topic}: {n}" for topic, n in counts.items())
+        raise TopicLayoutError(
+            f"these topics must have the same number of partitions ({listed}); "
+            "re-create the odd one out with the others' count"
+        )
+    return next(iter(counts.values()))
+
+
+class TopicLayoutError(RuntimeError):
+    """A topic is missing or not partitioned the way the service needs."""
 
 
 class KafkaAccessError(RuntimeError):

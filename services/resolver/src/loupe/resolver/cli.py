@@ -95,9 +95,9 @@ def _estimate_rows(path: Path) -> int:
 def resolver() -> None:
     """Run the streaming resolver (Faust worker)."""
     from loupe.resolver.worker import run  # noqa: PLC0415  (Faust loads only for the worker)
-    from loupe.runtime.kafka import KafkaAccessError  # noqa: PLC0415
+    from loupe.runtime.kafka import KafkaAccessError, TopicLayoutError  # noqa: PLC0415
 
     try:
         run()
-    except KafkaAccessError as exc:  # a refused password or certificate: say which, and stop
+    except (KafkaAccessError, TopicLayoutError) as exc:  # say what is wrong, and stop
         raise click.ClickException(str(exc)) from None

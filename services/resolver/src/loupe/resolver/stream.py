@@ -100,6 +100,18 @@ def refusal_kind(exc: BaseException) -> ErrorKind | None:
     return None
 
 
+def _check_key(record: Record, item_id: str) -> None:
+    """An input keyed by anything but its item id would reach another table partition, where
+    another copy of the item's state would count it: refuse it (``ContractError``)."""
+    if record.key != item_id.encode():
+        raise ContractError(
+            ErrorKind.SCHEMA_VIOLATION,
+            f"the record's key must be its item id {item_id!r}: the item's state lives on "
+            "the partition of that key",
+            "key",
+        )
+
+
 class StreamResolver:
     """Binds the engine to a key-value table of item states and a publish function."""
 
@@ -149,6 +161,7 @@ class StreamResolver:
                 if kind == "requests"
                 else decode(ReviewDecision, record.value)
             )
+            _check_key(record, event.item_id)
             raw = self.table.get(event.item_id)
             before = ItemState.from_bytes(raw) if raw is not None else None
             if (
@@ -217,6 +230,9 @@ class StreamResolver:
         try:
             label = decode(ResolvedLabel, record.value)
         except ContractError:
+            metrics.EVENTS.labels("resolved", "invalid").inc()
+            return
+        if label.item_id != key:  # another item's label under this key: not this item's word
             metrics.EVENTS.labels("resolved", "invalid").inc()
             return
         if label.method is not ResolutionMethod.AUTO:

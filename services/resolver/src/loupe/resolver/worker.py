@@ -27,6 +27,7 @@ from loupe.runtime.kafka import (
     RECORD_OVERHEAD_BYTES,
     check_access,
     consumer_config,
+    ensure_co_partitioned,
     ensure_topics,
 )
 from loupe.runtime.logs import install_repeat_limiter
@@ -318,6 +319,10 @@ def run(settings: ResolverSettings | None = None) -> None:
         settings.kafka,
         prefix=settings.topic_prefix,
         partitions=settings.partitions,
+    )
+    ensure_co_partitioned(  # an item's requests, votes and labels meet in one table partition
+        settings.kafka,
+        [settings.topic(t.name) for t in (REVIEW_REQUESTS, REVIEW_DECISIONS, LABELS_RESOLVED)],
     )
     ensure_changelog(settings)
     watchdog = new_watchdog(settings)

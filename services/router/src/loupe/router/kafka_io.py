@@ -64,15 +64,6 @@ def transactional_producer_config(
     )
 
 
-def partition_count(kafka: KafkaConnection, topic: str, timeout_s: float = 30.0) -> int:
-    """How many partitions ``topic`` has (raises if it does not exist)."""
-    admin = admin_client(kafka)
-    metadata = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        raise RuntimeError(f"topic {topic} does not exist; run `loupe topics ensure` first")
-    return len(metadata.partitions)
-
-
 def ensure_state_topic(
     kafka: KafkaConnection, topic: str, partitions: int, timeout_s: float = 30.0
 ) -> None:

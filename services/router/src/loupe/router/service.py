@@ -49,7 +49,6 @@ from loupe.router.encoding import iso_now
 from loupe.router.engine import InputRecord, Output, OutputTopics, RoutingEngine
 from loupe.router.kafka_io import (
     ensure_state_topic,
-    partition_count,
     restore_states,
     transactional_producer_config,
 )
@@ -66,7 +65,7 @@ from loupe.router.refusals import (
 )
 from loupe.router.settings import COMMIT_GRACE_S, RouterSettings
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import check_access, consumer_config
+from loupe.runtime.kafka import check_access, consumer_config, partition_count
 from loupe.schemas import utcnow
 from loupe.schemas.topics import (
     AUDIT,
