@@ -18,6 +18,7 @@ from loupe.metrics.policies import PolicyBook
 from loupe.metrics.stats import Interval, wilson
 from loupe.runtime.labels import DEFAULT_MIN_IOU, labels_agree
 from loupe.schemas import (
+    AUTO_REVISION,
     AuditAction,
     AuditEvent,
     ConflictRecord,
@@ -195,7 +196,7 @@ class MetricsState:
         self._update(event.item_id, event.project, update)
 
     def on_resolved(self, event: ResolvedLabel) -> None:
-        """A final label (revision 1 from the router, later ones from the resolver)."""
+        """A final label (``AUTO_REVISION`` from the router, later ones from the resolver)."""
         item = self.items.get(event.item_id)
         if item is not None and event.revision <= item.revision:
             return
@@ -203,7 +204,7 @@ class MetricsState:
         model = self.model_key(project, event.provenance.prediction.model.name)
         revision = revision_label(event.revision)
         person_made = is_person_made(event.method)
-        if event.revision == 1 and not person_made:
+        if event.revision == AUTO_REVISION and not person_made:
             self.counters["routed", project, model, "auto"] += 1
         previous = (
             item.last_label

@@ -23,6 +23,7 @@ from loupe.resolver.consolidate import (
 from loupe.resolver.reliability import OnlineReliability
 from loupe.resolver.state import InputPosition, ItemState, Layer, Observation, StoredVote
 from loupe.schemas import (
+    AUTO_REVISION,
     FIRST_HUMAN_REVISION,
     Action,
     Actor,
@@ -130,7 +131,7 @@ class Engine:
             state.layers = []
             state.status = "open"
             if request.spot_check and state.revision == 0:
-                state.revision = 1
+                state.revision = AUTO_REVISION  # the router's label of a spot-checked item
         else:
             state.round_levels[request.request_id] = request.escalation_level
             if request.escalation_level >= current.escalation_level:
@@ -366,7 +367,7 @@ class Engine:
             ]
         spot_confirmed = (
             root.spot_check
-            and state.revision <= 1
+            and state.revision <= AUTO_REVISION
             and same_label(consensus.label, prediction.label, min_iou)
         )
         revision = (
@@ -375,7 +376,7 @@ class Engine:
         resolved = ResolvedLabel(
             item_id=state.item_id,
             project=root.project,
-            revision=max(revision, 1),
+            revision=max(revision, AUTO_REVISION),
             outcome=Outcome.LABELLED if consensus.label is not None else Outcome.REJECTED,
             label=consensus.label,
             confidence=consensus.confidence,
