@@ -128,3 +128,18 @@ def test_rebuild_memory_does_not_grow_with_history():
     # four times the history, the same open set: the same memory (a list of the topic would
     # take about four times as much)
     assert large / small < 1.3, (small, large)
+
+
+def test_an_automatic_label_after_a_person_s_never_wins_the_rebuild() -> None:
+    """Issue 11, point 3: the rebuild keeps an item's highest revision, so a re-prediction's
+    automatic label (revision 1) read after a person's (revision 2) does not replace it."""
+    human = resolved(method=ResolutionMethod.MAJORITY)
+    automatic = (
+        ResolvedLabel.model_validate_json(resolved(method=ResolutionMethod.AUTO))
+        .model_copy(update={"revision": 1, "label": ClassificationLabel(label="cat")})
+        .to_json_bytes()
+    )
+    with HistoryIndex() as index:
+        index.add_resolved([human, automatic])
+        [(revision, raw)] = index.latest_resolved(["item-1"]).values()
+    assert (revision, raw) == (2, human)
