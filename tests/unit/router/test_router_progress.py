@@ -116,3 +116,12 @@ def test_a_partition_never_fetched_is_named_with_an_unknown_lag() -> None:
     progress.observed({1: (0, 0)}, {1: 0}, (), now=100.0)  # 0's leader away since assignment
     [stall] = progress.stalls(100.0, LIMIT, recovering=False, in_flight=[])
     assert (stall.partition, stall.lag, stall.reason) == (0, -1, StallReason.NOT_CONSUMING)
+
+
+def test_an_outage_hiding_the_offsets_keeps_the_last_known_lag() -> None:
+    progress = PartitionProgress()
+    progress.assigned([0], now=0.0, committed={0: 10})
+    progress.observed({0: (0, 50)}, {0: 50}, {0}, now=1.0)
+    progress.observed({}, {}, {0}, now=2.0)  # the broker is away: no watermarks
+    [stall] = progress.stalls(100.0, LIMIT, recovering=True, in_flight=[])
+    assert (stall.lag, stall.reason) == (40, StallReason.RECOVERING)

@@ -96,10 +96,11 @@ class PartitionProgress:
         nothing of it in flight (``busy``: a transaction pending, or a recovery) has nothing to
         do: the offsets between its last commit and its end are control records (transaction
         markers of the producer) or aborted records, which a read_committed consumer skips.
-        A partition whose offsets are unknown (no fetch ever answered) keeps its clock."""
+        A partition whose offsets are unknown keeps its clock and its last known lag (-1 if no
+        fetch ever answered for it)."""
         for partition in list(self._last):
-            if partition not in watermarks:
-                self._lags[partition] = UNKNOWN_LAG
+            if partition not in watermarks:  # the last known lag stands (an outage hides it)
+                self._lags.setdefault(partition, UNKNOWN_LAG)
                 continue
             start, end = watermarks[partition]
             committed = max(self._committed.get(partition, start), start)
