@@ -266,17 +266,6 @@ def test_health_fails_while_the_broker_is_away_and_recovers_after(
         wait_for(lambda: router.metric("loupe_router_batch_messages_count"), 60, "a commit")
         own_kafka.down()  # under load: a transaction is open or committing
         wait_for(lambda: router.get("/healthz")[0], 40, "/healthz failing", expect=503)
-        # the partitions whose records were in the failed transaction are named, with why
-        stalls = wait_for(lambda: stalled_partitions(router), 40, "a stalled partition named")
-        assert {s["reason"] for s in stalls} <= {"recovering", "commit_pending"}, stalls
-        assert all(s["lag"] > 0 and s["seconds_since_progress"] > 10 for s in stalls), stalls
-        for stall in stalls:
-            labels = f'partition="{stall["partition"]}",reason="{stall["reason"]}"'
-            wait_for(
-                lambda labels=labels: router.metric(f"loupe_router_partition_stalled{{{labels}}}"),
-                10,
-                f"the stalled gauge of {labels}",
-            )
         own_kafka.up()
         wait_healthy_again(router, [router], timeout_s=90)
         assert stalled_partitions(router) == []
