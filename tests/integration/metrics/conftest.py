@@ -23,7 +23,7 @@ from harness.waiting import wait_for
 from loupe.metrics.scenario import PROJECT, Scenario, build
 from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
-from loupe.metrics.smoke import publish, scrape
+from loupe.metrics.smoke import publish_scenario, scrape
 from loupe.runtime.connections import KafkaConnection, RedisConnection, redis_kwargs
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import client_config, ensure_topics
@@ -192,7 +192,8 @@ def metrics_run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
         half = len(scenario.records) // 2
         phases = ((scenario.records[:half], half), (scenario.records[half:], len(scenario.records)))
         for records, produced in phases:
-            publish(settings, records)
+            # the policy (first record) is read before any prediction, as in production
+            publish_scenario(settings, Scenario(records, scenario.expected), service.url, 120)
             wait_for(lambda n=produced: consumed(service.url) >= n, 120, f"{produced} records")
             # Prometheus must scrape each phase's totals, so every rate() over the run is non-zero.
             exported = consumed(service.url)

@@ -66,11 +66,11 @@ def scenario(count: int, verify_url: str | None, timeout: float) -> None:
     """
     from loupe.metrics.scenario import build  # noqa: PLC0415
     from loupe.metrics.settings import get_settings  # noqa: PLC0415
-    from loupe.metrics.smoke import publish, verify  # noqa: PLC0415
+    from loupe.metrics.smoke import publish_scenario, verify  # noqa: PLC0415
 
     settings = get_settings()
     run = build(count)
-    published = publish(settings, run.records)
+    published = publish_scenario(settings, run, verify_url, timeout)
     click.echo(f"published {published} records to prefix {settings.topic_prefix!r}")
     if verify_url is None:
         return

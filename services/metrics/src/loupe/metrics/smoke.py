@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from loupe.metrics.scenario import Expected, Record, mismatches
+from loupe.metrics.scenario import Expected, Record, Scenario, mismatches
 from loupe.metrics.settings import MetricsSettings
 from loupe.runtime.kafka import producer_config
+from loupe.schemas.topics import CONTROL_POLICY
 
 
 def publish(settings: MetricsSettings, records: Iterable[Record]) -> int:
@@ -33,6 +34,35 @@ def publish(settings: MetricsSettings, records: Iterable[Record]) -> int:
     if remaining:
         raise RuntimeError(f"{remaining} records were not acknowledged")
     return count
+
+
+def publish_scenario(
+    settings: MetricsSettings, scenario: Scenario, metrics_url: str | None, timeout_s: float
+) -> int:
+    """Publish the scripted run, its policy first. With ``metrics_url`` the rest is sent only
+    once that service has read the policy: records on different topics are not read in the
+    order they were produced, and a prediction read before its project's policy is counted
+    under ``_unknown`` for good (``MetricsState.live``), so the exact numbers would not hold."""
+    policies = [record for record in scenario.records if record[0] is CONTROL_POLICY]
+    rest = [record for record in scenario.records if record[0] is not CONTROL_POLICY]
+    before = policies_read(metrics_url) if metrics_url is not None else 0.0
+    published = publish(settings, policies)
+    if metrics_url is not None:
+        deadline = time.monotonic() + timeout_s
+        while policies_read(metrics_url) < before + len(policies):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{metrics_url} did not read the scenario's policy in time")
+            time.sleep(0.2)
+    return published + publish(settings, rest)
+
+
+def policies_read(url: str) -> float:
+    """Policy records the service at ``url`` has folded in (any outcome)."""
+    return sum(
+        value
+        for (name, labels), value in scrape(url).items()
+        if name == "loupe_metrics_events_total" and ("topic", CONTROL_POLICY.name) in labels
+    )
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
