@@ -264,3 +264,12 @@ novelty: {enabled: false}
 review: {spot_check_rate: 0.0}
 """
 """Auto-accepts confident tracks, so their resolved label carries the whole prediction twice."""
+
+
+def stalled_partitions(router: Any) -> list[dict[str, Any]]:
+    """The ``stalled_partitions`` of the router's health body ([] when it does not answer)."""
+    status, body = router.get("/healthz")
+    if status not in (200, 503):
+        return []
+    stalls: list[dict[str, Any]] = orjson.loads(body)["stalled_partitions"]
+    return stalls

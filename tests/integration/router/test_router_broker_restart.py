@@ -28,7 +28,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness.infra import Infra
-from harness.router_flows import check_exactly_once, mixed_inputs, read_outputs, wait_committed
+from harness.kafka import produce
+from harness.router_flows import (
+    check_exactly_once,
+    mixed_inputs,
+    read_outputs,
+    stalled_partitions,
+    wait_committed,
+)
 from harness.waiting import wait_for
 from loupe.runtime.connections import RedisConnection
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
@@ -274,10 +281,16 @@ def test_health_fails_while_the_broker_is_away_and_recovers_after(
     assert router.terminate() == 0, service_log(router.log_path)
 
 
-def stalled_partitions(router: Any) -> list[dict[str, Any]]:
-    """The ``stalled_partitions`` of the router's health body ([] when it does not answer)."""
-    status, body = router.get("/healthz")
-    if status not in (200, 503):
-        return []
-    stalls: list[dict[str, Any]] = json.loads(body)["stalled_partitions"]
-    return stalls
+def test_a_router_started_while_the_transaction_coordinator_loads_waits_for_it(
+    own_kafka: KafkaBroker, router_env_factory: Callable[[Infra, str], Any]
+) -> None:
+    # a broker that has just come up answers "not coordinator" / "coordinator load in progress"
+    # to the first producer ids it is asked for: a router (re)started with it must wait, not exit
+    own_kafka.down()
+    own_kafka.up()
+    env = router_env_on(own_kafka, router_env_factory)
+    router = env.start(LOUPE_ROUTER_KAFKA_TIMEOUT_S="1")
+    router.wait_healthy()
+    produce(env.infra.kafka, env.topic("predictions"), [("bad", b"{not json")])
+    wait_committed(env, 1, timeout_s=60)
+    assert router.terminate() == 0, service_log(router.log_path)

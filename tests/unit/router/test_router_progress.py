@@ -25,6 +25,7 @@ def test_a_partition_with_lag_and_no_commit_is_stalled_while_the_others_progress
         "lag": 80,
         "seconds_since_progress": 71.0,
         "reason": "not_consuming",
+        "error": None,
     }
 
 
@@ -125,3 +126,25 @@ def test_an_outage_hiding_the_offsets_keeps_the_last_known_lag() -> None:
     progress.observed({}, {}, {0}, now=2.0)  # the broker is away: no watermarks
     [stall] = progress.stalls(100.0, LIMIT, recovering=True, in_flight=[])
     assert (stall.lag, stall.reason) == (40, StallReason.RECOVERING)
+
+
+def test_a_partition_whose_transactions_fail_stays_named_for_that_until_it_moves() -> None:
+    # between a rewind and the next try nothing of it is in flight and the router is not
+    # recovering: it must still be named for the failures (not "not_consuming"), with the error
+    progress = PartitionProgress()
+    progress.assigned([0, 1], now=0.0, committed={0: 0, 1: 0})
+    progress.observed({0: (0, 5), 1: (0, 5)}, {}, (), now=1.0)
+    progress.failed([0], "KafkaError{code=_MSG_TIMED_OUT}")
+    stalls = progress.stalls(100.0, LIMIT, recovering=False, in_flight=[])
+    assert [(s.partition, s.reason, s.error) for s in stalls] == [
+        (0, StallReason.RECOVERING, "KafkaError{code=_MSG_TIMED_OUT}"),
+        (1, StallReason.NOT_CONSUMING, None),
+    ]
+    assert stalls[0].as_dict()["error"] == "KafkaError{code=_MSG_TIMED_OUT}"
+    progress.committed({0: 5}, now=101.0)
+    progress.observed({0: (0, 9), 1: (0, 5)}, {}, (), now=102.0)  # new lag: not a failure
+    stalls = progress.stalls(200.0, LIMIT, recovering=False, in_flight=[])
+    assert [(s.partition, s.reason, s.error) for s in stalls] == [
+        (0, StallReason.NOT_CONSUMING, None),
+        (1, StallReason.NOT_CONSUMING, None),
+    ]

@@ -9,8 +9,10 @@ that has lag and made no progress for longer than the stall limit is stalled: ``
 fails (the orchestrator restarts the pod) and
 ``loupe_router_partition_stalled`` names it with a reason:
 
-- ``recovering``: the router is recovering from a failed transaction (the error is in
-  ``/healthz``'s ``recovering``) and routes nothing until that succeeds;
+- ``recovering``: a transaction holding its records failed since it last made progress (the
+  stall's ``error`` says why), or the router is recovering from a failed transaction and routes
+  nothing until that succeeds. A partition keeps this reason until it makes progress: between a
+  rewind and the next try it looks as if nothing arrived, which is not what happened;
 - ``commit_pending``: its records were routed but their transaction has not committed;
 - ``not_consuming``: it has lag but no records of it arrive (its leader is away, or the
   consumer is not fetching it); lag -1 when no fetch ever answered for it.
@@ -43,6 +45,8 @@ class Stall:
     lag: int
     seconds_since_progress: float
     reason: StallReason
+    error: str | None = None
+    """The last failed transaction's error, for a partition stalled by those failures."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +54,7 @@ class Stall:
             "lag": self.lag,
             "seconds_since_progress": round(self.seconds_since_progress, 1),
             "reason": self.reason.value,
+            "error": self.error,
         }
 
 
@@ -60,6 +65,7 @@ class PartitionProgress:
         self._last: dict[int, float] = {}
         self._lags: dict[int, int] = {}
         self._committed: dict[int, int] = {}
+        self._failures: dict[int, str] = {}
 
     def assigned(self, partitions: Iterable[int], now: float, committed: Mapping[int, int]) -> None:
         """The partitions owned after a rebalance, with the group's committed offsets known:
@@ -77,6 +83,7 @@ class PartitionProgress:
             self._last.pop(partition, None)
             self._lags.pop(partition, None)
             self._committed.pop(partition, None)
+            self._failures.pop(partition, None)
 
     def committed(self, offsets: Mapping[int, int], now: float) -> None:
         """A transaction committed these partitions' next offsets."""
@@ -84,6 +91,13 @@ class PartitionProgress:
             if partition in self._last:
                 self._last[partition] = now
                 self._committed[partition] = offset
+                self._failures.pop(partition, None)
+
+    def failed(self, partitions: Iterable[int], error: str) -> None:
+        """A transaction holding these partitions' records failed with ``error``."""
+        for partition in partitions:
+            if partition in self._last:
+                self._failures[partition] = error
 
     def observed(
         self,
@@ -108,6 +122,7 @@ class PartitionProgress:
             lag = self._lags[partition] = 0 if read_all else max(0, end - committed)
             if lag == 0:
                 self._last[partition] = now
+                self._failures.pop(partition, None)
 
     def stalls(
         self, now: float, limit_s: float, *, recovering: bool, in_flight: Iterable[int]
@@ -120,13 +135,14 @@ class PartitionProgress:
             since = now - last
             if lag == 0 or since <= limit_s:
                 continue
-            if recovering:
+            error = self._failures.get(partition)
+            if recovering or error is not None:
                 reason = StallReason.RECOVERING
             elif partition in pending:
                 reason = StallReason.COMMIT_PENDING
             else:
                 reason = StallReason.NOT_CONSUMING
-            stalls.append(Stall(partition, lag, since, reason))
+            stalls.append(Stall(partition, lag, since, reason, error))
         return stalls
 
     def seconds_since_progress(self, now: float) -> dict[int, float]:

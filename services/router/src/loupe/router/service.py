@@ -210,8 +210,12 @@ class RouterService:
         applied = feed.catch_up()
         log.info("applied %d policy update(s) from %s", applied, feed.topic)
         self._producer = self._new_producer()
-        self._producer.init_transactions(settings.kafka_timeout_s)
-        self._producer_state = ProducerState.READY
+        self._producer_state = ProducerState.UNINITIALISED
+        # a broker that has just started answers "coordinator load in progress" (or nothing)
+        # to the first producer-id requests: wait for it, /healthz failing, rather than exit
+        while not self._end_transaction():
+            if self._stop.wait(RECOVERY_BACKOFF_S):
+                return
         session_timeout_ms = round(settings.session_timeout_s * 1000)
         self._consumer = Consumer(
             consumer_config(
@@ -547,6 +551,7 @@ class RouterService:
         self._refusals.refused(batch.refused)
         self._rewound = True
         self._recovery = str(error)
+        self._progress.failed(batch.offsets, self._recovery)
         metrics.ABORTS.inc()
         log.warning("transaction failed, replaying from the last commit: %s", error)
         self._end_transaction()  # at once, so it pins no partition's last stable offset
@@ -588,7 +593,7 @@ class RouterService:
         except KafkaException as exc:
             if exc.args[0].fatal():
                 self._producer_state = ProducerState.STALE
-            return self._retry_later("ending the failed transaction", exc.args[0])
+            return self._retry_later("readying the transactional producer", exc.args[0])
         self._transaction_open = False
         return True
 
