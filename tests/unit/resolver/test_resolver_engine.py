@@ -262,3 +262,25 @@ def test_a_final_override_counts_even_for_a_request_the_resolver_never_saw() -> 
     [label] = out.resolved
     assert label.method is ResolutionMethod.LEAD and label.label.label == "fox"  # type: ignore[union-attr]
     assert [v.decision_id for v in label.provenance.votes][-1] == override.decision_id
+
+
+def test_a_leads_final_call_measures_agreement_with_the_projects_box_iou() -> None:
+    # the policy says boxes agree from IoU 0.8: a vote whose box overlaps the lead's by about
+    # 0.67 disagrees with the lead, though it would agree under a default of 0.5
+    image = ImageSize(width=640, height=480)
+
+    def drawn(x: float) -> BoxesLabel:
+        return BoxesLabel(image=image, boxes=[Box(label="cat", x=x, y=10, w=50, h=50)])
+
+    req = simulate.request("b2", drawn(10), CLASSES, overlap=2, method=MAJORITY)
+    req = req.model_copy(
+        update={"consolidation": req.consolidation.model_copy(update={"min_box_iou": 0.8})}
+    )
+    vote = simulate.decision(req, "r0", label=drawn(20), seq=0)
+    lead = simulate.decision(req, "lead", label=drawn(10), tier=Tier.LEAD, seq=1)
+    _, out = run(Engine(), [req, vote, lead])
+    [label] = out.resolved
+    assert label.method is ResolutionMethod.LEAD
+    [conflict] = out.conflicts  # and it is recorded with the class names, not the boxes
+    assert conflict.disagreement.agreement == pytest.approx(0.5)  # the lead agrees with itself
+    assert conflict.classes == ["cat"]

@@ -31,6 +31,7 @@ from loupe.schemas import (
     TracksLabel,
     Units,
     Vote,
+    label_classes,
 )
 from loupe.schemas.policy import ConsolidationMethod, ConsolidationPolicy
 
@@ -196,7 +197,7 @@ def spatial(
         disagreement = Disagreement(
             agreement=agreement, mean_iou=result.mean_iou, unmatched_boxes=result.unmatched
         )
-        classes = sorted({b.label for bl in box_labels for b in bl.boxes})
+        classes = sorted(set().union(*map(label_classes, box_labels)))
         unanimous = agreed
     elif all(isinstance(label, TracksLabel) for label in labels):
         track_labels = [label for label in labels if isinstance(label, TracksLabel)]
@@ -210,7 +211,7 @@ def spatial(
             disputed_frames=tracked.disputed_frames,
             identity_switches=tracked.identity_switches,
         )
-        classes = sorted({b.label for t in track_labels for f in t.frames for b in f.boxes})
+        classes = sorted(set().union(*map(label_classes, track_labels)))
         unanimous = agreed
     else:
         raise ValueError("votes mix label kinds")

@@ -22,6 +22,7 @@ from loupe.resolver.consolidate import (
 )
 from loupe.resolver.reliability import OnlineReliability
 from loupe.resolver.state import InputPosition, ItemState, Layer, Observation, StoredVote
+from loupe.runtime.labels import DEFAULT_MIN_IOU
 from loupe.schemas import (
     AUTO_REVISION,
     FIRST_HUMAN_REVISION,
@@ -46,6 +47,7 @@ from loupe.schemas import (
     Tier,
     Vote,
     decision_identity,
+    label_classes,
 )
 from loupe.schemas.events import MAX_VOTES
 from loupe.schemas.policy import ConsolidationMethod
@@ -259,16 +261,19 @@ class Engine:
         pool = [s for s in state.round_votes() if s.vote.action in COUNTED_ACTIONS]
         label = None if final.vote.action is Action.REJECT else final.vote.label
         keys = {_key(s.vote.label, s.vote.action) for s in pool}
+        # a final call on an item never requested has no policy: the shared default IoU then
+        min_iou = state.root.consolidation.min_box_iou if state.root else DEFAULT_MIN_IOU
+        answers = [answer for s in pool if (answer := _vote_label(s.vote)) is not None]
         consensus = Consensus(
             label=label,
             confidence=1.0,
             tie=False,
             unanimous=len(keys) <= 1,
             disagreement=Disagreement(
-                agreement=sum(1 for s in pool if same_label(_vote_label(s.vote), label, 0.5))
+                agreement=sum(1 for s in pool if same_label(_vote_label(s.vote), label, min_iou))
                 / max(len(pool), 1)
             ),
-            classes=sorted(k for k in keys if k != REJECTED)[:1000],
+            classes=sorted(set().union(*map(label_classes, answers)))[:1000],
         )
         self._resolve(state, consensus, ResolutionMethod.LEAD, pool, final, effects=effects)
 
