@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,37 +24,16 @@ from loupe.gateway.app import create_app
 from loupe.gateway.logic import Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
-from loupe.runtime.connections import SecurityProtocol, process_env, redis_kwargs
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.connections import process_env, redis_kwargs
 from loupe.runtime.redis_access import RedisAccessError
 from loupe.schemas import ReviewDecision, Tier, decode
 from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
-from loupe.stack import LocalStack, StackInfo, StackSettings, free_port
+from loupe.stack import StackInfo, free_port
 
 from .conftest import PEPPER, request_for
 
 REFUSAL_BOUND_S = 60.0
 """A refused gateway has exited by then (its Kafka check waits at most 10 s, Redis's 10 s)."""
-
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
-    try:
-        info = stack.up()
-        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
-        assert info.redis.tls and info.redis.password is not None
-        yield info
-    finally:
-        stack.down()
-
-
-@pytest.fixture
-def prefix(secured: StackInfo) -> str:
-    """This test's own topics on the secured stack."""
-    name = f"s{uuid.uuid4().hex[:10]}."
-    ensure_topics(secured.kafka, prefix=name)
-    return name
 
 
 def _start(
@@ -84,14 +61,18 @@ def _start(
 
 
 def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
-    secured: StackInfo, prefix: str, tmp_path: Path
+    secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
     users = UsersFile(tmp_path / "users.json")
     users.add(User(id="ann", role=Role.REVIEWER, tier=Tier.REVIEWER))
     token, _, _ = users.issue_token("ann", PEPPER)
     auth = {"Authorization": f"Bearer {token}"}
-    produce(secured.kafka, f"{prefix}{REVIEW_REQUESTS.name}", [("item-1", request_for("item-1"))])
-    process, url, log_path = _start(secured, prefix, tmp_path)
+    produce(
+        secured.kafka,
+        f"{secured_prefix}{REVIEW_REQUESTS.name}",
+        [("item-1", request_for("item-1"))],
+    )
+    process, url, log_path = _start(secured, secured_prefix, tmp_path)
     try:
 
         def claimed() -> httpx.Response | None:
@@ -117,11 +98,11 @@ def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
             timeout=30,
         )
         assert decision.status_code == 200, decision.text  # Kafka acknowledged it
-        records = read_all(secured.kafka, f"{prefix}{REVIEW_DECISIONS.name}", expect=1)
+        records = read_all(secured.kafka, f"{secured_prefix}{REVIEW_DECISIONS.name}", expect=1)
         decisions = [decode(ReviewDecision, record.value()) for record in records]
         assert [d.decision_id for d in decisions] == [decision.json()["decision_id"]]
         with redis.Redis.from_url(**redis_kwargs(secured.redis), socket_timeout=5) as client:
-            assert client.exists(f"{prefix}gw:ready")
+            assert client.exists(f"{secured_prefix}gw:ready")
     finally:
         process.terminate()
         process.wait(30)
@@ -138,9 +119,11 @@ def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
     ],
 )
 def test_a_gateway_with_a_wrong_password_refuses_to_start(
-    secured: StackInfo, prefix: str, tmp_path: Path, variable: str, message: str
+    secured: StackInfo, secured_prefix: str, tmp_path: Path, variable: str, message: str
 ) -> None:
-    process, _, log_path = _start(secured, prefix, tmp_path, **{variable: "not-the-password"})
+    process, _, log_path = _start(
+        secured, secured_prefix, tmp_path, **{variable: "not-the-password"}
+    )
     try:
         code = process.wait(REFUSAL_BOUND_S)
     except subprocess.TimeoutExpired:
@@ -157,14 +140,14 @@ def test_a_gateway_with_a_wrong_password_refuses_to_start(
 
 
 async def test_an_embedded_gateway_with_a_wrong_redis_password_does_not_start(
-    secured: StackInfo, prefix: str, tmp_path: Path
+    secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
     wrong = secured.redis.model_copy(update={"password": SecretStr("not-the-password")})
     settings = GatewaySettings(
         kafka=secured.kafka,
         redis=wrong,
-        topic_prefix=prefix,
-        redis_prefix=f"{prefix}gw:",
+        topic_prefix=secured_prefix,
+        redis_prefix=f"{secured_prefix}gw:",
         users_file=tmp_path / "users.json",
     )
     app = create_app(settings)

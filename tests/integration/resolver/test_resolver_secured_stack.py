@@ -10,8 +10,6 @@ a broker that will never let it in.
 from __future__ import annotations
 
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +19,10 @@ from harness.kafka import produce
 from harness.waiting import wait_for
 from integration.resolver.resolver_process import ResolverProcess, collect
 from loupe.resolver import simulate
-from loupe.runtime.connections import SecurityProtocol
-from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ClassificationLabel, ResolvedLabel, decode
 from loupe.schemas.policy import ConsolidationMethod
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
-from loupe.stack import LocalStack, StackInfo, StackSettings
+from loupe.stack import StackInfo
 
 REFUSAL_BOUND_S = 120.0
 """A refused worker has exited by then (its first metadata request waits at most 30 s)."""
@@ -34,26 +30,9 @@ REFUSAL_BOUND_S = 120.0
 CLASSES = ["cat", "dog", "fox"]
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
-    try:
-        info = stack.up()
-        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
-        yield info
-    finally:
-        stack.down()
-
-
-@pytest.fixture
-def prefix(secured: StackInfo) -> str:
-    """Registry topics of the test's own on the secured stack."""
-    prefix = f"s{uuid.uuid4().hex[:10]}."
-    ensure_topics(secured.kafka, prefix=prefix)
-    return prefix
-
-
-def test_votes_become_labels_over_sasl_ssl(secured: StackInfo, prefix: str, tmp_path: Path) -> None:
+def test_votes_become_labels_over_sasl_ssl(
+    secured: StackInfo, secured_prefix: str, tmp_path: Path
+) -> None:
     kafka = secured.kafka
     requests, decisions = [], []
     for n in range(6):
@@ -68,13 +47,13 @@ def test_votes_become_labels_over_sasl_ssl(secured: StackInfo, prefix: str, tmp_
             )
             for i in range(3)
         ]
-    produce(kafka, f"{prefix}{REVIEW_REQUESTS.name}", requests)
-    produce(kafka, f"{prefix}{REVIEW_DECISIONS.name}", decisions)
-    worker = ResolverProcess(kafka, prefix, tmp_path / "state", tmp_path / "log").start()
+    produce(kafka, f"{secured_prefix}{REVIEW_REQUESTS.name}", requests)
+    produce(kafka, f"{secured_prefix}{REVIEW_DECISIONS.name}", decisions)
+    worker = ResolverProcess(kafka, secured_prefix, tmp_path / "state", tmp_path / "log").start()
     try:
         resolved = collect(
             kafka,
-            f"{prefix}{LABELS_RESOLVED.name}",
+            f"{secured_prefix}{LABELS_RESOLVED.name}",
             until=lambda got: len(got) >= len(requests),
             workers=[worker],
         )
@@ -88,10 +67,10 @@ def test_votes_become_labels_over_sasl_ssl(secured: StackInfo, prefix: str, tmp_
 
 
 def test_a_worker_with_a_wrong_password_exits_with_the_authentication_error(
-    secured: StackInfo, prefix: str, tmp_path: Path
+    secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
     wrong = secured.kafka.model_copy(update={"password": SecretStr("not-the-password")})
-    worker = ResolverProcess(wrong, prefix, tmp_path / "state", tmp_path / "log").start()
+    worker = ResolverProcess(wrong, secured_prefix, tmp_path / "state", tmp_path / "log").start()
     assert worker.process is not None
     try:
         code = worker.process.wait(REFUSAL_BOUND_S)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +22,22 @@ from harness.router_flows import mixed_inputs, read_outputs, wait_committed
 from harness.waiting import wait_for
 from loupe.demo.processes import loupe_command
 from loupe.metrics.smoke import scrape
-from loupe.runtime.connections import SecurityProtocol, process_env
-from loupe.runtime.kafka import ensure_topics
-from loupe.stack import LocalStack, StackInfo, StackSettings, free_port
+from loupe.runtime.connections import process_env
+from loupe.stack import StackInfo, free_port
 
 REFUSAL_BOUND_S = 120.0
 """A refused router has exited by then (its first metadata request waits at most 30 s)."""
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
-    try:
-        info = stack.up()
-        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
-        assert info.redis.tls and info.redis.password is not None
-        yield info
-    finally:
-        stack.down()
-
-
 @pytest.fixture
-def secured_env(secured: StackInfo, router_env_factory: Callable[[Infra, str], Any]) -> Any:
+def secured_env(
+    secured: StackInfo, secured_prefix: str, router_env_factory: Callable[[Infra, str], Any]
+) -> Any:
     """A router environment with its own topics on the secured stack."""
-    prefix = f"s{uuid.uuid4().hex[:10]}."
-    ensure_topics(secured.kafka, prefix=prefix)
     infra = Infra(
         secured.kafka, secured.redis, "secured local stack", secured.kafka_version, "secured"
     )
-    return router_env_factory(infra, prefix)
+    return router_env_factory(infra, secured_prefix)
 
 
 def _start_metrics(env: Any, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -1,0 +1,37 @@
+"""Fixtures shared by the integration tests of every service: the secured local stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from loupe.runtime.connections import SecurityProtocol
+from loupe.runtime.kafka import ensure_topics
+from loupe.stack import LocalStack, StackInfo, StackSettings
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """A local stack of the session's own, secured: SASL_SSL SCRAM Kafka, TLS + password Redis.
+
+    One per session, not per test file: a secured start makes certificates and formats the
+    storage with its users, and every test keeps to topics under a prefix of its own.
+    """
+    stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
+    try:
+        info = stack.up()
+        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
+        assert info.redis.tls and info.redis.password is not None
+        yield info
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def secured_prefix(secured: StackInfo) -> str:
+    """A fresh topic prefix on the secured stack with every registry topic created under it."""
+    prefix = f"s{uuid.uuid4().hex[:10]}."
+    ensure_topics(secured.kafka, prefix=prefix)
+    return prefix
