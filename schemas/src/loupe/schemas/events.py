@@ -273,6 +273,12 @@ class ResolvedLabel(Event):
     first_seen_at: Timestamp
     resolved_at: Timestamp
 
+    @property
+    def person_made(self) -> bool:
+        """Whether people decided this label (any method but the router's auto-accept): the
+        one test every reader uses to keep a person's label over an automatic one."""
+        return self.method is not ResolutionMethod.AUTO
+
     @model_validator(mode="after")
     def _label_iff_labelled(self) -> Self:
         if (self.outcome is Outcome.LABELLED) != (self.label is not None):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loupe.metrics.histogram import RESOLUTION_SECONDS_BUCKETS, REVIEW_SECONDS_BUCKETS, Histogram
-from loupe.metrics.items import DecisionRecord, ItemState, Tally, VoteRecord, is_person_made
+from loupe.metrics.items import DecisionRecord, ItemState, Tally, VoteRecord
 from loupe.metrics.policies import PolicyBook
 from loupe.metrics.stats import Interval, wilson
 from loupe.runtime.labels import DEFAULT_MIN_IOU, labels_agree
@@ -203,7 +203,7 @@ class MetricsState:
         project = event.project
         model = self.model_key(project, event.provenance.prediction.model.name)
         revision = revision_label(event.revision)
-        person_made = is_person_made(event.method)
+        person_made = event.person_made
         if event.revision == AUTO_REVISION and not person_made:
             self.counters["routed", project, model, "auto"] += 1
         previous = (

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from loupe.runtime.labels import AnyLabel, labels_agree
-from loupe.schemas import Action, Outcome, ResolutionMethod, label_classes
+from loupe.schemas import Action, Outcome, label_classes
 
 Tally = Counter[tuple[str, ...]]
 """(metric, *label values) → amount."""
@@ -164,8 +164,3 @@ class ItemState:
                     labels_agree(stated, final, min_iou)
                 )
         return +out
-
-
-def is_person_made(method: ResolutionMethod) -> bool:
-    """Whether a resolution came from people rather than the router's auto-accept."""
-    return method is not ResolutionMethod.AUTO

@@ -499,10 +499,10 @@ def supersede(state: ItemState, label: ResolvedLabel, at: InputPosition) -> Effe
     effects = Effects()
     human = state.resolved
     if (
-        label.method is not ResolutionMethod.AUTO
+        label.person_made
         or label.item_id != state.item_id
         or human is None
-        or human.method is ResolutionMethod.AUTO
+        or not human.person_made
         or (
             state.published is not None
             and state.published.covers(at.partition, at.offset, at.timestamp_ms)

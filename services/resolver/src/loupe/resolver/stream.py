@@ -40,7 +40,6 @@ from loupe.schemas import (
     ContractError,
     ErrorKind,
     Event,
-    ResolutionMethod,
     ResolvedLabel,
     ReviewDecision,
     ReviewRequest,
@@ -235,7 +234,7 @@ class StreamResolver:
         if label.item_id != key:  # another item's label under this key: not this item's word
             metrics.EVENTS.labels("resolved", "invalid").inc()
             return
-        if label.method is not ResolutionMethod.AUTO:
+        if label.person_made:
             metrics.EVENTS.labels("resolved", "human").inc()
             return
         state = ItemState.from_bytes(stored)

@@ -11,7 +11,6 @@ from loupe.schemas import (
     BoxesLabel,
     ClassificationLabel,
     Outcome,
-    ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
     Tier,
@@ -85,7 +84,7 @@ def resolution_closes(resolved: ResolvedLabel, request: ReviewRequest) -> bool:
     Auto-accepted revisions never do: the router names the spot-check request in the automatic
     label's provenance, yet that review exists precisely to double-check the automatic label.
     """
-    if resolved.method is ResolutionMethod.AUTO:
+    if not resolved.person_made:
         return False
     if request.request_id in resolved.provenance.request_ids:
         return True
