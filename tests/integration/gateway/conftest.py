@@ -38,15 +38,23 @@ class GatewayHarness:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def add_user(
-        self, user_id: str, role: Role, tier: Tier | None = None, skills: list[str] | None = None
+        self,
+        user_id: str,
+        role: Role,
+        tier: Tier | None = None,
+        skills: list[str] | None = None,
+        projects: list[str] | None = None,
     ) -> str:
-        """Create a user in the durable file, cache it in Redis, return a fresh token."""
+        """Create a user in the durable file, cache it in Redis, return a fresh token
+        (``projects`` empty or None: every project)."""
         import redis  # noqa: PLC0415
 
         from loupe.gateway.projector import Projector  # noqa: PLC0415
         from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
-        self.users_file.add(User(id=user_id, role=role, tier=tier, skills=skills or []))
+        self.users_file.add(
+            User(id=user_id, role=role, tier=tier, skills=skills or [], projects=projects or [])
+        )
         token, _, _ = self.users_file.issue_token(user_id, PEPPER)
         client = redis.Redis.from_url(**redis_kwargs(self.settings.redis))
         Projector(client, self.settings.redis_prefix).load_users(self.users_file)
@@ -190,17 +198,23 @@ def request_for(
     request_id: str | None = None,
     escalation_level: int = 0,
     show_votes: bool = False,
+    project: str = "demo",
+    spot_check: bool = False,
 ) -> ReviewRequest:
     """A review request for a fresh item."""
     prediction: Prediction = {"classification": classification, "bbox": boxes, "track": tracks}[
         kind
-    ](item_id)
+    ](item_id).model_copy(update={"project": project})
     return ReviewRequest(
         request_id=request_id or f"req-{item_id}",
         item_id=item_id,
-        project="demo",
+        project=project,
         prediction=prediction,
-        reasons=[ReviewReason(code=ReasonCode.LOW_CONFIDENCE, detail="0.55 < 0.8")],
+        reasons=[
+            ReviewReason(code=ReasonCode.SPOT_CHECK, detail="sampled")
+            if spot_check
+            else ReviewReason(code=ReasonCode.LOW_CONFIDENCE, detail="0.55 < 0.8")
+        ],
         priority=priority,
         required_tier=tier,
         required_overlap=overlap,
@@ -208,6 +222,7 @@ def request_for(
         allowed_classes=CLASSES,
         escalation_level=escalation_level,
         show_votes=show_votes,
+        spot_check=spot_check,
         policy_version=1,
         created_at=AT - timedelta(seconds=age_s),
     )

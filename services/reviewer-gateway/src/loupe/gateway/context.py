@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -170,15 +171,70 @@ async def _authenticate(request: Request) -> User:
     return user
 
 
-class RoleCheck:
-    """A dependency that authenticates the caller and admits only ``roles`` (403 otherwise).
+class Scope(StrEnum):
+    """The project an endpoint touches, which ``RoleCheck`` holds the caller to.
 
-    One flat dependency per role set (no nested resolution); ``roles`` is also what the OpenAPI
-    document lists for each operation.
+    Every guarded route declares one, so that no route can forget the caller's projects.
     """
 
-    def __init__(self, roles: frozenset[Role]) -> None:
+    NONE = "none"
+    """No project's work: the caller themself (``/v1/me``), people and tokens (admins)."""
+    ITEM = "item"
+    """The projects of the ``{item_id}`` path parameter's tasks and label."""
+    TASK = "task"
+    """The project of the ``{task_id}`` path parameter's task."""
+    PROJECT = "project"
+    """The ``{project}`` path parameter."""
+    LISTING = "listing"
+    """A list the route filters with ``User.works_on``; a ``project`` it is asked for (query
+    parameter or body) is checked with ``check_project``."""
+
+
+def check_project(user: User, project: str) -> None:
+    """404 ``project_not_found`` unless ``user`` works on ``project``.
+
+    The one rule of tenant isolation: what lies outside the caller's projects is answered as if it
+    did not exist (404, never 403), so a caller learns nothing about other projects' items,
+    tasks or policies, not even that they exist.
+    """
+    if not user.works_on(project):
+        raise ApiError(404, "project_not_found", f"no project {project!r} among yours")
+
+
+async def _check_scope(request: Request, user: User, scope: Scope) -> None:
+    """Hold ``user`` to their projects for a ``scope`` (see ``check_project``)."""
+    if scope is Scope.NONE or not user.projects:
+        return
+    gateway: Gateway = request.app.state.gateway
+    params = request.path_params
+    if scope is Scope.ITEM:
+        item_id = params["item_id"]
+        projects = await gateway.store.item_projects(item_id)
+        if not all(user.works_on(project) for project in projects):
+            raise ApiError(404, "item_not_found", f"no item {item_id!r}")
+    elif scope is Scope.TASK:
+        task_id = params["task_id"]
+        project = await gateway.store.task_project(task_id)
+        if project is not None and not user.works_on(project):
+            raise ApiError(404, "task_not_found", f"no task {task_id!r}")
+    elif scope is Scope.PROJECT:
+        check_project(user, params["project"])
+    elif "project" in request.query_params:
+        check_project(user, request.query_params["project"])
+
+
+class RoleCheck:
+    """A dependency that authenticates the caller, admits only ``roles`` (403 otherwise) and
+    holds them to their projects for the route's ``scope`` (404 otherwise, see
+    ``check_project``).
+
+    One flat dependency per route (no nested resolution); ``roles`` and ``scope`` are also what
+    the OpenAPI document lists for each operation.
+    """
+
+    def __init__(self, roles: frozenset[Role], scope: Scope) -> None:
         self.roles = roles
+        self.scope = scope
         self._allowed = ", ".join(sorted(role.value for role in roles))
 
     async def __call__(self, request: Request) -> User:
@@ -189,15 +245,21 @@ class RoleCheck:
                 "forbidden",
                 f"role {user.role.value!r} may not do this (allowed: {self._allowed})",
             )
+        await _check_scope(request, user, self.scope)
         return user
 
 
-def _require(roles: frozenset[Role]) -> Any:
-    return Depends(RoleCheck(roles))
+def _require(roles: frozenset[Role], scope: Scope) -> Any:
+    return Depends(RoleCheck(roles, scope))
 
 
-AnyUser = Annotated[User, _require(EVERYONE)]
-Worker = Annotated[User, _require(WORKERS)]
-SeniorUser = Annotated[User, _require(SENIORS)]
-LeadUser = Annotated[User, _require(LEADS)]
-AdminUser = Annotated[User, _require(ADMINS)]
+Me = Annotated[User, _require(EVERYONE, Scope.NONE)]
+AdminUser = Annotated[User, _require(ADMINS, Scope.NONE)]
+ItemWorker = Annotated[User, _require(WORKERS, Scope.ITEM)]
+ItemSenior = Annotated[User, _require(SENIORS, Scope.ITEM)]
+ItemLead = Annotated[User, _require(LEADS, Scope.ITEM)]
+TaskWorker = Annotated[User, _require(WORKERS, Scope.TASK)]
+TaskLead = Annotated[User, _require(LEADS, Scope.TASK)]
+ProjectLead = Annotated[User, _require(LEADS, Scope.PROJECT)]
+ListingWorker = Annotated[User, _require(WORKERS, Scope.LISTING)]
+ListingLead = Annotated[User, _require(LEADS, Scope.LISTING)]

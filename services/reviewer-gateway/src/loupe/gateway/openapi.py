@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from loupe.gateway.context import RoleCheck
+from loupe.gateway.context import RoleCheck, Scope
 
 BEARER = "bearerAuth"
 
@@ -21,7 +21,8 @@ def _role_check(route: APIRoute) -> RoleCheck | None:
 
 
 def document_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
-    """Add the bearer scheme, and ``security``, ``x-roles``, 401 and 403 to guarded operations."""
+    """Add the bearer scheme, and ``security``, ``x-roles``, ``x-project-scope``, 401, 403 and
+    (for a project-scoped operation) 404 to guarded operations."""
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
@@ -39,9 +40,14 @@ def document_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, An
                 continue
             operation["security"] = [{BEARER: []}]
             operation["x-roles"] = roles
+            operation["x-project-scope"] = check.scope.value
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", {"description": "missing, unknown or revoked token"})
             responses.setdefault("403", {"description": f"allowed roles: {', '.join(roles)}"})
+            if check.scope is not Scope.NONE:
+                responses.setdefault(
+                    "404", {"description": "not found, or outside the caller's projects"}
+                )
             responses.setdefault(
                 "503",
                 {"description": "rebuilding: Redis is being rebuilt from Kafka (see Retry-After)"},

@@ -257,6 +257,23 @@ class TaskStore:
         ids = await self.r.zrange(f"{self.p}itasks:{item_id}", 0, -1)
         return [text(i) for i in ids]
 
+    async def task_project(self, task_id: str) -> str | None:
+        """The project of a task (None when the task is unknown)."""
+        value = await self.r.hget(f"{self.p}t:{task_id}", "project")
+        return None if value is None else text(value)
+
+    async def item_projects(self, item_id: str) -> set[str]:
+        """The projects of an item's tasks and resolved label (empty when the item is unknown)."""
+        projects = set()
+        for task_id in await self.item_task_ids(item_id):
+            project = await self.task_project(task_id)
+            if project is not None:
+                projects.add(project)
+        resolved = await self.resolved(item_id)
+        if resolved is not None:
+            projects.add(orjson.loads(resolved)["project"])
+        return projects
+
     async def my_leases(self, user: str) -> list[Lease]:
         """The caller's live leases."""
         leases = []

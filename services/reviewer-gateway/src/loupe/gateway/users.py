@@ -51,6 +51,11 @@ class User(BaseModel):
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
+    def works_on(self, project: str) -> bool:
+        """Whether this user may see and change ``project``'s work (an empty ``projects``
+        list: every project)."""
+        return not self.projects or project in self.projects
+
     def effective_tier(self) -> Tier | None:
         """The queue tier this user works at (None: may not claim)."""
         if self.role is Role.ADMIN:

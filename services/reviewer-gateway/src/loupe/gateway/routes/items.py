@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from loupe.gateway.audit import actor_of, audit_event, comment_view
-from loupe.gateway.context import GatewayDep, LeadUser, SeniorUser, Worker
+from loupe.gateway.context import GatewayDep, ItemLead, ItemSenior, ItemWorker
 from loupe.gateway.diff import diff_labels
 from loupe.gateway.errors import ApiError
 from loupe.gateway.ids import new_id
@@ -69,7 +69,7 @@ async def _votes_visible(
 
 
 @router.get("/{item_id}")
-async def get_item(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONResponse:
     """The item, its prediction, routing reasons, tasks and (when allowed) votes."""
     tasks = await _item_requests(gw, item_id)
     resolved_raw = await gw.store.resolved(item_id)
@@ -121,15 +121,16 @@ async def _require_item(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[st
 
 
 @router.get("/{item_id}/comments")
-async def list_comments(item_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+async def list_comments(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONResponse:
     """The item's comment thread, oldest first."""
+    await _require_item(gw, item_id)
     events = await gw.store.sorted_json(f"comments:{item_id}")
     return FastJSONResponse({"comments": [comment_view(e) for e in events]})
 
 
 @router.post("/{item_id}/comments", status_code=201)
 async def add_comment(
-    item_id: str, body: CommentBody, gw: GatewayDep, user: Worker
+    item_id: str, body: CommentBody, gw: GatewayDep, user: ItemWorker
 ) -> FastJSONResponse:
     """Add a comment (published to ``audit`` before the answer)."""
     tasks = await _require_item(gw, item_id)
@@ -155,7 +156,7 @@ async def add_comment(
 
 
 @router.get("/{item_id}/history")
-async def history(item_id: str, gw: GatewayDep, user: SeniorUser) -> FastJSONResponse:
+async def history(item_id: str, gw: GatewayDep, user: ItemSenior) -> FastJSONResponse:
     """Who changed what, when and why (audit events, oldest first)."""
     await _require_item(gw, item_id)
     return FastJSONResponse({"events": await gw.store.sorted_json(f"hist:{item_id}")})
@@ -165,7 +166,7 @@ async def history(item_id: str, gw: GatewayDep, user: SeniorUser) -> FastJSONRes
 async def diff(
     item_id: str,
     gw: GatewayDep,
-    user: Worker,
+    user: ItemWorker,
     decision_id: Annotated[str | None, Query(max_length=256)] = None,
 ) -> FastJSONResponse:
     """The model's label versus the final label (or, for leads, one vote)."""
@@ -212,10 +213,10 @@ async def diff(
 
 @router.post("/{item_id}/resolve")
 async def resolve(
-    item_id: str, body: ResolveBody, gw: GatewayDep, lead: LeadUser
+    item_id: str, body: ResolveBody, gw: GatewayDep, lead: ItemLead
 ) -> FastJSONResponse:
     """A lead's final call: a final decision to Kafka, then the item's tasks close."""
-    tasks = await _item_requests(gw, item_id)
+    tasks = await _require_item(gw, item_id)
     if not tasks:
         raise ApiError(404, "item_not_found", f"no review task for item {item_id!r}")
     task_id, task = tasks[-1]

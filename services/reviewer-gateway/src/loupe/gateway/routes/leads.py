@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loupe.gateway.audit import actor_of, audit_event
-from loupe.gateway.context import Gateway, GatewayDep, LeadUser
+from loupe.gateway.context import Gateway, GatewayDep, ListingLead, ProjectLead
 from loupe.gateway.errors import ApiError
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import json_bytes
@@ -36,7 +36,7 @@ class PolicyBody(BaseModel):
 @router.get("/conflicts")
 async def conflicts(
     gw: GatewayDep,
-    lead: LeadUser,
+    lead: ListingLead,
     project: Annotated[ProjectName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[
@@ -51,7 +51,7 @@ async def conflicts(
     found = []
     for value in raw:
         record = orjson.loads(value)
-        if project is None or record["project"] == project:
+        if (project is None or record["project"] == project) and lead.works_on(record["project"]):
             found.append(record)
             if len(found) >= limit:
                 break
@@ -71,7 +71,7 @@ def _policy_view(raw: bytes) -> dict[str, Any]:
 
 
 @router.get("/policy/{project}")
-async def get_policy(project: str, gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
+async def get_policy(project: str, gw: GatewayDep, lead: ProjectLead) -> FastJSONResponse:
     """The newest policy version the gateway has seen for a project."""
     raw: Any = await gw.redis.get(f"{gw.settings.redis_prefix}policy:{project}")
     if raw is None:
@@ -81,7 +81,7 @@ async def get_policy(project: str, gw: GatewayDep, lead: LeadUser) -> FastJSONRe
 
 @router.put("/policy/{project}")
 async def put_policy(
-    project: str, body: PolicyBody, gw: GatewayDep, lead: LeadUser
+    project: str, body: PolicyBody, gw: GatewayDep, lead: ProjectLead
 ) -> FastJSONResponse:
     """Publish a new policy version (``PolicyUpdate`` on ``control.policy``)."""
     try:
@@ -152,11 +152,27 @@ async def _publish_policy(
     return raw
 
 
+async def _within(gw: Gateway, user_id: str, projects: set[str]) -> bool:
+    """Whether a user works only on some of ``projects`` (False for an unknown user)."""
+    raw = await gw.redis.get(f"{gw.settings.redis_prefix}user:{user_id}")
+    if raw is None:
+        return False
+    user = User.model_validate_json(raw)
+    return bool(user.projects) and set(user.projects) <= projects
+
+
 @router.get("/reviewers/quality")
-async def quality(gw: GatewayDep, lead: LeadUser) -> FastJSONResponse:
-    """Per-reviewer agreement with final labels, skips, escalations and time spent."""
+async def quality(gw: GatewayDep, lead: ListingLead) -> FastJSONResponse:
+    """Per-reviewer agreement with final labels, skips, escalations and time spent.
+
+    The counters are kept per person, across projects: a lead who works on some projects only
+    sees the people whose projects all lie within theirs (whose figures then come from those
+    projects alone, since nobody reviews outside their projects).
+    """
     p = gw.settings.redis_prefix
     users = sorted(text(u) for u in await gw.redis.smembers(f"{p}qusers"))
+    if lead.projects:
+        users = [u for u in users if await _within(gw, u, set(lead.projects))]
     pipe = gw.redis.pipeline(transaction=False)
     for user_id in users:
         pipe.hgetall(f"{p}quality:{user_id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from loupe.gateway.context import AnyUser, GatewayDep
+from loupe.gateway.context import GatewayDep, Me
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.views import ms_to_iso
 from loupe.schemas import Tier
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["me"])
 
 
 @router.get("/me")
-async def me(gw: GatewayDep, user: AnyUser) -> FastJSONResponse:
+async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
     """The caller's identity and the work visible to them."""
     tier = user.effective_tier()
     max_rank = Tier.LEAD.rank if tier is None else tier.rank

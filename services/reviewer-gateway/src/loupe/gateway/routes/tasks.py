@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loupe.gateway import metrics
 from loupe.gateway.audit import actor_of, audit_event
-from loupe.gateway.context import GatewayDep, LeadUser, Worker
+from loupe.gateway.context import GatewayDep, ListingWorker, TaskLead, TaskWorker, check_project
 from loupe.gateway.errors import ApiError, rebuilding
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
@@ -81,15 +81,14 @@ def lease_view(lease: Lease, seconds: float) -> dict[str, Any]:
 
 
 @router.post("/claim", responses={204: {"description": "nothing to claim"}})
-async def claim(gw: GatewayDep, user: Worker, body: ClaimBody | None = None) -> Response:
+async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = None) -> Response:
     """Lease the best task the caller may take (204 when there is none)."""
     tier = user.effective_tier()
     if tier is None:
         raise ApiError(403, "forbidden", "this user has no review tier")
     projects = list(user.projects)
     if body is not None and body.project is not None:
-        if projects and body.project not in projects:
-            raise ApiError(403, "forbidden", f"you do not work on project {body.project!r}")
+        check_project(user, body.project)
         projects = [body.project]
     settings = gw.settings
     try:
@@ -136,7 +135,7 @@ async def _missing_lease(gw: GatewayDep, task_id: str) -> ApiError:
 
 
 @router.post("/{task_id}/heartbeat")
-async def heartbeat(task_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+async def heartbeat(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONResponse:
     """Extend the caller's lease by the lease duration."""
     seconds = gw.settings.lease_seconds
     lease = await gw.store.heartbeat(task_id, user.id, int(seconds * 1000))
@@ -146,7 +145,7 @@ async def heartbeat(task_id: str, gw: GatewayDep, user: Worker) -> FastJSONRespo
 
 
 @router.post("/{task_id}/release")
-async def release(task_id: str, gw: GatewayDep, user: Worker) -> FastJSONResponse:
+async def release(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONResponse:
     """Give the task back without deciding; it keeps its place in the queue."""
     if not await gw.store.release(task_id, user.id):
         raise await _missing_lease(gw, task_id)
@@ -221,7 +220,7 @@ async def decide(
     task_id: str,
     body: DecisionBody,
     gw: GatewayDep,
-    user: Worker,
+    user: TaskWorker,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> FastJSONResponse:
     """Record the lease holder's decision; answers only after Kafka acknowledged it."""
@@ -302,7 +301,7 @@ def _label_message(exc: Exception) -> str:
 
 @router.post("/{task_id}/reassign")
 async def reassign(
-    task_id: str, body: ReassignBody, gw: GatewayDep, lead: LeadUser
+    task_id: str, body: ReassignBody, gw: GatewayDep, lead: TaskLead
 ) -> FastJSONResponse:
     """Revoke leases, move the task to another tier and/or lease it to a named person."""
     task = await gw.store.task(task_id)
@@ -319,7 +318,12 @@ async def reassign(
         target = User.model_validate_json(raw)
         target_tier = target.effective_tier()
         required = set(orjson.loads(task["skills"]))
-        if target_tier is None or target_tier.rank < rank or not required <= set(target.skills):
+        if (
+            target_tier is None
+            or target_tier.rank < rank
+            or not required <= set(target.skills)
+            or not target.works_on(task["project"].decode())
+        ):
             raise ApiError(
                 409, "not_eligible", f"user {body.to_user!r} lacks the tier or skills for this task"
             )
