@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -244,3 +244,40 @@ def _wait_until_visible(admin: AdminClient, names: list[str], timeout_s: float) 
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics not ready after {timeout_s:.0f}s: {', '.join(missing)}")
         time.sleep(0.1)
+
+
+LEADER_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._TIMED_OUT,
+    }
+)
+"""Errors a watermark request gets while a partition's leader is being elected (a topic just
+created, a broker just restarted): asking again shortly succeeds."""
+
+
+def watermarks(
+    consumer: Any, topic: str, partitions: Iterable[int], timeout_s: float = 30.0
+) -> dict[int, tuple[int, int]]:
+    """Each partition's (low, high) offsets, asking again while its leader moves (until
+    ``timeout_s``): a service starting next to a fresh topic or broker must not fail on it."""
+    deadline = time.monotonic() + timeout_s
+    out: dict[int, tuple[int, int]] = {}
+    for number in partitions:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                out[number] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, number), timeout=max(left, 0.1)
+                )
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() not in LEADER_MOVING or left <= 0:
+                    raise
+                time.sleep(min(0.2, left))
+                consumer.list_topics(topic, timeout=max(left, 0.1))  # the client's view too
+    return out

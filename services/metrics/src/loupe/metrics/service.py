@@ -35,7 +35,13 @@ from loupe.metrics.lag import read_lag
 from loupe.metrics.queues import QueueStats, read_queued, summarise
 from loupe.metrics.settings import MetricsSettings
 from loupe.runtime.connections import redis_kwargs
-from loupe.runtime.kafka import admin_client, check_access, consumer_config, producer_config
+from loupe.runtime.kafka import (
+    admin_client,
+    check_access,
+    consumer_config,
+    producer_config,
+    watermarks,
+)
 from loupe.runtime.logs import process_repeat_limiter
 from loupe.schemas import ContractError, Event, decode, utcnow
 from loupe.schemas.topics import (
@@ -288,10 +294,8 @@ class MetricsService:
             metadata = consumer.list_topics(topic, timeout=30).topics[topic]
             if metadata.error is not None:
                 raise KafkaException(metadata.error)
-            for number in sorted(metadata.partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, number), timeout=30
-                )
+            offsets = watermarks(consumer, topic, sorted(metadata.partitions), timeout_s=30)
+            for number, (low, high) in offsets.items():
                 if high > low:
                     ends[topic, number] = high
                 partitions.append(TopicPartition(topic, number, OFFSET_BEGINNING))

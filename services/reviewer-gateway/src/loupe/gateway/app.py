@@ -138,6 +138,8 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
         app.state.gateway = gateway
         consumer = GatewayConsumer(settings).start() if settings.start_consumer else None
         app.state.consumer = consumer
+        if consumer is not None:
+            gateway.consumer_problem = consumer.problem
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_sweep_until(gateway, stop))
         if own_process:

@@ -70,6 +70,9 @@ class GatewayConsumer:
         self._upto: dict[tuple[str, int], int] | None = None
         self._release_lock = self.redis.register_script(scripts.RELEASE_LOCK)
         self.last_error: str | None = None
+        self.died: str | None = None
+        self._last_loop = time.monotonic()
+        self._rebuilding = False
         self._handlers: dict[str, Callable[[bytes], None]] = {
             settings.topic(REVIEW_REQUESTS.name): self._on_request,
             settings.topic(LABELS_RESOLVED.name): self._on_resolved,
@@ -82,6 +85,18 @@ class GatewayConsumer:
         """Start consuming in the background."""
         self._thread.start()
         return self
+
+    def problem(self) -> str | None:
+        """Why the consumer is not applying events (None when it is): ``/healthz`` fails on it,
+        so the orchestrator restarts a gateway whose queues would otherwise silently go stale."""
+        if self.died is not None:
+            return f"the consumer thread died: {self.died}"
+        if not self._thread.is_alive() and not self._stop.is_set():
+            return "the consumer thread is not running"
+        since = time.monotonic() - self._last_loop
+        if not self._rebuilding and since > self.settings.stall_timeout_s:
+            return f"the consumer loop has not run for {since:.0f}s (stuck in Kafka or Redis)"
+        return None
 
     def stop(self) -> None:
         """Stop the loop and close the clients."""
@@ -104,10 +119,13 @@ class GatewayConsumer:
         lease_ms = int(self.settings.rebuild_lease_s * 1000)
         if not self.redis.set(lock, token, nx=True, px=lease_ms):
             return False
+        self._rebuilding = True
         try:
             if not self.redis.exists(f"{self.p}ready") and not self.rebuild(token):
                 return False
         finally:
+            self._rebuilding = False
+            self._last_loop = time.monotonic()
             self._release_lock(args=[lock, token])
         self._load_upto()  # before the first live record is applied
         return True
@@ -155,11 +173,20 @@ class GatewayConsumer:
         self._upto = upto
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.died = repr(exc)
+            log.exception("the consumer thread died (/healthz fails until a restart)")
+            raise
+
+    def _loop(self) -> None:
         consumer: Consumer | None = None
         next_check = next_commit = 0.0
         uncommitted = False
         ready = False
         while not self._stop.is_set():
+            self._last_loop = time.monotonic()
             try:
                 if time.monotonic() >= next_check:
                     ready = self.ensure_ready()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -56,6 +57,8 @@ class Gateway:
     users_file: UsersFile
     pepper: str
     _auth_cache: dict[str, tuple[float, User]] = field(default_factory=dict)
+    consumer_problem: Callable[[], str | None] = field(default=lambda: None)
+    """Why the in-process consumer is not applying events (``GatewayConsumer.problem``)."""
 
     def topic(self, name: str) -> str:
         """Broker-side topic name."""

@@ -42,7 +42,7 @@ from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
-from loupe.runtime.kafka import admin_client, consumer_config
+from loupe.runtime.kafka import admin_client, consumer_config, watermarks
 from loupe.schemas import Action, AuditEvent, ConflictRecord, PolicyUpdate, ReviewDecision
 from loupe.schemas.topics import (
     AUDIT,
@@ -336,12 +336,7 @@ class Rebuilder:
         meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
         if meta.error is not None:
             raise RebuildError(f"topic {topic} is not readable: {meta.error}")
-        out = {}
-        for number in meta.partitions:
-            out[number] = self.consumer.get_watermark_offsets(
-                TopicPartition(topic, number), timeout=30
-            )
-        return out
+        return watermarks(self.consumer, topic, meta.partitions, timeout_s=30)
 
     def _stream(
         self,

@@ -33,6 +33,9 @@ class GatewaySettings(ServiceSettings):
     """Producer batching window: concurrent decisions share one broker round trip."""
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     """How often the consumer commits offsets (replays after a crash are idempotent)."""
+    stall_timeout_s: float = Field(default=60.0, ge=1.0, le=3_600.0)
+    """/healthz fails when the consumer thread has not gone round its loop for this long
+    (outside a rebuild, which has its own deadline): stuck in a Kafka or Redis call."""
     otel_telemetry: bool = False
     """FastAPI's OpenTelemetry hooks (tracing/metrics/logs); Prometheus metrics are always on."""
     consumer_group: str = "loupe-gateway"

@@ -17,8 +17,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz")
 async def healthz(gw: GatewayDep) -> FastJSONResponse:
-    """Redis and Kafka reachability, and whether a rebuild is running (a failed rebuild is
-    unhealthy: the gateway cannot serve until a later attempt succeeds)."""
+    """Redis and Kafka reachability, the consumer thread (dead or stuck is unhealthy, with
+    why), and whether a rebuild is running (a failed rebuild is unhealthy: the gateway cannot
+    serve until a later attempt succeeds)."""
     try:
         redis_ok = bool(await gw.redis.ping())
         state = await gw.readiness()
@@ -26,11 +27,13 @@ async def healthz(gw: GatewayDep) -> FastJSONResponse:
         redis_ok, state = False, None
     kafka_ok = await asyncio.to_thread(gw.producer.ping, 2.0)
     failed = state is not None and state.error is not None
-    healthy = redis_ok and kafka_ok and not failed
+    consumer_problem = gw.consumer_problem()
+    healthy = redis_ok and kafka_ok and not failed and consumer_problem is None
     body: dict[str, object] = {
         "status": "ok" if healthy else "unhealthy",
         "redis": redis_ok,
         "kafka": kafka_ok,
+        "consumer": consumer_problem or "ok",
         "rebuilding": state is not None and not state.ready,
     }
     if failed and state is not None:
