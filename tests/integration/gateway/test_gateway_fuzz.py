@@ -262,9 +262,17 @@ def _seed(http: httpx.Client, tokens: dict[str, str], bootstrap: str, prefix: st
         Known(
             "lead",
             {"item_id": "fz-esc-1"},
-            body={"action": "correct", "label": {"kind": "classification", "label": "dog"}},
+            body={
+                "action": "correct",
+                "label": {"kind": "classification", "label": "dog"},
+                "idempotency_key": "fz-final-1",
+            },
         ),
-        Known("lead", {"item_id": "fz-cls-3"}, body={"action": "reject", "reason": "blurry"}),
+        Known(
+            "lead",
+            {"item_id": "fz-cls-3"},
+            body={"action": "reject", "reason": "blurry", "idempotency_key": "fz-final-2"},
+        ),
     ]
     now = datetime.now(UTC).isoformat()
     known["GET /v1/conflicts"] = [

@@ -161,6 +161,7 @@ async def test_lead_resolve_reassign_conflicts_and_policy(
             "action": "correct",
             "label": {"kind": "classification", "label": "fox"},
             "reason": "obvious fox",
+            "idempotency_key": "final-b",
         },
     )
     assert final.status_code == 200, final.text

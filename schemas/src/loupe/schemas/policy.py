@@ -143,6 +143,9 @@ class ReviewPolicy(Contract):
     )
     show_votes: bool = False
     """Blind review is the default: reviewers do not see other votes before resolution."""
+    announce_spot_checks: bool = False
+    """Whether reviewers are told that a task is a spot check. Off by default: people told so
+    rubber-stamp exactly the items that measure the model's error (leads always see it)."""
 
 
 class ProjectPolicy(Contract):

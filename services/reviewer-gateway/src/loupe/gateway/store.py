@@ -212,6 +212,23 @@ class TaskStore:
         )
         return reply[0].decode(), reply[1]
 
+    async def begin_final(self, lead: str, key: str, grace_ms: int) -> bytes | None:
+        """Mark a lead's final call under ``key`` as in flight; None when it is new, else what
+        the key holds: ``b"pending"`` (in flight) or the first call's stored answer."""
+        redis_key = f"{self.p}final:{lead}:{key}"
+        if await self.r.set(redis_key, b"pending", nx=True, px=grace_ms):
+            return None
+        value: Any = await self.r.get(redis_key)
+        return b"pending" if value is None else bytes(value)
+
+    async def abandon_final(self, lead: str, key: str) -> None:
+        """Forget a final call that was not (surely) published, so that a retry publishes it."""
+        await self.r.delete(f"{self.p}final:{lead}:{key}")
+
+    async def commit_final(self, lead: str, key: str, result: dict[str, Any], ttl_s: int) -> None:
+        """Keep a final call's answer for replays of its key."""
+        await self.r.set(f"{self.p}final:{lead}:{key}", orjson.dumps(result), ex=ttl_s)
+
     async def close(self, task_id: str, status: str, revoke: bool) -> list[str]:
         """Take a task out of the queues (status resolved/closed); list revoked holders."""
         revoked = await self._close(args=[self.p, task_id, status, "1" if revoke else "0"])
@@ -273,6 +290,18 @@ class TaskStore:
         if resolved is not None:
             projects.add(orjson.loads(resolved)["project"])
         return projects
+
+    async def has_voted(self, item_id: str, user: str) -> bool:
+        """Whether ``user`` has voted on the item (any of its tasks)."""
+        return bool(await self.r.sismember(f"{self.p}voters:{item_id}", user))
+
+    async def announces_spot_checks(self, project: str) -> bool:
+        """Whether the project's newest policy the gateway has seen tells reviewers which tasks
+        are spot checks (no policy seen: not announced)."""
+        raw: Any = await self.r.get(f"{self.p}policy:{project}")
+        if raw is None:
+            return False
+        return bool(orjson.loads(raw)["policy"]["review"].get("announce_spot_checks", False))
 
     async def my_leases(self, user: str) -> list[Lease]:
         """The caller's live leases."""

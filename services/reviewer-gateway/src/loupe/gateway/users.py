@@ -19,9 +19,16 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from loupe.gateway.logic import Role, default_tier
 from loupe.schemas import Tier, utcnow
@@ -50,6 +57,19 @@ class User(BaseModel):
     projects: Annotated[list[Slug], Field(max_length=256)] = Field(default_factory=list)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _tier_within_role(self) -> Self:
+        """A tier may lower the queues a person works at, never raise them above their role:
+        powers come from the role (a vote at tier ``lead`` is final, so a reviewer given that
+        tier could otherwise settle items alone)."""
+        ceiling = default_tier(self.role)
+        if self.tier is not None and ceiling is not None and self.tier.rank > ceiling.rank:
+            raise ValueError(
+                f"tier {self.tier.value!r} is above role {self.role.value!r}: a tier may only "
+                "be the role's own or a lower one"
+            )
+        return self
 
     def works_on(self, project: str) -> bool:
         """Whether this user may see and change ``project``'s work (an empty ``projects``

@@ -9,7 +9,7 @@ import orjson
 
 from loupe.gateway.labels import parse_label
 from loupe.runtime.labels import model_confidence
-from loupe.schemas import Prediction, ReviewDecision
+from loupe.schemas import Prediction, ReasonCode, ReviewDecision
 
 
 def vote_view(decision: ReviewDecision) -> dict[str, Any]:
@@ -31,8 +31,37 @@ def ms_to_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def task_view(request: dict[str, Any], task_id: str, confidence: float | None) -> dict[str, Any]:
-    """The task part of a claim response, from the stored ReviewRequest JSON."""
+def reasons_shown(reasons: list[dict[str, Any]], announce_spot_checks: bool) -> list[Any]:
+    """Routing reasons as a reviewer sees them: a spot check is named only when announced."""
+    if announce_spot_checks:
+        return reasons
+    return [reason for reason in reasons if reason["code"] != ReasonCode.SPOT_CHECK.value]
+
+
+def conflict_shown(conflict: dict[str, Any] | None, show_votes: bool) -> dict[str, Any] | None:
+    """An escalation's conflict as its reviewer sees it: in blind review without the votes and
+    the classes they chose (the disagreement's size and kind stay)."""
+    if conflict is None or show_votes:
+        return conflict
+    return {k: v for k, v in conflict.items() if k not in ("votes", "classes")}
+
+
+def task_view(
+    request: dict[str, Any],
+    task_id: str,
+    confidence: float | None,
+    *,
+    oversight: bool,
+    announce_spot_checks: bool,
+) -> dict[str, Any]:
+    """The task part of a claim response, from the stored ReviewRequest JSON.
+
+    Blind review and unannounced spot checks hold unless the caller has ``oversight`` (a lead):
+    the conflict of an escalation loses its votes, and ``spot_check`` is null (not disclosed)
+    and no reason names it unless the policy announces spot checks.
+    """
+    announce = oversight or announce_spot_checks
+    show_votes = oversight or bool(request.get("show_votes"))
     prediction = request["prediction"]
     return {
         "task_id": task_id,
@@ -43,16 +72,16 @@ def task_view(request: dict[str, Any], task_id: str, confidence: float | None) -
         "required_tier": request["required_tier"],
         "required_overlap": request["required_overlap"],
         "priority": request["priority"],
-        "reasons": request["reasons"],
+        "reasons": reasons_shown(request["reasons"], announce),
         "skills": request.get("skills", []),
         "allowed_classes": request["allowed_classes"],
         "safety_critical": request.get("safety_critical", False),
-        "spot_check": request.get("spot_check", False),
+        "spot_check": request.get("spot_check", False) if announce else None,
         "escalation_level": request.get("escalation_level", 0),
         "created_at": request["created_at"],
         "prediction": prediction,
         "confidence": confidence,
-        "conflict": request.get("conflict"),
+        "conflict": conflict_shown(request.get("conflict"), show_votes),
         "votes": None,
     }
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from loupe.gateway.audit import actor_of, audit_event, comment_view
-from loupe.gateway.context import GatewayDep, ItemLead, ItemSenior, ItemWorker
+from loupe.gateway.context import Gateway, GatewayDep, ItemLead, ItemSenior, ItemWorker
 from loupe.gateway.diff import diff_labels
 from loupe.gateway.errors import ApiError
-from loupe.gateway.ids import new_id
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import User
-from loupe.gateway.views import task_confidence
+from loupe.gateway.views import reasons_shown, task_confidence
 from loupe.schemas import (
     Action,
     AuditAction,
@@ -28,10 +27,13 @@ from loupe.schemas import (
     decision_id_for,
     utcnow,
 )
-from loupe.schemas._base import Comment, ShortText
+from loupe.schemas._base import Comment, Identifier, ShortText
 from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
+
+_VOTE_AUDITS = frozenset({AuditAction.DECISION.value, AuditAction.ESCALATION.value})
+"""Audit actions that reveal a vote (hidden from a blind reviewer's history)."""
 
 
 class CommentBody(BaseModel):
@@ -49,6 +51,7 @@ class ResolveBody(BaseModel):
     label: dict[str, Any] | None = None
     comment: Comment | None = None
     reason: ShortText = ""
+    idempotency_key: Identifier | None = None
 
 
 async def _item_requests(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[str, bytes]]]:
@@ -60,12 +63,18 @@ async def _item_requests(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[s
     return tasks
 
 
-async def _votes_visible(
-    gw: GatewayDep, user: User, resolved: bytes | None, requests: list[dict[str, Any]]
-) -> bool:
-    return (
-        user.role is Role.LEAD or resolved is not None or any(r.get("show_votes") for r in requests)
+async def _blind(gw: Gateway, user: User, item_id: str, tasks: list[Any]) -> bool:
+    """Whether blind review hides the item's votes, current label and vote audit entries from
+    ``user``: one of its tasks is open without ``show_votes`` and they have not voted on the item
+    (on a spot check the current label is the automatic one; on an escalation it may be an
+    earlier round's). Leads oversee: they are never blind."""
+    if user.role is Role.LEAD:
+        return False
+    open_blind = any(
+        task["status"] == b"open" and not orjson.loads(task["req"]).get("show_votes")
+        for _, task in tasks
     )
+    return open_blind and not await gw.store.has_voted(item_id, user.id)
 
 
 @router.get("/{item_id}")
@@ -86,7 +95,13 @@ async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONRe
         prediction = resolved["provenance"]["prediction"]
         project, reasons = resolved["project"], []
         confidence = task_confidence(None, prediction)
-    visible = await _votes_visible(gw, user, resolved_raw, requests)
+    blind = await _blind(gw, user, item_id, tasks)
+    visible = not blind and (
+        user.role is Role.LEAD
+        or resolved_raw is not None
+        or any(r.get("show_votes") for r in requests)
+    )
+    announce = user.role is Role.LEAD or await gw.store.announces_spot_checks(project)
     return FastJSONResponse(
         {
             "item_id": item_id,
@@ -94,7 +109,7 @@ async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONRe
             "task_type": prediction["task_type"],
             "prediction": prediction,
             "confidence": confidence,
-            "reasons": reasons,
+            "reasons": reasons_shown(reasons, announce),
             "tasks": [
                 {
                     "task_id": task_id,
@@ -106,7 +121,7 @@ async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONRe
                 }
                 for (task_id, task), request in zip(tasks, requests, strict=True)
             ],
-            "resolved": resolved,
+            "resolved": None if blind else resolved,
             "votes": await gw.store.votes(item_id) if visible else None,
             "votes_hidden": not visible,
         }
@@ -157,9 +172,13 @@ async def add_comment(
 
 @router.get("/{item_id}/history")
 async def history(item_id: str, gw: GatewayDep, user: ItemSenior) -> FastJSONResponse:
-    """Who changed what, when and why (audit events, oldest first)."""
-    await _require_item(gw, item_id)
-    return FastJSONResponse({"events": await gw.store.sorted_json(f"hist:{item_id}")})
+    """Who changed what, when and why (audit events, oldest first); in blind review without
+    the other people's votes and escalations (see ``_blind``)."""
+    tasks = await _require_item(gw, item_id)
+    events = await gw.store.sorted_json(f"hist:{item_id}")
+    if await _blind(gw, user, item_id, tasks):
+        events = [e for e in events if e["action"] not in _VOTE_AUDITS]
+    return FastJSONResponse({"events": events})
 
 
 @router.get("/{item_id}/diff")
@@ -173,6 +192,7 @@ async def diff(
     tasks = await _require_item(gw, item_id)
     resolved_raw = await gw.store.resolved(item_id)
     resolved = orjson.loads(resolved_raw) if resolved_raw else None
+    shown = None if await _blind(gw, user, item_id, tasks) else resolved
     if tasks:
         prediction = orjson.loads(tasks[0][1]["req"])["prediction"]
     else:
@@ -188,11 +208,11 @@ async def diff(
             raise ApiError(404, "not_found", f"no labelled vote {decision_id!r} on this item")
         corrected, against = vote["label"], f"decision:{decision_id}"
     else:
-        if resolved is None:
+        if shown is None:  # in blind review as if there were none
             raise ApiError(409, "not_resolved", "the item has no final label yet")
-        if resolved["label"] is None:
+        if shown["label"] is None:
             raise ApiError(409, "not_resolved", "the item was rejected: there is no final label")
-        corrected, against = resolved["label"], "final"
+        corrected, against = shown["label"], "final"
     original_label, corrected_label = parse_label(prediction["label"]), parse_label(corrected)
     assert original_label is not None and corrected_label is not None
     try:
@@ -213,12 +233,58 @@ async def diff(
 
 @router.post("/{item_id}/resolve")
 async def resolve(
-    item_id: str, body: ResolveBody, gw: GatewayDep, lead: ItemLead
+    item_id: str,
+    body: ResolveBody,
+    gw: GatewayDep,
+    lead: ItemLead,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> FastJSONResponse:
-    """A lead's final call: a final decision to Kafka, then the item's tasks close."""
+    """A lead's final call: a final decision to Kafka, then the item's tasks close.
+
+    Idempotent like every decision: the key (body or ``Idempotency-Key``) names the call, its
+    decision id derives from it, and a retry with the key answers the first call's result
+    (``replayed: true``) without publishing again.
+    """
+    key = body.idempotency_key or idempotency_key
+    if not key:
+        raise ApiError(
+            422, "validation_error", "idempotency_key (body) or Idempotency-Key header required"
+        )
     tasks = await _require_item(gw, item_id)
     if not tasks:
         raise ApiError(404, "item_not_found", f"no review task for item {item_id!r}")
+    settings = gw.settings
+    held = await gw.store.begin_final(lead.id, key, int((settings.kafka_timeout_s + 5) * 1000))
+    if held == b"pending":
+        raise ApiError(
+            409, "decision_in_progress", "a final call with this idempotency key is being recorded"
+        )
+    if held is not None:
+        result = orjson.loads(held)
+        if result["item_id"] != item_id:
+            raise ApiError(
+                409, "idempotency_conflict", "this idempotency key was used for another item"
+            )
+        return FastJSONResponse({**result, "replayed": True})
+    try:
+        result = await _final_call(gw, lead, item_id=item_id, body=body, key=key, tasks=tasks)
+    except BaseException:
+        await gw.store.abandon_final(lead.id, key)  # nothing answered: a retry publishes again
+        raise
+    await gw.store.commit_final(lead.id, key, result, settings.idempotency_ttl_s)
+    return FastJSONResponse({**result, "replayed": False})
+
+
+async def _final_call(
+    gw: Gateway,
+    lead: User,
+    *,
+    item_id: str,
+    body: ResolveBody,
+    key: str,
+    tasks: list[tuple[str, dict[str, bytes]]],
+) -> dict[str, Any]:
+    """Publish the final decision (Kafka-acknowledged) and close the item's tasks."""
     task_id, task = tasks[-1]
     request = orjson.loads(task["req"])
     action = Action(body.action)
@@ -231,7 +297,6 @@ async def resolve(
         )
     except (LabelError, ValidationError, ValueError) as exc:
         raise ApiError(422, "invalid_label", str(exc).splitlines()[0]) from None
-    key = new_id()
     now = utcnow()
     decision = ReviewDecision(
         decision_id=decision_id_for(request["request_id"], lead.id, key),
@@ -267,12 +332,12 @@ async def resolve(
             gw.settings.kafka_timeout_s,
         )
     except DeliveryError as exc:
-        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+        raise ApiError(
+            503, "kafka_unavailable", f"final call not accepted, retry with the same key: {exc}"
+        ) from None
     closed = []
     for tid, data in tasks:
         if data["status"] in (b"open", b"complete"):
             await gw.store.close(tid, "closed", revoke=True)
             closed.append(tid)
-    return FastJSONResponse(
-        {"decision_id": decision.decision_id, "item_id": item_id, "closed_tasks": closed}
-    )
+    return {"decision_id": decision.decision_id, "item_id": item_id, "closed_tasks": closed}

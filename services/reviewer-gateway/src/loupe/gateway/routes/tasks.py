@@ -15,7 +15,7 @@ from loupe.gateway.context import GatewayDep, ListingWorker, TaskLead, TaskWorke
 from loupe.gateway.errors import ApiError, rebuilding
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
-from loupe.gateway.logic import LabelError, check_label
+from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.store import Lease, RebuildingError, ScanLimitError
 from loupe.gateway.views import ms_to_iso, task_confidence, task_view, vote_view
@@ -113,7 +113,13 @@ async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = No
     metrics.CLAIMS.labels("claimed").inc()
     request = orjson.loads(claimed.request_json)
     confidence = task_confidence(claimed.confidence, request["prediction"])
-    task = task_view(request, claimed.task_id, confidence)
+    task = task_view(
+        request,
+        claimed.task_id,
+        confidence,
+        oversight=user.role is Role.LEAD,
+        announce_spot_checks=await gw.store.announces_spot_checks(request["project"]),
+    )
     if request.get("show_votes"):
         task["votes"] = await gw.store.votes(request["item_id"])
     event = audit_event(

@@ -6,7 +6,14 @@ import asyncio
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import AdminUser, Gateway, GatewayDep
@@ -89,6 +96,16 @@ def _audit(gw: Gateway, admin: User, user_id: str, what: str) -> None:
     gw.producer.send_nowait(gw.topic(AUDIT.name), user_id, event.to_json_bytes())
 
 
+def _new_user(body: NewUser) -> User:
+    """The user to create (``422 invalid_user`` when the fields do not fit together, e.g. a
+    tier above the role)."""
+    try:
+        return User(**body.model_dump())
+    except ValidationError as exc:
+        message = exc.errors(include_url=False, include_input=False)[0]["msg"]
+        raise ApiError(422, "invalid_user", message) from None
+
+
 @router.get("")
 async def list_users(gw: GatewayDep, admin: AdminUser) -> FastJSONResponse:
     """Every user."""
@@ -100,7 +117,7 @@ async def list_users(gw: GatewayDep, admin: AdminUser) -> FastJSONResponse:
 async def create_user(body: NewUser, gw: GatewayDep, admin: AdminUser) -> FastJSONResponse:
     """Create a user."""
     try:
-        user = await asyncio.to_thread(gw.users_file.add, User(**body.model_dump()))
+        user = await asyncio.to_thread(gw.users_file.add, _new_user(body))
     except UserError as exc:
         raise _user_error(exc) from None
     await _cache(gw, user)

@@ -1,6 +1,6 @@
 // Lead view: conflicts with votes side by side and the final call; policy editor; reviewer quality.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, newKey } from "./api.js";
 import { badge, h, pct, replace, toast, when } from "./dom.js";
 import { sameValue } from "./geometry.js";
 import { policyEditor } from "./policy.js";
@@ -27,6 +27,8 @@ function conflictCard(conflict) {
     "aria-label": "Reason" });
   const status = h("p", { class: "status", role: "status" });
   const card = h("article", { class: "panel conflict", dataset: { item: conflict.item_id, conflict: conflict.conflict_id } });
+  // one key per card: a retry after a lost answer replays the first call instead of a second one
+  const key = newKey();
 
   async function finalCall(action, label) {
     for (const b of card.querySelectorAll("button")) b.disabled = true;
@@ -36,7 +38,7 @@ function conflictCard(conflict) {
         const item = await api.item(conflict.item_id);
         kind = sameValue(item.prediction.label, label) ? "approve" : "correct";
       }
-      const body = { action: kind, label, reason: reason.value.trim() || "lead final call" };
+      const body = { action: kind, label, reason: reason.value.trim() || "lead final call", idempotency_key: key };
       const done = await api.resolve(conflict.item_id, body);
       card.classList.add("resolved");
       status.textContent = `Final call sent (${kind}${label ? `: ${describeLabel(label)}` : ""}); closed ${done.closed_tasks.length} task(s).`;
