@@ -92,3 +92,46 @@ def ensure(partitions: int | None) -> None:
     settings = ServiceSettings()
     for name in ensure_topics(settings.kafka, prefix=settings.topic_prefix, partitions=partitions):
         click.echo(name)
+
+
+@topics.command("acls")
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Create the ACLs on the broker (connecting as LOUPE_KAFKA_*: a super user).",
+)
+@click.option(
+    "--user-prefix",
+    default="loupe-",
+    show_default=True,
+    help="Each service's principal is User:<prefix><service>.",
+)
+def acls(apply_: bool, user_prefix: str) -> None:
+    """Print each service's Kafka grants for LOUPE_TOPIC_PREFIX (and the services' own group and
+    app-id variables); with --apply, create them.
+
+    One line per grant: principal, resource, name (a trailing * is a prefix), operations, why.
+    """
+    from loupe.runtime.acls import (  # noqa: PLC0415  (keeps `loupe --help` fast)
+        AclNames,
+        Service,
+        acl_bindings,
+        apply_acls,
+        principal,
+        service_grants,
+    )
+
+    names = AclNames()
+    grants = service_grants(names)
+    principals = {service: principal(service, user_prefix) for service in Service}
+    for grant in grants:
+        name = f"{grant.name}*" if grant.prefixed else grant.name
+        operations = ",".join(grant.operations)
+        click.echo(
+            f"{principals[grant.service]:<22} {grant.resource:<16} {name:<40} "
+            f"{operations:<28} # {grant.why}"
+        )
+    if apply_:
+        created = apply_acls(names.kafka, acl_bindings(grants, principals))
+        click.echo(f"applied {created} ACL bindings", err=True)

@@ -42,6 +42,7 @@ from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
+from loupe.runtime.acls import GATEWAY_REBUILD_GROUP_PREFIX
 from loupe.runtime.kafka import admin_client, consumer_config, watermarks
 from loupe.schemas import Action, AuditEvent, ConflictRecord, PolicyUpdate, ReviewDecision
 from loupe.schemas.topics import (
@@ -150,7 +151,9 @@ class Rebuilder:
         """Items of the tasks written: bounded by the open work, not by history."""
         self._upto: dict[str, int] = {}
         self.consumer = Consumer(
-            consumer_config(settings.kafka, f"gw-rebuild-{uuid.uuid4().hex}", extra=_FETCH)
+            consumer_config(
+                settings.kafka, f"{GATEWAY_REBUILD_GROUP_PREFIX}{uuid.uuid4().hex}", extra=_FETCH
+            )
         )
 
     @property
@@ -542,7 +545,7 @@ def stream(
 def index_decisions(job: dict[str, Any], read: Any, out: Any) -> None:
     """The decisions process: index ``job["topic"]`` up to ``job["ends"]`` into the part at
     ``job["path"]``, count records in the shared ``read`` and send back (read, bad records)."""
-    group = f"gw-rebuild-{uuid.uuid4().hex}"
+    group = f"{GATEWAY_REBUILD_GROUP_PREFIX}{uuid.uuid4().hex}"
     consumer = Consumer(consumer_config(job["kafka"], group, extra=_FETCH))
     try:
         with HistoryIndex(path=Path(job["path"])) as index:

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from loupe.router.state import PartitionState
+from loupe.runtime.acls import ROUTER_READER_GROUP_PREFIX
 from loupe.runtime.connections import ClientConfig, KafkaConnection
 from loupe.runtime.kafka import (
     RECORD_OVERHEAD_BYTES,
@@ -128,7 +129,7 @@ def read_to_end(
     consumer = Consumer(
         consumer_config(
             kafka,
-            f"loupe-router-reader-{uuid.uuid4().hex}",
+            f"{ROUTER_READER_GROUP_PREFIX}reader-{uuid.uuid4().hex}",
             extra={"enable.partition.eof": True, "fetch.wait.max.ms": 50},
         )
     )

@@ -19,6 +19,7 @@ from confluent_kafka import (
 from loupe.router.kafka_io import policy_update_from
 from loupe.router.metrics import POLICY_VERSION
 from loupe.router.policies import PolicyBook
+from loupe.runtime.acls import ROUTER_READER_GROUP_PREFIX
 from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import consumer_config
 from loupe.schemas import PolicyUpdate
@@ -42,7 +43,7 @@ class PolicyFeed:
         self._consumer = Consumer(
             consumer_config(
                 kafka,
-                f"loupe-router-policy-{uuid.uuid4().hex}",
+                f"{ROUTER_READER_GROUP_PREFIX}policy-{uuid.uuid4().hex}",
                 extra={"enable.partition.eof": True, "fetch.wait.max.ms": 100},
             )
         )
