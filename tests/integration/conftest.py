@@ -7,9 +7,30 @@ from collections.abc import Iterator
 
 import pytest
 
+from loupe.runtime.acls import (
+    AclNames,
+    Service,
+    acl_bindings,
+    apply_acls,
+    principal,
+    service_grants,
+)
 from loupe.runtime.connections import SecurityProtocol
 from loupe.runtime.kafka import ensure_topics
 from loupe.stack import LocalStack, StackInfo, StackSettings
+
+
+def secured_names(prefix: str) -> AclNames:
+    """The names a test's services use under ``prefix``: the topics, and the groups and
+    transactional ids the services do not prefix themselves (router, metrics) under it too."""
+    return AclNames(
+        topic_prefix=prefix,
+        router_group=f"{prefix}loupe-router",
+        resolver_app_id="loupe-resolver",
+        gateway_group="loupe-gateway",
+        metrics_group=f"{prefix}loupe-metrics",
+        metrics_transactional_id=f"{prefix}loupe-metrics-adaptive",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +52,10 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
 
 @pytest.fixture
 def secured_prefix(secured: StackInfo) -> str:
-    """A fresh topic prefix on the secured stack with every registry topic created under it."""
+    """A fresh topic prefix on the secured stack with every registry topic created under it,
+    and each service's grants for it (``secured_names``): services run as their own users."""
     prefix = f"s{uuid.uuid4().hex[:10]}."
     ensure_topics(secured.kafka, prefix=prefix)
+    principals = {service: principal(service) for service in Service}
+    apply_acls(secured.kafka, acl_bindings(service_grants(secured_names(prefix)), principals))
     return prefix

@@ -1,9 +1,11 @@
 """The reviewer gateway on the secured local stack (SASL_SSL SCRAM-SHA-512, TLS + password Redis).
 
 ``loupe gateway`` runs as a process configured only by the ``LOUPE_KAFKA_*`` / ``LOUPE_REDIS_*``
-variables of the stack's connections (``process_env``); the test's own clients are built from
-the same connections. Given a wrong Kafka or Redis password, the gateway stops at start with the
-reason and the variables to check, in bounded time, instead of staying unready for ever.
+variables of the stack's connections (``process_env``), on Kafka as its own user with only the
+gateway's grants (``loupe.runtime.acls``, the broker's authorizer on); the test's own clients
+connect as the stack's client user. Given a wrong Kafka or Redis password, the gateway stops at
+start with the reason and the variables to check, in bounded time, instead of staying unready
+for ever.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from loupe.gateway.app import create_app
 from loupe.gateway.logic import Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
+from loupe.runtime.acls import Service
 from loupe.runtime.connections import process_env, redis_kwargs
 from loupe.runtime.redis_access import RedisAccessError
 from loupe.schemas import ReviewDecision, Tier, decode
@@ -42,7 +45,7 @@ def _start(
     """``loupe gateway`` on the secured stack; returns the process, its URL and its log."""
     port = free_port()
     env = {
-        **process_env(os.environ, secured.kafka, secured.redis),
+        **process_env(os.environ, secured.services[Service.GATEWAY], secured.redis),
         "LOUPE_TOPIC_PREFIX": prefix,
         "LOUPE_GATEWAY_USERS_FILE": str(tmp_path / "users.json"),
         "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
@@ -107,7 +110,8 @@ def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
         process.terminate()
         process.wait(30)
     log = log_path.read_text()
-    for secret in (secured.kafka.password, secured.redis.password):
+    gateway = secured.services[Service.GATEWAY]
+    for secret in (secured.kafka.password, gateway.password, secured.redis.password):
         assert secret is not None and secret.get_secret_value() not in log
 
 
@@ -135,7 +139,8 @@ def test_a_gateway_with_a_wrong_password_refuses_to_start(
     assert message in log and variable in log, log
     assert "Traceback" not in log, log
     assert "not-the-password" not in log
-    for secret in (secured.kafka.password, secured.redis.password):
+    gateway = secured.services[Service.GATEWAY]
+    for secret in (secured.kafka.password, gateway.password, secured.redis.password):
         assert secret is not None and secret.get_secret_value() not in log
 
 
@@ -144,7 +149,7 @@ async def test_an_embedded_gateway_with_a_wrong_redis_password_does_not_start(
 ) -> None:
     wrong = secured.redis.model_copy(update={"password": SecretStr("not-the-password")})
     settings = GatewaySettings(
-        kafka=secured.kafka,
+        kafka=secured.services[Service.GATEWAY],
         redis=wrong,
         topic_prefix=secured_prefix,
         redis_prefix=f"{secured_prefix}gw:",

@@ -1,8 +1,9 @@
 """The resolver worker on the secured local stack (SASL_SSL SCRAM-SHA-512 + TLS).
 
-The worker runs as a process configured only by the ``LOUPE_KAFKA_*`` variables of the stack's
-connection (``process_env``): its Faust app, its broker probe and its topic creation all log in.
-The test's own clients are built from the same ``KafkaConnection``. A worker with a wrong
+The worker runs as a process configured only by the ``LOUPE_KAFKA_*`` variables of its own Kafka
+user, with only the resolver's grants (``loupe.runtime.acls``, the broker's authorizer on): its
+Faust app, its broker probe and its topic creation all log in and are allowed. The test's own
+clients connect as the stack's client user. A worker with a wrong
 password exits with the broker's authentication error, in bounded time, instead of waiting for
 a broker that will never let it in.
 """
@@ -19,6 +20,7 @@ from harness.kafka import produce
 from harness.waiting import wait_for
 from integration.resolver.resolver_process import ResolverProcess, collect
 from loupe.resolver import simulate
+from loupe.runtime.acls import Service
 from loupe.schemas import ClassificationLabel, ResolvedLabel, decode
 from loupe.schemas.policy import ConsolidationMethod
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
@@ -49,7 +51,9 @@ def test_votes_become_labels_over_sasl_ssl(
         ]
     produce(kafka, f"{secured_prefix}{REVIEW_REQUESTS.name}", requests)
     produce(kafka, f"{secured_prefix}{REVIEW_DECISIONS.name}", decisions)
-    worker = ResolverProcess(kafka, secured_prefix, tmp_path / "state", tmp_path / "log").start()
+    resolver = secured.services[Service.RESOLVER]
+    worker = ResolverProcess(resolver, secured_prefix, tmp_path / "state", tmp_path / "log")
+    worker.start()
     try:
         resolved = collect(
             kafka,
@@ -69,7 +73,8 @@ def test_votes_become_labels_over_sasl_ssl(
 def test_a_worker_with_a_wrong_password_exits_with_the_authentication_error(
     secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
-    wrong = secured.kafka.model_copy(update={"password": SecretStr("not-the-password")})
+    resolver = secured.services[Service.RESOLVER]
+    wrong = resolver.model_copy(update={"password": SecretStr("not-the-password")})
     worker = ResolverProcess(wrong, secured_prefix, tmp_path / "state", tmp_path / "log").start()
     assert worker.process is not None
     try:
@@ -84,5 +89,5 @@ def test_a_worker_with_a_wrong_password_exits_with_the_authentication_error(
     assert "Kafka refused the credentials" in log, log
     assert "LOUPE_KAFKA_PASSWORD" in log, log
     assert "not-the-password" not in log
-    assert secured.kafka.password is not None
-    assert secured.kafka.password.get_secret_value() not in log
+    assert resolver.password is not None
+    assert resolver.password.get_secret_value() not in log

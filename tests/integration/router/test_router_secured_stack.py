@@ -1,8 +1,9 @@
 """The router and the metrics service on the secured local stack (SASL_SSL SCRAM + TLS Redis).
 
 Both run as processes configured only by the ``LOUPE_KAFKA_*`` / ``LOUPE_REDIS_*`` variables of
-the stack's connections (``process_env``); the test's own clients are built from the same
-``KafkaConnection``. A router with a wrong password exits with the broker's authentication
+the stack's connections (``process_env``), each as its own Kafka user with only its grants
+(``loupe.runtime.acls``, the broker's authorizer on); the test's own clients connect as the
+stack's client user. A router with a wrong password exits with the broker's authentication
 error, in bounded time, instead of waiting for a broker that will never let it in.
 """
 
@@ -22,8 +23,11 @@ from harness.router_flows import mixed_inputs, read_outputs, wait_committed
 from harness.waiting import wait_for
 from loupe.demo.processes import loupe_command
 from loupe.metrics.smoke import scrape
+from loupe.runtime.acls import Service
 from loupe.runtime.connections import process_env
 from loupe.stack import StackInfo, free_port
+
+from ..conftest import secured_names
 
 REFUSAL_BOUND_S = 120.0
 """A refused router has exited by then (its first metadata request waits at most 30 s)."""
@@ -33,22 +37,34 @@ REFUSAL_BOUND_S = 120.0
 def secured_env(
     secured: StackInfo, secured_prefix: str, router_env_factory: Callable[[Infra, str], Any]
 ) -> Any:
-    """A router environment with its own topics on the secured stack."""
+    """A router environment with its own topics on the secured stack, its group the one the
+    router's grants name."""
     infra = Infra(
         secured.kafka, secured.redis, "secured local stack", secured.kafka_version, "secured"
     )
-    return router_env_factory(infra, secured_prefix)
+    env = router_env_factory(infra, secured_prefix)
+    env.group_id = secured_names(secured_prefix).router_group
+    return env
 
 
-def _start_metrics(env: Any, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``loupe metrics`` on the secured stack; returns the process and its /metrics URL."""
+def _as(secured: StackInfo, service: Service) -> dict[str, str]:
+    """The ``LOUPE_KAFKA_*`` variables connecting as ``service``'s own user."""
+    return secured.services[service].env()
+
+
+def _start_metrics(
+    secured: StackInfo, env: Any, log_path: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``loupe metrics`` on the secured stack as its own user; returns the process and its
+    /metrics URL."""
     port = free_port()
+    names = secured_names(env.topic_prefix)
     child_env = {
-        **process_env(os.environ, env.infra.kafka, env.infra.redis),
+        **process_env(os.environ, secured.services[Service.METRICS], env.infra.redis),
         "LOUPE_TOPIC_PREFIX": env.topic_prefix,
         "LOUPE_METRICS_METRICS_PORT": str(port),
-        "LOUPE_METRICS_CONSUMER_GROUP": f"{env.topic_prefix}metrics",
-        "LOUPE_METRICS_TRANSACTIONAL_ID": f"{env.topic_prefix}metrics-adaptive",
+        "LOUPE_METRICS_CONSUMER_GROUP": names.metrics_group,
+        "LOUPE_METRICS_TRANSACTIONAL_ID": names.metrics_transactional_id,
         "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": f"{env.topic_prefix}gw:",
         "LOUPE_METRICS_QUEUE_POLL_INTERVAL_S": "0.5",
     }
@@ -63,14 +79,14 @@ def _start_metrics(env: Any, log_path: Path) -> tuple[subprocess.Popen[bytes], s
 
 
 def test_router_and_metrics_route_predictions_over_sasl_ssl(
-    secured_env: Any, tmp_path: Path
+    secured: StackInfo, secured_env: Any, tmp_path: Path
 ) -> None:
     env = secured_env
     records, kinds = mixed_inputs(3_000, seed=13)
     produce(env.infra.kafka, env.topic("predictions"), records)
-    metrics, url = _start_metrics(env, tmp_path / "metrics.log")
+    metrics, url = _start_metrics(secured, env, tmp_path / "metrics.log")
     try:
-        router = env.start()
+        router = env.start(**_as(secured, Service.ROUTER))
         router.wait_healthy()
         wait_committed(env, len(records), timeout_s=180)
         out = read_outputs(env)
@@ -109,10 +125,12 @@ def test_router_and_metrics_route_predictions_over_sasl_ssl(
 
 
 def test_a_router_with_a_wrong_password_exits_with_the_authentication_error(
-    secured_env: Any,
+    secured: StackInfo, secured_env: Any
 ) -> None:
     env = secured_env
-    router = env.start(LOUPE_KAFKA_PASSWORD="not-the-password")
+    router = env.start(
+        **{**_as(secured, Service.ROUTER), "LOUPE_KAFKA_PASSWORD": "not-the-password"}
+    )
     try:
         code = router.process.wait(REFUSAL_BOUND_S)
     except subprocess.TimeoutExpired:
@@ -123,4 +141,5 @@ def test_a_router_with_a_wrong_password_exits_with_the_authentication_error(
     assert "Kafka refused the credentials" in log, log
     assert "LOUPE_KAFKA_PASSWORD" in log, log
     assert "not-the-password" not in log
-    assert env.infra.kafka.password.get_secret_value() not in log
+    for kafka in (env.infra.kafka, secured.services[Service.ROUTER]):
+        assert kafka.password is not None and kafka.password.get_secret_value() not in log

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from loupe.runtime.acls import Service
 from loupe.stack import LocalStack, StackSettings
 from loupe.stack.errors import StackError
 from loupe.stack.kafka import KafkaBroker, render_server_properties
@@ -98,9 +100,40 @@ def test_secured_broker_properties(settings: StackSettings, security: StackSecur
     assert security.secrets.admin_password.get_secret_value() in jaas
     assert props["ssl.keystore.location"] == str(security.tls.server_keystore)
     assert props["ssl.truststore.location"] == str(security.tls.ca)
-    assert props["super.users"] == f"User:{ADMIN_USER}"
+    authorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["authorizer.class.name"] == authorizer
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    # the admin, the developer's user, and the loopback controller listener's principal
+    assert props["super.users"] == f"User:{ADMIN_USER};User:{CLIENT_USER};User:ANONYMOUS"
     assert props["num.io.threads"] == "2"  # the plain template's tuning is kept
     assert "$" not in text
+
+
+def test_each_service_has_a_user_and_a_password_of_its_own(
+    settings: StackSettings, security: StackSecurity
+) -> None:
+    users = security.service_users()
+    assert sorted(users) == sorted(f"loupe-{service.value}" for service in Service)
+    passwords = [p.get_secret_value() for p in (*users.values(), *security.scram_users().values())]
+    assert len(set(passwords)) == len(passwords)
+    gateway = security.kafka("127.0.0.1:19092", "loupe-gateway")
+    assert gateway.username is not None and gateway.username.get_secret_value() == "loupe-gateway"
+    again = StackSecurity.prepare(settings.security_dir, settings.host, renew_certificates=False)
+    assert again.service_users() == users  # kept, not remade
+
+
+def test_a_folder_secured_before_service_users_keeps_its_passwords_and_gains_theirs(
+    settings: StackSettings, security: StackSecurity
+) -> None:
+    credentials = settings.security_dir / "credentials.json"
+    old = json.loads(credentials.read_text())
+    del old["service_passwords"]
+    credentials.write_text(json.dumps(old))
+    again = StackSecurity.prepare(settings.security_dir, settings.host, renew_certificates=False)
+    assert again.secrets.admin_password.get_secret_value() == old["admin_password"]
+    assert again.secrets.client_password.get_secret_value() == old["client_password"]
+    assert sorted(again.service_users()) == sorted(security.service_users())
+    assert _mode(credentials) == 0o600
 
 
 def test_broker_formats_scram_users_and_refuses_the_other_mode(

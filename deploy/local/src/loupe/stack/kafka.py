@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    NewTopic,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
+)
+from pydantic import SecretStr
 
 from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import admin_client
@@ -18,7 +25,13 @@ from loupe.stack.jars import ensure_jars, kafka_version_of
 from loupe.stack.models import ComponentStatus, State
 from loupe.stack.processes import ManagedProcess, port_open
 from loupe.stack.resources import read_asset, render_asset
-from loupe.stack.security import ADMIN_USER, MECHANISM, StackSecurity
+from loupe.stack.security import (
+    ADMIN_USER,
+    CLIENT_USER,
+    CONTROLLER_PRINCIPAL,
+    MECHANISM,
+    StackSecurity,
+)
 from loupe.stack.settings import StackSettings
 from loupe.stack.system import java_executable
 from loupe.stack.tls import write_file
@@ -47,7 +60,8 @@ def render_server_properties(
 
     With ``security`` the client listener is SASL_SSL (SCRAM-SHA-512, the stack's certificate),
     the broker talks to itself over it as the admin user, and the PLAINTEXT controller listener
-    binds to 127.0.0.1 only.
+    binds to 127.0.0.1 only. KRaft's ``StandardAuthorizer`` refuses whatever no ACL allows; the
+    super users are the admin, the developer's user and the controller listener's principal.
     """
     text = render_asset(
         "server.properties",
@@ -81,7 +95,9 @@ def render_server_properties(
             "ssl.truststore.location": str(security.tls.ca),
             "ssl.endpoint.identification.algorithm": "https",
             "ssl.client.auth": "none",
-            "super.users": f"User:{ADMIN_USER}",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN_USER};User:{CLIENT_USER};{CONTROLLER_PRINCIPAL}",
         },
     )
 
@@ -97,6 +113,25 @@ def _override(properties: str, values: dict[str, str]) -> str:
         lines += ["", "# Secured stack (loupe stack up --secure)"]
         lines += [f"{key}={value}" for key, value in pending.items()]
     return "\n".join(lines) + "\n"
+
+
+SCRAM_ITERATIONS = 8192
+"""PBKDF2 iterations of the SCRAM credentials the stack creates (Kafka's minimum is 4096)."""
+
+
+def upsert_scram_users(
+    kafka: KafkaConnection, users: dict[str, SecretStr], timeout_s: float = 30.0
+) -> None:
+    """Create the SCRAM-SHA-512 users (or set their passwords) through the Admin API, as
+    ``kafka`` (a super user once the authorizer is on)."""
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(user, info, password.get_secret_value().encode())
+        for user, password in users.items()
+    ]
+    admin = admin_client(kafka)
+    for future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).values():
+        future.result(timeout=timeout_s)
 
 
 class KafkaBroker:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from loupe.runtime.acls import Service
 from loupe.runtime.connections import KafkaConnection, RedisConnection
 
 
@@ -60,22 +61,28 @@ class StackInfo:
     """How a Loupe service connects to Redis (TLS and the password when secured)."""
     env_file: Path | None = None
     """A secured stack's ``env()`` in a 0600 file, to source instead of printing secrets."""
+    services: dict[Service, KafkaConnection] = field(default_factory=dict)
+    """A secured stack's connection for each service, as its own user with only its grants
+    (each also in ``<state>/security/loupe-<service>.env``)."""
 
     @property
     def secure(self) -> bool:
         """Whether clients must use TLS and credentials."""
         return self.kafka.security_protocol.tls
 
-    def env(self) -> dict[str, str]:
-        """The environment variables that point Loupe services at this stack.
+    def env(self, service: Service | None = None) -> dict[str, str]:
+        """The environment variables that point Loupe services at this stack (as ``service``'s
+        own user when given and the stack is secured, else as the client user).
 
         A secured stack's include the passwords: hand them to a child process, never print them.
         """
-        return {**self.kafka.env(), **self.redis.env(), "LOUPE_TOPIC_PREFIX": self.topic_prefix}
+        kafka = self.services.get(service, self.kafka) if service else self.kafka
+        return {**kafka.env(), **self.redis.env(), "LOUPE_TOPIC_PREFIX": self.topic_prefix}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (passwords masked)."""
-        plain = {key: value for key, value in asdict(self).items() if key not in {"kafka", "redis"}}
+        hidden = {"kafka", "redis", "services"}
+        plain = {key: value for key, value in asdict(self).items() if key not in hidden}
         return {
             **plain,
             "topics": list(self.topics),
@@ -83,4 +90,5 @@ class StackInfo:
             "env_file": str(self.env_file) if self.env_file else None,
             "kafka": self.kafka.model_dump(mode="json"),
             "redis": self.redis.model_dump(mode="json"),
+            "services": {s.value: c.model_dump(mode="json") for s, c in self.services.items()},
         }

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from loupe.runtime.acls import Service, principal
 from loupe.runtime.connections import (
     KafkaConnection,
     RedisConnection,
@@ -28,8 +29,17 @@ from loupe.stack.tls import TlsFiles, make_tls_files, write_file
 ADMIN_USER = "admin"
 """The broker's super user: inter-broker traffic and the stack's own topic administration."""
 CLIENT_USER = "loupe"
-"""The user Loupe services connect as (per-service users come with ACLs)."""
+"""The developer's user (a super user too): tools, tests, the demo; ``loupe.env`` connects as
+it. Each service has a user of its own with only its grants (``service_user``)."""
+CONTROLLER_PRINCIPAL = "User:ANONYMOUS"
+"""Who the loopback-only PLAINTEXT controller listener sees: the broker registering with its own
+controller, which the authorizer must let through."""
 MECHANISM = SaslMechanism.SCRAM_SHA_512
+
+
+def service_user(service: Service) -> str:
+    """The SCRAM user ``service`` connects as (``loupe-router``, ...)."""
+    return principal(service).removeprefix("User:")
 
 
 @dataclass(frozen=True)
@@ -39,21 +49,30 @@ class StackSecrets:
     admin_password: SecretStr
     client_password: SecretStr
     redis_password: SecretStr
+    service_passwords: dict[Service, SecretStr] = field(default_factory=dict)
 
     @classmethod
     def load_or_create(cls, path: Path) -> StackSecrets:
-        """The passwords in ``path``, or new random ones written there (mode 0600)."""
-        if path.exists():
-            data = json.loads(path.read_text())
-            return cls(**{key: SecretStr(value) for key, value in data.items()})
-        made = cls(*(SecretStr(secrets.token_hex(24)) for _ in range(3)))
-        plain = {
-            "admin_password": made.admin_password.get_secret_value(),
-            "client_password": made.client_password.get_secret_value(),
-            "redis_password": made.redis_password.get_secret_value(),
-        }
-        write_file(path, (json.dumps(plain, indent=2) + "\n").encode(), private=True)
-        return made
+        """The passwords in ``path``, with random ones made for what is missing and written
+        there (mode 0600); a folder secured before per-service users gains theirs."""
+        data = json.loads(path.read_text()) if path.exists() else {}
+        services = data.get("service_passwords", {})
+        wanted = ("admin_password", "client_password", "redis_password")
+        missing = [key for key in wanted if key not in data]
+        missing += [s for s in Service if s.value not in services]
+        if missing:
+            for key in wanted:
+                data.setdefault(key, secrets.token_hex(24))
+            for service in Service:
+                services.setdefault(service.value, secrets.token_hex(24))
+            data["service_passwords"] = services
+            write_file(path, (json.dumps(data, indent=2) + "\n").encode(), private=True)
+        return cls(
+            admin_password=SecretStr(data["admin_password"]),
+            client_password=SecretStr(data["client_password"]),
+            redis_password=SecretStr(data["redis_password"]),
+            service_passwords={Service(name): SecretStr(value) for name, value in services.items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,10 @@ class StackSecurity:
         """``LOUPE_*`` variables connecting a service as the client user (mode 0600)."""
         return self.folder / "loupe.env"
 
+    def service_env_file(self, service: Service) -> Path:
+        """``LOUPE_*`` variables connecting ``service`` as its own user (mode 0600)."""
+        return self.folder / f"{service_user(service)}.env"
+
     def scram_users(self) -> dict[str, SecretStr]:
         """Every SCRAM user the broker's storage is formatted with, and its password."""
         return {
@@ -90,14 +113,20 @@ class StackSecurity:
             CLIENT_USER: self.secrets.client_password,
         }
 
+    def service_users(self) -> dict[str, SecretStr]:
+        """Each service's SCRAM user and password (made through the Admin API at every start,
+        so a folder secured before they existed gains them)."""
+        return {service_user(s): password for s, password in self.secrets.service_passwords.items()}
+
     def kafka(self, bootstrap: str, user: str = CLIENT_USER) -> KafkaConnection:
-        """A SASL_SSL SCRAM connection as ``user`` (one of ``scram_users``)."""
+        """A SASL_SSL SCRAM connection as ``user`` (one of ``scram_users`` or
+        ``service_users``)."""
         return KafkaConnection(
             bootstrap_servers=bootstrap,
             security_protocol=SecurityProtocol.SASL_SSL,
             sasl_mechanism=MECHANISM,
             username=SecretStr(user),
-            password=self.scram_users()[user],
+            password={**self.scram_users(), **self.service_users()}[user],
             ca_file=self.tls.ca,
         )
 

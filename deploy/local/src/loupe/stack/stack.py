@@ -5,20 +5,35 @@ from __future__ import annotations
 import logging
 import shlex
 import shutil
+from pathlib import Path
 
+from loupe.runtime.acls import (
+    AclNames,
+    Service,
+    acl_bindings,
+    apply_acls,
+    principal,
+    service_grants,
+)
 from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import ensure_topics
 from loupe.stack.errors import StackError
-from loupe.stack.kafka import KafkaBroker
+from loupe.stack.kafka import KafkaBroker, upsert_scram_users
 from loupe.stack.models import ComponentStatus, StackInfo
 from loupe.stack.processes import file_lock
 from loupe.stack.redis import RedisServer
-from loupe.stack.security import StackSecurity
+from loupe.stack.security import StackSecurity, service_user
 from loupe.stack.settings import StackSettings, get_settings
 from loupe.stack.system import DEV_TOOLS, STACK_TOOLS, ensure_tools, java_executable
 from loupe.stack.tls import write_file
 
 log = logging.getLogger(__name__)
+
+
+def _write_env(path: Path, env: dict[str, str]) -> None:
+    """A sourceable file of ``env`` (it holds passwords: mode 0600)."""
+    lines = [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+    write_file(path, ("\n".join(lines) + "\n").encode(), private=True)
 
 
 class LocalStack:
@@ -82,6 +97,7 @@ class LocalStack:
             if security
             else KafkaConnection(bootstrap_servers=self.settings.kafka_bootstrap)
         )
+        services = self._grant_services(security) if security else {}
         info = StackInfo(
             kafka_bootstrap=self.settings.kafka_bootstrap,
             redis_url=self.settings.redis_url,
@@ -95,11 +111,24 @@ class LocalStack:
             kafka=kafka,
             redis=self.redis.connection(),
             env_file=security.env_file if security else None,
+            services=services,
         )
         if security is not None:
-            lines = [f"{name}={shlex.quote(value)}" for name, value in info.env().items()]
-            write_file(security.env_file, ("\n".join(lines) + "\n").encode(), private=True)
+            _write_env(security.env_file, info.env())
+            for service in Service:
+                _write_env(security.service_env_file(service), info.env(service))
         return info
+
+    def _grant_services(self, security: StackSecurity) -> dict[Service, KafkaConnection]:
+        """Give each service its SCRAM user and its grants for the stack's topic prefix (the
+        ids the services' own variables name, ``AclNames``); return their connections."""
+        admin = self.kafka.connection()
+        upsert_scram_users(admin, security.service_users())
+        names = AclNames(topic_prefix=self.settings.topic_prefix)
+        principals = {service: principal(service) for service in Service}
+        apply_acls(admin, acl_bindings(service_grants(names), principals))
+        bootstrap = self.settings.kafka_bootstrap
+        return {service: security.kafka(bootstrap, service_user(service)) for service in Service}
 
     def down(self, *, purge: bool = False) -> list[ComponentStatus]:
         """Stop what this stack started (Kafka first); with ``purge`` also delete its data.
