@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from loupe.gateway.settings import GatewaySettings
+from loupe.metrics.settings import MetricsSettings
+from loupe.resolver.settings import ResolverSettings
+from loupe.router.settings import RouterSettings
 from loupe.runtime import cli
 from loupe.runtime.acls import (
     AclNames,
@@ -100,3 +104,15 @@ def test_loupe_topics_acls_prints_one_line_per_grant(monkeypatch: pytest.MonkeyP
     }
     assert writers == {"User:prod-gateway"}
     assert ["User:prod-router", "transactional-id", "loupe-router-*"] in [r[:3] for r in rows]
+
+
+def test_the_default_names_are_the_services_defaults() -> None:
+    """The grants name what the services use when nothing is set (their settings own it)."""
+    names = AclNames.model_fields
+    assert names["router_group"].default == RouterSettings.model_fields["group_id"].default
+    assert names["resolver_app_id"].default == ResolverSettings.model_fields["app_id"].default
+    gateway = GatewaySettings.model_fields["consumer_group"].default
+    assert names["gateway_group"].default == gateway
+    metrics = MetricsSettings.model_fields
+    assert names["metrics_group"].default == metrics["consumer_group"].default
+    assert names["metrics_transactional_id"].default == metrics["transactional_id"].default

@@ -12,8 +12,10 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from loupe.runtime.acls import Service
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus
+from loupe.stack.security import service_user
 from loupe.stack.settings import get_settings
 from loupe.stack.stack import LocalStack
 
@@ -84,6 +86,10 @@ def up(as_json: bool, secure: bool) -> None:
     click.echo("Point Loupe services at it with:")
     if info.env_file is not None:  # secured: the variables hold passwords, so not printed
         click.echo(f"  set -a; . {shlex.quote(str(info.env_file))}; set +a")
+        click.echo("or run each service as its own Kafka user, with only its grants:")
+        for service in Service:
+            own = info.env_file.with_name(f"{service_user(service)}.env")
+            click.echo(f"  {service.value}: set -a; . {shlex.quote(str(own))}; set +a")
         return
     for name, value in info.env().items():
         click.echo(f"  export {name}={value}")
