@@ -102,6 +102,10 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("PATCH", "/v1/users/{user_id}"): Endpoint("/v1/users/someone", ADMINS, body={"name": "x"}),
     ("POST", "/v1/users/{user_id}/tokens"): Endpoint("/v1/users/someone/tokens", ADMINS),
     ("DELETE", "/v1/users/{user_id}/tokens"): Endpoint("/v1/users/someone/tokens", ADMINS),
+    ("GET", "/v1/users/{user_id}/tokens"): Endpoint("/v1/users/someone/tokens", ADMINS),
+    ("DELETE", "/v1/users/{user_id}/tokens/{token_id}"): Endpoint(
+        "/v1/users/someone/tokens/t-1", ADMINS
+    ),
 }
 
 

@@ -1,12 +1,22 @@
-"""Users file: hashed tokens only, duplicate ids refused, atomic updates."""
+"""Users file: hashed tokens only, with an expiry, revoked one by one, last use kept; duplicate
+ids refused, atomic updates."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
 from loupe.gateway.logic import Role
-from loupe.gateway.users import User, UserError, UsersFile, hash_token
-from loupe.schemas import Tier
+from loupe.gateway.users import (
+    DEFAULT_TOKEN_TTL_DAYS,
+    TokenGrant,
+    User,
+    UserError,
+    UsersFile,
+    hash_token,
+)
+from loupe.schemas import Tier, utcnow
 
 
 def test_tokens_are_stored_hashed(tmp_path):
@@ -15,10 +25,58 @@ def test_tokens_are_stored_hashed(tmp_path):
     token, token_id, digest = store.issue_token("ann", "pepper")
     assert token not in (tmp_path / "users.json").read_text()
     assert digest == hash_token(token, "pepper") != hash_token(token, "other")
-    assert store.token_hashes() == {digest: "ann"}
-    assert token_id in store.read()["users"]["ann"]["tokens"]
-    assert store.revoke_tokens("ann") == [digest]
-    assert store.token_hashes() == {}
+    [record] = store.tokens("ann")
+    assert (record.token_id, record.digest, record.revoked_at) == (token_id, digest, None)
+    assert token not in str(record.view()) and digest not in str(record.view())
+
+
+def test_tokens_expire_and_are_revoked_one_by_one(tmp_path):
+    store = UsersFile(tmp_path / "users.json")
+    store.add(User(id="ann", role=Role.REVIEWER))
+    soon = utcnow() + timedelta(hours=1)
+    _, laptop, _ = store.issue_token("ann", "pepper", "laptop", expires_at=soon)
+    _, phone, _ = store.issue_token("ann", "pepper", "phone")
+    assert store.token("ann", laptop).expires_at == soon
+    default = store.token("ann", phone).expires_at - utcnow()
+    assert (
+        timedelta(days=DEFAULT_TOKEN_TTL_DAYS - 1)
+        < default
+        <= timedelta(days=DEFAULT_TOKEN_TTL_DAYS)
+    )
+    store.revoke("ann", [laptop])
+    revoked_at = store.token("ann", laptop).revoked_at
+    assert revoked_at is not None and store.token("ann", phone).revoked_at is None
+    store.revoke("ann", [laptop])  # again: nothing changes
+    assert store.token("ann", laptop).revoked_at == revoked_at
+    with pytest.raises(UserError) as missing:
+        store.token("ann", "nope")
+    assert missing.value.code == "token_not_found"
+
+
+def test_last_use_keeps_the_latest(tmp_path):
+    store = UsersFile(tmp_path / "users.json")
+    store.add(User(id="ann", role=Role.REVIEWER))
+    _, token_id, digest = store.issue_token("ann", "pepper")
+    later = utcnow()
+    store.record_use({digest: later, "unknown-hash": later})
+    store.record_use({digest: later - timedelta(minutes=1)})  # another replica, older
+    assert store.token("ann", token_id).last_used_at == later
+
+
+def test_a_token_stored_before_expiry_existed_expires_after_the_default_lifetime(tmp_path):
+    store = UsersFile(tmp_path / "users.json")
+    store.add(User(id="ann", role=Role.REVIEWER))
+    _, token_id, _ = store.issue_token("ann", "pepper")
+    with store.edit() as data:
+        del data["users"]["ann"]["tokens"][token_id]["expires_at"]
+    record = store.token("ann", token_id)
+    assert record.expires_at == record.created_at + timedelta(days=DEFAULT_TOKEN_TTL_DAYS)
+
+
+def test_grants_read_back_and_older_values_are_unknown():
+    grant = TokenGrant("ann", "0123abcd", 1_800_000_000_000)
+    assert TokenGrant.from_redis(grant.redis_value().encode()) == grant
+    assert TokenGrant.from_redis(b"ann") is None
 
 
 def test_duplicates_and_unknown_users(tmp_path):

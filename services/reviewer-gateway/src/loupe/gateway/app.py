@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import redis
 import redis.asyncio as aioredis
 from confluent_kafka import KafkaException
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from loupe.gateway.edge import EdgeMiddleware
 from loupe.gateway.errors import install_error_handlers
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.openapi import install_openapi
+from loupe.gateway.projector import Projector
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.routes import health, items, leads, me, tasks, users
 from loupe.gateway.settings import GatewaySettings
@@ -75,6 +77,39 @@ async def _sweep_until(gateway: Gateway, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), interval)
 
 
+async def _write_token_uses(gateway: Gateway, stop: asyncio.Event) -> None:
+    """Every ``token_use_flush_s`` (and when stopped), write when the tokens used here since the
+    last write were last used into the users file: one file write per period and replica,
+    however many requests and tokens (a failed write is tried again with the next one)."""
+    interval = gateway.settings.token_use_flush_s
+    stopped = False
+    while not stopped:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        stopped = stop.is_set()
+        used, gateway.token_uses = gateway.token_uses, {}
+        if not used:
+            continue
+        try:
+            await asyncio.to_thread(gateway.users_file.record_use, used)
+        except OSError as exc:
+            log.warning("could not record tokens' last use (will retry): %s", exc)
+            for digest, at in used.items():
+                gateway.token_uses.setdefault(digest, at)
+
+
+def _load_users(settings: GatewaySettings) -> None:
+    """Copy the users file into Redis at start, so Redis holds tokens in the current form (with
+    their expiry) and the revocations recorded in the file, whatever wrote it before."""
+    client = redis.Redis.from_url(**redis_kwargs(settings.redis))
+    try:
+        Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
+    except redis.RedisError as exc:
+        log.warning("could not load the users file into Redis at start: %s", exc)
+    finally:
+        client.close()
+
+
 def _tune_interpreter() -> None:
     """Process-wide settings that keep request latency flat under load (measured in the bench).
 
@@ -118,6 +153,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not own_process:
             await asyncio.to_thread(check_connections, settings)
+        await asyncio.to_thread(_load_users, settings)
         client = aioredis.Redis.from_url(**redis_kwargs(settings.redis), max_connections=512)
         producer = AsyncProducer(
             settings.kafka,
@@ -142,6 +178,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
             gateway.consumer_problem = consumer.problem
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_sweep_until(gateway, stop))
+        token_uses = asyncio.create_task(_write_token_uses(gateway, stop))
         if own_process:
             _tune_interpreter()
         try:
@@ -152,6 +189,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
                 await asyncio.wait_for(sweeper, 10)
             except TimeoutError:
                 log.warning("lease sweeper did not stop in time")
+            await token_uses
             if consumer is not None:
                 await asyncio.to_thread(consumer.stop)
             await producer.aclose()

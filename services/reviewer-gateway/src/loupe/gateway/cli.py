@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import signal
+from datetime import datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from loupe.gateway.logic import Role
 from loupe.schemas import Tier
+
+if TYPE_CHECKING:
+    from loupe.gateway.settings import GatewaySettings
 
 
 @click.command()
@@ -110,7 +115,9 @@ def add(
         raise click.ClickException(str(exc).splitlines()[0]) from None
     click.echo(f"added {user.id} ({user.role.value})")
     if token:
-        secret, _, _ = store.issue_token(user_id, settings.token_pepper.get_secret_value())
+        secret, _, _ = store.issue_token(
+            user_id, settings.token_pepper.get_secret_value(), expires_at=_expiry(settings)
+        )
         click.echo(secret)
     _sync()
 
@@ -126,12 +133,44 @@ def token(user_id: str, name: str) -> None:
     settings = get_settings()
     try:
         secret, _, _ = UsersFile(settings.users_file).issue_token(
-            user_id, settings.token_pepper.get_secret_value(), name
+            user_id, settings.token_pepper.get_secret_value(), name, expires_at=_expiry(settings)
         )
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     _sync()
     click.echo(secret)
+
+
+def _expiry(settings: GatewaySettings) -> datetime:
+    """When a token issued now expires: ``LOUPE_GATEWAY_TOKEN_TTL_DAYS`` from now."""
+    from loupe.schemas import utcnow  # noqa: PLC0415
+
+    return utcnow() + timedelta(days=settings.token_ttl_days)
+
+
+@users.command("revoke")
+@click.argument("user_id")
+@click.option("--token-id", "token_ids", multiple=True, help="Only this token (repeatable).")
+def revoke(user_id: str, token_ids: tuple[str, ...]) -> None:
+    """Revoke a user's tokens (all, or the given ids): the users file, then Redis.
+
+    For when the API cannot be used (e.g. Kafka is down, so admin actions cannot be audited);
+    not audited on Kafka. A running gateway denies the tokens once Redis has them (at once when
+    Redis answers, else at its next start).
+    """
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import UserError, UsersFile  # noqa: PLC0415
+
+    store = UsersFile(get_settings().users_file)
+    try:
+        ids = list(token_ids) or [t.token_id for t in store.tokens(user_id)]
+        for token_id in ids:
+            store.token(user_id, token_id)
+        store.revoke(user_id, ids)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    _sync()
+    click.echo(f"revoked {len(ids)} token(s) of {user_id}")
 
 
 @users.command("list")

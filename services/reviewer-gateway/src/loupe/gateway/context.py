@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,9 +18,16 @@ from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
-from loupe.gateway.users import User, UsersFile, hash_token
+from loupe.gateway.users import (
+    TokenGrant,
+    User,
+    UsersFile,
+    hash_token,
+    revoked_key,
+    token_key,
+)
 from loupe.gateway.views import text
-from loupe.schemas import Event
+from loupe.schemas import Event, utcnow
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class Gateway:
     users_file: UsersFile
     pepper: str
     _auth_cache: dict[str, tuple[float, User]] = field(default_factory=dict)
+    token_uses: dict[str, datetime] = field(default_factory=dict)
+    """When each token hash was last used here, since the last write to the users file (which
+    ``app`` does every ``token_use_flush_s``: last use costs the file one write a period)."""
     consumer_problem: Callable[[], str | None] = field(default=lambda: None)
     """Why the in-process consumer is not applying events (``GatewayConsumer.problem``)."""
 
@@ -77,47 +88,61 @@ class Gateway:
             )
         return raw
 
-    async def user_by_token(self, token: str) -> User | None:
-        """Resolve a bearer token to an active user (cached for ``auth_cache_s``).
+    async def user_by_token(self, token: str) -> User:
+        """Resolve a bearer token to an active user (cached for ``auth_cache_s``, never past the
+        token's expiry); ``401`` naming why (``reason``: unknown, revoked or expired token,
+        inactive user) otherwise.
 
-        None means unknown, revoked or inactive. A token missing from Redis is only known to be
-        unknown while the working set is ready: after Redis lost its data the users are back
-        only once a rebuild has reloaded them, so until then the answer is ``503 rebuilding``
-        (never a 401 that would sign a valid user out). The token and the ready marker are read
-        in one ``MGET`` (one command, one round trip, one consistent view), so a spray of
-        unknown tokens costs Redis one command each.
+        A token missing from Redis is only known to be unknown while the working set is ready:
+        after Redis lost its data the users are back only once a rebuild has reloaded them, so
+        until then the answer is ``503 rebuilding`` (never a 401 that would sign a valid user
+        out). The token's grant, its revocation marker and the ready marker are read in one
+        ``MGET`` (one command, one round trip, one consistent view), so a spray of unknown
+        tokens costs Redis one command each. A revocation deletes nothing in this process's
+        cache elsewhere: another replica denies the token once its cache entry runs out.
         """
         digest = hash_token(token, self.pepper)
-        cached = self._auth_cache.get(digest)
         now = time.monotonic()
+        cached = self._auth_cache.get(digest)
         if cached is not None and cached[0] > now:
+            self.token_uses[digest] = utcnow()
             return cached[1]
-        user = await self._stored_user(digest)
-        if user is None or not user.active:
-            return None
+        grant, user = await self._stored_grant(digest)
+        left_s = grant.expires_ms / 1000 - time.time()
+        if left_s <= 0:
+            raise _refused("expired_token", f"token {grant.token_id} of {grant.user_id}")
+        if not user.active:
+            raise _refused("inactive_user", f"user {user.id}")
         if len(self._auth_cache) > 10_000:
             self._auth_cache.clear()
-        self._auth_cache[digest] = (now + self.settings.auth_cache_s, user)
+        self._auth_cache[digest] = (now + min(self.settings.auth_cache_s, left_s), user)
+        self.token_uses[digest] = utcnow()
         return user
 
-    async def _stored_user(self, digest: str) -> User | None:
-        """The user a token hash belongs to in Redis (active or not), or None when the token is
-        unknown; ``503 rebuilding`` (or ``rebuild_failed``) while the working set is not
-        complete, since no endpoint can answer truly from a partial one. A flush removes the
-        token and the marker at once, and both are read in one ``MGET``."""
+    async def _stored_grant(self, digest: str) -> tuple[TokenGrant, User]:
+        """The grant of a token hash in Redis and its user (active or not); ``401`` when the
+        token is unknown or revoked; ``503 rebuilding`` (or ``rebuild_failed``) while the working
+        set is not complete, since no endpoint can answer truly from a partial one. A flush
+        removes the token and the marker at once, and both are read in one ``MGET``."""
         p = self.settings.redis_prefix
-        user_id, ready = await self.redis.mget(f"{p}tok:{digest}", f"{p}ready")
+        raw, revoked, ready = await self.redis.mget(
+            token_key(p, digest), revoked_key(p, digest), f"{p}ready"
+        )
         if ready is None:
             raise (await self.readiness()).as_error()
-        if user_id is None:
-            return None
-        raw = await self.redis.get(f"{p}user:{text(user_id)}")
-        if raw is None:
+        grant = None if raw is None else TokenGrant.from_redis(raw)
+        if revoked is not None:
+            who = f"token {grant.token_id} of {grant.user_id}" if grant else None
+            raise _refused("revoked_token", who)
+        if grant is None:
+            raise _refused("unknown_token")
+        user_raw = await self.redis.get(f"{p}user:{grant.user_id}")
+        if user_raw is None:
             state = await self.readiness()
             if not state.ready:  # lost again between the two reads
                 raise state.as_error()
-            return None
-        return User.model_validate_json(raw)
+            raise _refused("unknown_token", f"token {grant.token_id} of {grant.user_id}")
+        return grant, User.model_validate_json(user_raw)
 
     async def readiness(self) -> Readiness:
         """Whether the working set is complete, else what the rebuild is doing or why it
@@ -158,20 +183,40 @@ def bearer_token(authorization: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _refused(reason: str, who: str | None = None) -> ApiError:
+    """The ``401`` of a failed authentication: one message for every reason (a client learns
+    nothing about tokens it does not hold), the reason and whose token for the log."""
+    return ApiError(
+        401,
+        "unauthenticated",
+        "unknown, expired or revoked token, or inactive user",
+        reason=reason,
+        subject=who,
+    )
+
+
 async def _authenticate(request: Request) -> User:
-    """The caller, from ``Authorization: Bearer <token>`` (401 when missing or unknown; 503
-    ``rebuilding`` when the token cannot be checked before a rebuild has reloaded the users)."""
+    """The caller, from ``Authorization: Bearer <token>`` (401 when missing, unknown, expired,
+    revoked or of an inactive user; 503 ``rebuilding`` when the token cannot be checked before a
+    rebuild has reloaded the users)."""
     authorization = request.headers.get("authorization")
     if not authorization:
-        raise ApiError(401, "unauthenticated", "missing Authorization: Bearer <token> header")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "missing Authorization: Bearer <token> header",
+            reason="missing_token",
+        )
     token = bearer_token(authorization)
     if token is None:
-        raise ApiError(401, "unauthenticated", "expected Authorization: Bearer <token>")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "expected Authorization: Bearer <token>",
+            reason="malformed_header",
+        )
     gateway: Gateway = request.app.state.gateway
-    user = await gateway.user_by_token(token)
-    if user is None:
-        raise ApiError(401, "unauthenticated", "unknown or revoked token, or inactive user")
-    return user
+    return await gateway.user_by_token(token)
 
 
 class Scope(StrEnum):
@@ -247,6 +292,8 @@ class RoleCheck:
                 403,
                 "forbidden",
                 f"role {user.role.value!r} may not do this (allowed: {self._allowed})",
+                reason="role",
+                subject=f"user {user.id}",
             )
         await _check_scope(request, user, self.scope)
         return user

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loupe.gateway import metrics
 from loupe.gateway.responses import FastJSONResponse
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ class ApiError(Exception):
         message: str,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        *,
+        reason: str | None = None,
+        subject: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +49,11 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers
+        self.reason = reason
+        """Why a 401 or 403 was answered, for the log and the failure metric (a fixed word: a
+        metric label; default: ``code``); the client sees only ``code`` and ``message``."""
+        self.subject = subject
+        """Whose request it was, when known (user, token id), for the log only."""
 
 
 REBUILD_RETRY_AFTER_S = 1
@@ -74,11 +83,33 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
     return details[:50]
 
 
+def _note_refusal(request: Request, exc: ApiError) -> None:
+    """Log and count a failed authentication (401) or authorization (403): the client's address
+    (the peer as the server sees it), the route and the reason; never a credential. Every 401 and
+    403 passes here, whichever check raised it."""
+    kind = "authentication" if exc.status == 401 else "authorization"
+    reason = exc.reason or exc.code
+    metrics.AUTH_FAILURES.labels(kind, reason).inc()
+    client = request.client.host if request.client else "unknown"
+    who = f" ({exc.subject})" if exc.subject else ""
+    log.warning(
+        "%s failed: %s%s from %s on %s %s",
+        kind,
+        reason,
+        who,
+        client,
+        request.method,
+        request.url.path,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception to the single error shape (never a stack trace)."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> FastJSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> FastJSONResponse:
+        if exc.status in (401, 403):
+            _note_refusal(request, exc)
         body = error_body(exc.code, exc.message, exc.details)
         return FastJSONResponse(body, exc.status, headers=exc.headers)
 

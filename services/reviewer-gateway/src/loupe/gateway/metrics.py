@@ -21,6 +21,11 @@ REBUILD_SECONDS = Gauge("loupe_gateway_rebuild_seconds", "Duration of the curren
 REBUILD_FAILED = Gauge(
     "loupe_gateway_rebuild_failed", "1 while the last rebuild attempt failed (gateway unready)"
 )
+AUTH_FAILURES = Counter(
+    "loupe_gateway_auth_failures_total",
+    "Requests refused: kind authentication (401) or authorization (403), by reason",
+    ["kind", "reason"],
+)
 QUEUE_DEPTH = Gauge("loupe_gateway_queue_depth", "Tasks with a free slot per tier", ["tier"])
 LATENCY = Histogram(
     "loupe_gateway_request_seconds",

@@ -13,7 +13,7 @@ from redis.client import Pipeline
 from loupe.gateway import scripts
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import queue_score, resolution_closes, vote_agrees
-from loupe.gateway.users import UsersFile
+from loupe.gateway.users import UsersFile, revoked_key, token_key
 from loupe.gateway.views import confidence_field, text
 from loupe.schemas import (
     Action,
@@ -24,6 +24,7 @@ from loupe.schemas import (
     ResolvedLabel,
     ReviewRequest,
     Tier,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,28 @@ class Projector:
             target.zadd(f"{self.p}comments:{event.item_id}", {raw: score})
 
     def load_users(self, users_file: UsersFile) -> int:
-        """Copy the durable users file into Redis; return how many users were loaded."""
+        """Copy the durable users file into Redis; return how many users were loaded.
+
+        Tokens get their grant (which Redis drops ``KEPT_AFTER_EXPIRY`` after the token
+        expired); revoked ones get their revocation marker and lose their grant, so a revocation
+        recorded only in the file (the CLI, another replica) reaches Redis too. Revocation
+        markers already in Redis are never removed.
+        """
         users = users_file.users()
+        now_ms = int(utcnow().timestamp() * 1000)
         pipe = self.r.pipeline()
         for user in users:
             pipe.set(f"{self.p}user:{user.id}", user.model_dump_json())
             pipe.sadd(f"{self.p}users", user.id)
-        for digest, user_id in users_file.token_hashes().items():
-            pipe.set(f"{self.p}tok:{digest}", user_id)
+        for token in users_file.tokens():
+            grant = token.grant()
+            if grant.kept_until_ms <= now_ms:
+                pipe.delete(token_key(self.p, token.digest))
+            elif token.revoked_at is not None:
+                pipe.set(revoked_key(self.p, token.digest), "1", pxat=grant.kept_until_ms)
+                pipe.delete(token_key(self.p, token.digest))
+            else:
+                value = grant.redis_value()
+                pipe.set(token_key(self.p, token.digest), value, pxat=grant.kept_until_ms)
         pipe.execute()
         return len(users)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from loupe.gateway.users import DEFAULT_TOKEN_TTL_DAYS
 from loupe.runtime.settings import ServiceSettings
 
 
@@ -45,6 +46,12 @@ class GatewaySettings(ServiceSettings):
     token_pepper: SecretStr = SecretStr("")
     """Server secret mixed into token hashes (HMAC-SHA-256); set it in production."""
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    """Token lookups are cached in-process this long: a revocation reaches every replica
+    within it."""
+    token_ttl_days: int = Field(default=DEFAULT_TOKEN_TTL_DAYS, ge=1, le=3_650)
+    """A new token's lifetime, and the longest an admin may give one."""
+    token_use_flush_s: float = Field(default=60.0, ge=1, le=3_600)
+    """Tokens' last use is written to the users file this often (one write per replica)."""
     ui_dir: Path | None = None
     """Static UI folder served at ``/`` (default: the packaged ``ui`` folder)."""
     start_consumer: bool = True

@@ -17,7 +17,8 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -101,8 +102,121 @@ def new_token() -> str:
     return "lp_" + secrets.token_urlsafe(32)
 
 
+def new_token_id() -> str:
+    """The public name of a token (listed, audited, revoked by): not derived from the token."""
+    return secrets.token_hex(8)
+
+
+DEFAULT_TOKEN_TTL_DAYS = 90
+"""A token's lifetime unless its issuer chooses a shorter one (``LOUPE_GATEWAY_TOKEN_TTL_DAYS``);
+also the lifetime of tokens stored before tokens had an expiry, counted from their creation."""
+
+
+KEPT_AFTER_EXPIRY = timedelta(days=30)
+"""How long Redis keeps an expired token's grant, to tell it from an unknown one in the logs."""
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def token_key(prefix: str, digest: str) -> str:
+    """Redis key of a live token's grant."""
+    return f"{prefix}tok:{digest}"
+
+
+def revoked_key(prefix: str, digest: str) -> str:
+    """Redis key of a token's revocation marker: written before anything else when a token is
+    revoked and never removed by a reload of the users file, so that a revocation whose other
+    writes failed still denies (Redis drops it with the token's grant, after the expiry that
+    denies the token anyway)."""
+    return f"{prefix}tok-revoked:{digest}"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What Redis holds for a live token (``<prefix>tok:<hash>``): whose it is, its id and when it
+    expires, so that one read answers "who is this, and is it still valid"."""
+
+    user_id: str
+    token_id: str
+    expires_ms: int
+
+    @property
+    def kept_until_ms(self) -> int:
+        """When Redis drops the grant (and a revocation marker): ``KEPT_AFTER_EXPIRY`` after the
+        expiry, so that until then a refusal can say "expired" or "revoked", not "unknown"."""
+        return self.expires_ms + int(KEPT_AFTER_EXPIRY.total_seconds() * 1000)
+
+    def redis_value(self) -> str:
+        """``"<user> <token id> <expiry ms>"`` (neither id can hold a space)."""
+        return f"{self.user_id} {self.token_id} {self.expires_ms}"
+
+    @classmethod
+    def from_redis(cls, raw: bytes | str) -> TokenGrant | None:
+        """The grant, or None for a value in another form (written before tokens expired: such
+        a token is unknown until the users file is loaded again, which every start does)."""
+        parts = (raw.decode() if isinstance(raw, bytes) else raw).split(" ")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]))
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One stored token as the users file holds it (never the token; the hash is not shown)."""
+
+    user_id: str
+    token_id: str
+    digest: str
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def view(self) -> dict[str, Any]:
+        """The API's form: no hash."""
+        return {
+            "token_id": self.token_id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+        }
+
+    def grant(self) -> TokenGrant:
+        """The Redis form of this token."""
+        return TokenGrant(self.user_id, self.token_id, _ms(self.expires_at))
+
+
+def _stamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _record(user_id: str, token_id: str, doc: dict[str, Any]) -> TokenRecord:
+    created = datetime.fromisoformat(doc["created_at"])
+    expires = _stamp(doc.get("expires_at")) or created + timedelta(days=DEFAULT_TOKEN_TTL_DAYS)
+    return TokenRecord(
+        user_id=user_id,
+        token_id=token_id,
+        digest=doc["hash"],
+        name=doc.get("name", ""),
+        created_at=created,
+        expires_at=expires,
+        revoked_at=_stamp(doc.get("revoked_at")),
+        last_used_at=_stamp(doc.get("last_used_at")),
+    )
+
+
 class UsersFile:
-    """The durable users document: ``{"users": {id: {...user, "tokens": {token_id: {...}}}}}``."""
+    """The durable users document: ``{"users": {id: {...user, "tokens": {token_id: {...}}}}}``.
+
+    A token's entry: ``hash``, ``name``, ``created_at``, ``expires_at``, and once they happen
+    ``revoked_at`` and ``last_used_at``. Revoked tokens stay listed (with when), so that a reload
+    of the file into Redis revokes them there too.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -141,13 +255,31 @@ class UsersFile:
         """Every user in the file."""
         return [_user_from_doc(doc) for doc in self.read()["users"].values()]
 
-    def token_hashes(self) -> dict[str, str]:
-        """Token hash -> user id for every stored token."""
-        return {
-            token["hash"]: user_id
-            for user_id, doc in self.read()["users"].items()
-            for token in doc.get("tokens", {}).values()
-        }
+    def find(self, user_id: str) -> User:
+        """One user; ``UserError('user_not_found')``."""
+        doc = self.read()["users"].get(user_id)
+        if doc is None:
+            raise UserError("user_not_found", f"no user {user_id!r}")
+        return _user_from_doc(doc)
+
+    def tokens(self, user_id: str | None = None) -> list[TokenRecord]:
+        """Every stored token (of one user, ``UserError('user_not_found')`` when unknown)."""
+        users = self.read()["users"]
+        if user_id is not None and user_id not in users:
+            raise UserError("user_not_found", f"no user {user_id!r}")
+        return [
+            _record(uid, token_id, token)
+            for uid, doc in users.items()
+            if user_id is None or uid == user_id
+            for token_id, token in doc.get("tokens", {}).items()
+        ]
+
+    def token(self, user_id: str, token_id: str) -> TokenRecord:
+        """One token of a user; ``UserError('token_not_found')``."""
+        for record in self.tokens(user_id):
+            if record.token_id == token_id:
+                return record
+        raise UserError("token_not_found", f"user {user_id!r} has no token {token_id!r}")
 
     def add(self, user: User) -> User:
         """Add a new user; ``UserError('user_exists')`` if the id is taken."""
@@ -163,21 +295,14 @@ class UsersFile:
             doc = data["users"].get(user_id)
             if doc is None:
                 raise UserError("user_not_found", f"no user {user_id!r}")
-            merged = _user_from_doc(doc).model_copy(update=changes)
-            try:
-                user = User.model_validate(merged.model_dump())
-            except ValidationError as exc:
-                raise UserError(
-                    "invalid_user", str(exc.errors(include_url=False)[0]["msg"])
-                ) from None
+            user = changed_user(_user_from_doc(doc), changes)
             data["users"][user_id] = {**user.model_dump(mode="json"), "tokens": doc["tokens"]}
         return user
 
-    def issue_token(self, user_id: str, pepper: str, name: str = "") -> tuple[str, str, str]:
-        """Create a token for a user; return (token, token_id, token_hash). Shown only once."""
-        token = new_token()
-        digest = hash_token(token, pepper)
-        token_id = secrets.token_hex(8)
+    def add_token(
+        self, user_id: str, token_id: str, digest: str, name: str, expires_at: datetime
+    ) -> None:
+        """Store a token's hash under its id."""
         with self.edit() as data:
             doc = data["users"].get(user_id)
             if doc is None:
@@ -186,18 +311,50 @@ class UsersFile:
                 "hash": digest,
                 "name": name,
                 "created_at": utcnow().isoformat(),
+                "expires_at": expires_at.isoformat(),
             }
+
+    def issue_token(
+        self, user_id: str, pepper: str, name: str = "", *, expires_at: datetime | None = None
+    ) -> tuple[str, str, str]:
+        """Create a token for a user (expiring after ``DEFAULT_TOKEN_TTL_DAYS`` unless told);
+        return (token, token_id, token_hash). The token is shown only once."""
+        token, token_id = new_token(), new_token_id()
+        digest = hash_token(token, pepper)
+        expiry = expires_at or utcnow() + timedelta(days=DEFAULT_TOKEN_TTL_DAYS)
+        self.add_token(user_id, token_id, digest, name, expiry)
         return token, token_id, digest
 
-    def revoke_tokens(self, user_id: str) -> list[str]:
-        """Remove every token of a user; return the removed hashes."""
+    def revoke(self, user_id: str, token_ids: list[str]) -> None:
+        """Mark tokens of a user revoked (kept, with when; revoking again changes nothing)."""
+        now = utcnow().isoformat()
         with self.edit() as data:
             doc = data["users"].get(user_id)
             if doc is None:
                 raise UserError("user_not_found", f"no user {user_id!r}")
-            hashes = [token["hash"] for token in doc.get("tokens", {}).values()]
-            doc["tokens"] = {}
-        return hashes
+            for token_id in token_ids:
+                token = doc.get("tokens", {}).get(token_id)
+                if token is not None and not token.get("revoked_at"):
+                    token["revoked_at"] = now
+
+    def record_use(self, used: dict[str, datetime]) -> None:
+        """Write last-use times (token hash -> when), keeping the later of stored and given."""
+        with self.edit() as data:
+            for doc in data["users"].values():
+                for token in doc.get("tokens", {}).values():
+                    at = used.get(token["hash"])
+                    stored = _stamp(token.get("last_used_at"))
+                    if at is not None and (stored is None or at > stored):
+                        token["last_used_at"] = at.isoformat()
+
+
+def changed_user(user: User, changes: dict[str, Any]) -> User:
+    """``user`` with ``changes`` applied and validated; ``UserError('invalid_user')``."""
+    merged = user.model_copy(update=changes)
+    try:
+        return User.model_validate(merged.model_dump())
+    except ValidationError as exc:
+        raise UserError("invalid_user", str(exc.errors(include_url=False)[0]["msg"])) from None
 
 
 def _user_from_doc(doc: dict[str, Any]) -> User:
