@@ -99,12 +99,20 @@ def test_router_and_metrics_route_predictions_over_sasl_ssl(
         assert set().union(*outputs) == set(kinds), "lost inputs"
         assert router.terminate() == 0, router.log()
 
-        def counted() -> dict[str, float] | None:
+        router_group = secured_names(env.topic_prefix).router_group
+
+        def counted() -> dict[str, float | None] | None:
             assert metrics.poll() is None, (tmp_path / "metrics.log").read_text()[-4_000:]
             try:
                 samples = scrape(url)
             except OSError:
                 return None
+            # listed and read with the metrics user's Describe grant on the router's group
+            lags = [
+                value
+                for (name, labels), value in samples.items()
+                if name == "loupe_consumer_lag" and ("group", router_group) in labels
+            ]
             return {
                 "caught_up": samples.get(("loupe_metrics_caught_up", ()), 0.0),
                 "redis_read": samples.get(("loupe_metrics_queue_source_up", ()), 0.0),
@@ -114,10 +122,17 @@ def test_router_and_metrics_route_predictions_over_sasl_ssl(
                     if name == "loupe_metrics_events_total"
                     and ("topic", "labels.resolved") in labels
                 ),
+                "router_lag": sum(lags) if lags else None,
             }
 
-        # Every routed label read from Kafka, and the gateway's Redis read over TLS.
-        expected = {"caught_up": 1.0, "redis_read": 1.0, "resolved": float(len(out.resolved))}
+        # Every routed label read from Kafka, the gateway's Redis read over TLS, and the router's
+        # group (all committed) exported.
+        expected = {
+            "caught_up": 1.0,
+            "redis_read": 1.0,
+            "resolved": float(len(out.resolved)),
+            "router_lag": 0.0,
+        }
         wait_for(counted, 120, "the metrics service to count every label", expect=expected)
     finally:
         metrics.terminate()
