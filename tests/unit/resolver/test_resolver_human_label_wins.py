@@ -12,6 +12,9 @@ import asyncio
 from collections.abc import MutableMapping
 from datetime import timedelta
 
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+
 from loupe.resolver import simulate
 from loupe.resolver.engine import Engine, supersede
 from loupe.resolver.state import InputPosition, ItemState
@@ -21,6 +24,8 @@ from loupe.schemas import (
     AuditAction,
     AuditEvent,
     ClassificationLabel,
+    DeadLetter,
+    ErrorKind,
     Provenance,
     ResolutionMethod,
     ResolvedLabel,
@@ -268,3 +273,34 @@ def test_an_invalid_record_on_labels_resolved_is_left_to_its_readers() -> None:
     resolver = _stream(table, broker)
     _feed(resolver, [Record("lab", 3, 99, 5_000, b"i1", b'{"method": "auto"}')])
     assert broker.sent == [] and table["i1"] == state.to_bytes()
+
+
+def test_a_refused_republication_is_dead_lettered_and_the_partition_moves_on() -> None:
+    # the topic's limit was lowered after the human label was written: republishing it is
+    # refused. Retrying would halt the partition forever; an SRE must see it instead
+    table, broker = CountingTable(), Broker()
+    resolver = _stream(table, broker)
+    request = _request()
+    _feed(
+        resolver,
+        [
+            _record("req", 0, request),
+            _record("dec", 0, simulate.decision(request, "r1", label=cls("dog"))),
+        ],
+    )
+    stored = table["i1"]
+    refused = MessageSizeTooLargeError()
+
+    async def refusing(output: str, key: str, value: bytes) -> InputPosition:
+        if output == "resolved":
+            raise ProducerSendError(f"Error while sending: {refused!r}") from refused
+        return await broker.send(output, key, value)
+
+    resolver.send = refusing
+    automatic = _auto().to_json_bytes()
+    _feed(resolver, [_label_record(broker.append("resolved", "i1", automatic), automatic)])
+    [letter] = [decode(DeadLetter, v) for v in broker.outputs("dlq")]
+    assert letter.error_kind is ErrorKind.TOO_LARGE
+    assert "human label" in letter.error and "refused by the broker" in letter.error
+    assert letter.source.topic == "lab" and letter.source.offset == 1
+    assert table["i1"] == stored  # nothing recorded as republished

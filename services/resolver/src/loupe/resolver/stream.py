@@ -247,8 +247,21 @@ class StreamResolver:
         if not effects:
             metrics.EVENTS.labels("resolved", "auto_kept").inc()
             return
-        # the human label was written once already, so it fits; the audit event is small
-        await self._publish(state, _encode(effects), effects)
+        try:
+            await self._publish(state, _encode(effects), effects)
+        except Exception as exc:
+            # it fitted once, but the topic's limit may have been lowered since: retrying
+            # would halt the partition, so the automatic label is dead-lettered for an SRE
+            refused = refusal_kind(exc)
+            if refused is None:
+                raise  # about the cluster: the agent fails and the record is read again
+            reason = (
+                "the item's human label could not be written again after this automatic "
+                f"label (it stays the last word until fixed): refused by the broker: {exc!r}"
+            )
+            await self._dead_letter(record, refused, reason, None)
+            metrics.EVENTS.labels("resolved", "dead_letter").inc()
+            return
         self.table[state.item_id] = state.to_bytes()
         metrics.EVENTS.labels("resolved", "auto_superseded").inc()
 
