@@ -42,7 +42,7 @@ function itemPanel(task) {
 
 /** Earlier votes and the conflict that escalated this task (shown only when the API sends them). */
 function priorVotes(task) {
-  const votes = task.votes || task.conflict?.votes || [];
+  const votes = task.conflict?.votes || task.votes || [];
   if (!votes.length) return null;
   const d = task.conflict?.disagreement;
   return h("section", { class: "panel prior-votes", id: "prior-votes" },
