@@ -67,8 +67,8 @@ class User(BaseModel):
         ceiling = default_tier(self.role)
         if self.tier is not None and ceiling is not None and self.tier.rank > ceiling.rank:
             raise ValueError(
-                f"tier {self.tier.value!r} is above role {self.role.value!r}: a tier may only "
-                "be the role's own or a lower one"
+                f"user {self.id!r}: tier {self.tier.value!r} is above role {self.role.value!r}: "
+                "a tier may only be the role's own or a lower one"
             )
         return self
 
