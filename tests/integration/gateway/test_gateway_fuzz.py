@@ -219,6 +219,13 @@ def _seed(http: httpx.Client, tokens: dict[str, str], bootstrap: str, prefix: st
     assert released.status_code == 200, released.text
 
     task_ids = [r.request_id for r in requests_]
+    token_ids = {
+        victim: [
+            t["token_id"]
+            for t in http.get(f"/v1/users/{victim}/tokens", headers=as_("admin")).json()["tokens"]
+        ]
+        for victim in VICTIMS
+    }
     seeded = Seeded(
         tokens=tokens,
         ids={
@@ -227,6 +234,7 @@ def _seed(http: httpx.Client, tokens: dict[str, str], bootstrap: str, prefix: st
             "project": ["demo"],
             "user_id": VICTIMS,
             "decision_id": decision_ids,
+            "token_id": [t for ids in token_ids.values() for t in ids],
         },
     )
     known = seeded.known
@@ -292,6 +300,10 @@ def _seed(http: httpx.Client, tokens: dict[str, str], bootstrap: str, prefix: st
     ]
     known["POST /v1/users/{user_id}/tokens"] = [Known("admin", {"user_id": "victim-2"}, body={})]
     known["DELETE /v1/users/{user_id}/tokens"] = [Known("admin", {"user_id": "victim-2"})]
+    known["GET /v1/users/{user_id}/tokens"] = [Known("admin", {"user_id": v}) for v in VICTIMS]
+    known["DELETE /v1/users/{user_id}/tokens/{token_id}"] = [
+        Known("admin", {"user_id": "victim-1", "token_id": token_ids["victim-1"][0]})
+    ]
     known["POST /v1/users"] = [Known("admin", body={"id": "fz-new", "role": "senior"})]
     return seeded
 

@@ -157,6 +157,29 @@ async def test_a_revocation_whose_durable_write_failed_still_denies_everywhere(
         assert all(t["revoked_at"] for t in stored.values())
 
 
+async def test_a_deactivation_whose_durable_write_failed_still_denies_everywhere(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path
+):
+    async with _two_replicas(kafka_bootstrap, redis_url, topic_prefix, tmp_path) as (a, b):
+        token = (await _issue(a, "ann"))["token"]
+        for replica in (a, b):
+            assert (await replica.client.get("/v1/me", headers=_bearer(token))).status_code == 200
+
+        lock = a.settings.users_file.with_name(a.settings.users_file.name + ".lock")
+        lock.unlink(missing_ok=True)
+        lock.mkdir()
+        failed = await a.call("PATCH", "/v1/users/ann", "boss", json={"active": False})
+        assert failed.status_code == 503, failed.text
+        assert failed.json()["error"]["code"] == "not_durable"
+        assert (await a.client.get("/v1/me", headers=_bearer(token))).status_code == 401
+        assert await _denied_within_cache_time(b, token) == 401
+
+        lock.rmdir()
+        retried = await a.call("PATCH", "/v1/users/ann", "boss", json={"active": False})
+        assert retried.status_code == 200, retried.text
+        assert a.users_file.find("ann").active is False
+
+
 async def test_an_expired_token_is_refused(gateway):
     gateway.add_user("boss", Role.ADMIN)
     gateway.add_user("ann", Role.REVIEWER)

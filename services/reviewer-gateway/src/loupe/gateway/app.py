@@ -92,7 +92,7 @@ async def _write_token_uses(gateway: Gateway, stop: asyncio.Event) -> None:
             continue
         try:
             await asyncio.to_thread(gateway.users_file.record_use, used)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # unwritable, or not JSON
             log.warning("could not record tokens' last use (will retry): %s", exc)
             for digest, at in used.items():
                 gateway.token_uses.setdefault(digest, at)
