@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -52,8 +52,65 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 @click.group()
-def users() -> None:
-    """Manage gateway users and API tokens (writes the users file and the Redis cache)."""
+@click.option(
+    "--unaudited",
+    is_flag=True,
+    help="Make the change even if Kafka does not acknowledge its audit record (break glass).",
+)
+@click.pass_context
+def users(ctx: click.Context, unaudited: bool) -> None:
+    """Manage gateway users and API tokens (writes the users file and the Redis cache).
+
+    Every change is audited like the admin API's: its audit record (``user_change``, actor
+    ``cli:<login>``) is acknowledged by Kafka before anything changes, else nothing changes
+    (``--unaudited`` makes it anyway and says so).
+    """
+    ctx.obj = {"unaudited": unaudited}
+
+
+def _audit(user_id: str, change: str, **details: Any) -> None:
+    """Publish a CLI change's audit record and wait for Kafka's acknowledgement before it is
+    made; ``ClickException`` (nothing changed) when Kafka does not acknowledge it."""
+    import getpass  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from confluent_kafka import KafkaError, Message, Producer  # noqa: PLC0415
+
+    from loupe.gateway.audit import audit_event  # noqa: PLC0415
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.runtime.kafka import producer_config  # noqa: PLC0415
+    from loupe.schemas import Actor, AuditAction  # noqa: PLC0415
+    from loupe.schemas.topics import AUDIT  # noqa: PLC0415
+
+    settings = get_settings()
+    event = audit_event(
+        Actor(id=f"cli:{getpass.getuser()}", role="operator"),
+        AuditAction.USER_CHANGE,
+        details={"user": user_id, "change": change, "client": socket.gethostname(), **details},
+    )
+    timeout_ms = int(settings.kafka_timeout_s * 1000)
+    producer = Producer(producer_config(settings.kafka, extra={"message.timeout.ms": timeout_ms}))
+    outcome: list[KafkaError | None] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        outcome.append(error)
+
+    producer.produce(
+        settings.topic(AUDIT.name),
+        key=user_id.encode(),
+        value=event.to_json_bytes(),
+        on_delivery=delivered,
+    )
+    producer.flush(settings.kafka_timeout_s + 5)
+    if outcome != [None]:
+        reason = outcome[0] if outcome else "no answer"
+        if click.get_current_context().obj["unaudited"]:
+            click.echo(f"warning: not audited ({reason}); --unaudited: changing anyway", err=True)
+            return
+        raise click.ClickException(
+            f"nothing was changed: Kafka did not acknowledge the audit record ({reason}); "
+            "--unaudited changes it anyway"
+        )
 
 
 def _sync(user_ids: list[str] | None = None) -> None:
@@ -110,16 +167,37 @@ def add(
             skills=list(skills),
             projects=list(projects),
         )
+        if any(u.id == user.id for u in store.users()):
+            raise UserError("user_exists", f"user {user.id!r} already exists")
+        _audit(user.id, "user_created", after=user.model_dump(mode="json"))
         store.add(user)
     except (UserError, ValidationError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     click.echo(f"added {user.id} ({user.role.value})")
     if token:
-        secret, _, _ = store.issue_token(
-            user_id, settings.token_pepper.get_secret_value(), expires_at=_expiry(settings)
-        )
-        click.echo(secret)
+        click.echo(_issue(user_id, ""))
     _sync()
+
+
+def _issue(user_id: str, name: str) -> str:
+    """Audit, then store a new token of ``user_id``; return it (to be shown once)."""
+    from loupe.gateway.settings import get_settings  # noqa: PLC0415
+    from loupe.gateway.users import (  # noqa: PLC0415
+        UsersFile,
+        hash_token,
+        new_token,
+        new_token_id,
+    )
+
+    settings = get_settings()
+    store = UsersFile(settings.users_file)
+    store.find(user_id)
+    secret, token_id = new_token(), new_token_id()
+    expires_at = _expiry(settings)
+    _audit(user_id, "token_issued", token_id=token_id, name=name, expires_at=expires_at.isoformat())
+    digest = hash_token(secret, settings.token_pepper.get_secret_value())
+    store.add_token(user_id, token_id, digest, name, expires_at)
+    return secret
 
 
 @users.command("token")
@@ -127,14 +205,10 @@ def add(
 @click.option("--name", default="", help="A label for the token.")
 def token(user_id: str, name: str) -> None:
     """Issue an API token for a user and print it (shown only once)."""
-    from loupe.gateway.settings import get_settings  # noqa: PLC0415
-    from loupe.gateway.users import UserError, UsersFile  # noqa: PLC0415
+    from loupe.gateway.users import UserError  # noqa: PLC0415
 
-    settings = get_settings()
     try:
-        secret, _, _ = UsersFile(settings.users_file).issue_token(
-            user_id, settings.token_pepper.get_secret_value(), name, expires_at=_expiry(settings)
-        )
+        secret = _issue(user_id, name)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     _sync()
@@ -152,11 +226,10 @@ def _expiry(settings: GatewaySettings) -> datetime:
 @click.argument("user_id")
 @click.option("--token-id", "token_ids", multiple=True, help="Only this token (repeatable).")
 def revoke(user_id: str, token_ids: tuple[str, ...]) -> None:
-    """Revoke a user's tokens (all, or the given ids): the users file, then Redis.
+    """Revoke a user's tokens (all, or the given ids): audited, then the users file, then Redis.
 
-    For when the API cannot be used (e.g. Kafka is down, so admin actions cannot be audited);
-    not audited on Kafka. A running gateway denies the tokens once Redis has them (at once when
-    Redis answers, else at its next start).
+    A running gateway denies the tokens once Redis has them (at once when Redis answers, else
+    at its next start). With Kafka down, ``loupe users --unaudited revoke`` still revokes.
     """
     from loupe.gateway.settings import get_settings  # noqa: PLC0415
     from loupe.gateway.users import UserError, UsersFile  # noqa: PLC0415
@@ -166,6 +239,8 @@ def revoke(user_id: str, token_ids: tuple[str, ...]) -> None:
         ids = list(token_ids) or [t.token_id for t in store.tokens(user_id)]
         for token_id in ids:
             store.token(user_id, token_id)
+        change = "token_revoked" if token_ids else "tokens_revoked"
+        _audit(user_id, change, token_ids=ids)
         store.revoke(user_id, ids)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
