@@ -34,7 +34,7 @@ def secured_names(prefix: str) -> AclNames:
 
 
 @pytest.fixture(scope="session")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+def secured_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A local stack of the session's own, secured: SASL_SSL SCRAM Kafka, TLS + password Redis.
 
     One per session, not per test file: a secured start makes certificates and formats the
@@ -42,12 +42,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """
     stack = LocalStack(StackSettings.private(tmp_path_factory.mktemp("secured"), secure=True))
     try:
-        info = stack.up()
-        assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
-        assert info.redis.tls and info.redis.password is not None
-        yield info
+        yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def secured(secured_stack: LocalStack) -> StackInfo:
+    """How to connect to the session's secured stack (started on first use)."""
+    info = secured_stack.up()
+    assert info.kafka.security_protocol is SecurityProtocol.SASL_SSL
+    assert info.redis.tls and info.redis.password is not None
+    return info
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, Producer
@@ -28,8 +29,11 @@ from loupe.runtime.acls import Service
 from loupe.runtime.connections import KafkaConnection, process_env
 from loupe.runtime.kafka import admin_client, producer_config
 from loupe.schemas.topics import CONTROL_POLICY, REVIEW_DECISIONS, TopicSpec
-from loupe.stack import StackInfo
+from loupe.stack import LocalStack, StackInfo
 from loupe.stack.kafka import upsert_scram_users
+from loupe.stack.system import java_executable
+
+CONTROLLER_PROBE = Path(__file__).with_name("ControllerProbe.java")
 
 WRITERS = {
     REVIEW_DECISIONS.name: {Service.GATEWAY},
@@ -123,3 +127,46 @@ def test_loupe_topics_acls_prints_and_applies_the_grants(secured: StackInfo) -> 
     admin = admin_client(secured.kafka)
     found = admin.describe_acls(wanted, request_timeout=30).result(30)
     assert [binding.principal for binding in found] == ["User:loupe-gateway"]
+
+
+@pytest.mark.parametrize("login", ["plaintext", "tls-only", "client-user", "admin"])
+def test_the_controller_takes_the_admin_alone(
+    secured_stack: LocalStack, secured: StackInfo, login: str, tmp_path: Path
+) -> None:
+    """An admin client may talk to a KRaft controller directly (KIP-919), where an ANONYMOUS
+    super user would have let anyone on the host read and write every ACL."""
+    security = secured_stack.kafka.security
+    assert security is not None
+    tls = f"ssl.truststore.type=PEM\nssl.truststore.location={security.tls.ca}\n"
+    users = {
+        "client-user": ("loupe", security.secrets.client_password),
+        "admin": ("admin", security.secrets.admin_password),
+    }
+    config = {
+        "plaintext": "",
+        "tls-only": f"security.protocol=SSL\n{tls}",
+    }.get(login, f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n{tls}")
+    if login in users:
+        user, password = users[login]
+        config += (
+            "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{password.get_secret_value()}";\n'
+        )
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        f"bootstrap.controllers=127.0.0.1:{secured_stack.settings.controller_port}\n"
+        f"default.api.timeout.ms=10000\nrequest.timeout.ms=5000\n{config}"
+    )
+    lib = secured_stack.kafka.install()
+    probe = subprocess.run(
+        [java_executable(), "-cp", str(lib / "*"), str(CONTROLLER_PROBE), str(properties)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    verdict = probe.stdout.strip().splitlines()[-1:] or [probe.stderr[-2_000:]]
+    if login == "admin":
+        assert verdict[0].startswith("OK "), verdict  # the listener works: the probe is sound
+    else:
+        assert verdict[0].startswith("REFUSED "), verdict

@@ -91,7 +91,12 @@ def test_secured_broker_properties(settings: StackSettings, security: StackSecur
     props = _properties(text)
     assert props["listeners"] == "SASL_SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19092"
-    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SASL_SSL,SASL_SSL:SASL_SSL"
+    # the controller takes the admin alone: nobody reaches it unauthenticated, around the ACLs
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    controller_jaas = props["listener.name.controller.plain.sasl.jaas.config"]
+    assert controller_jaas.count("user_") == 1 and f"user_{ADMIN_USER}=" in controller_jaas
     assert props["inter.broker.listener.name"] == "SASL_SSL"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
@@ -103,8 +108,7 @@ def test_secured_broker_properties(settings: StackSettings, security: StackSecur
     authorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert props["authorizer.class.name"] == authorizer
     assert props["allow.everyone.if.no.acl.found"] == "false"
-    # the admin, the developer's user, and the loopback controller listener's principal
-    assert props["super.users"] == f"User:{ADMIN_USER};User:{CLIENT_USER};User:ANONYMOUS"
+    assert props["super.users"] == f"User:{ADMIN_USER};User:{CLIENT_USER}"
     assert props["num.io.threads"] == "2"  # the plain template's tuning is kept
     assert "$" not in text
 

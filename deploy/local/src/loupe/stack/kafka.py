@@ -28,7 +28,7 @@ from loupe.stack.resources import read_asset, render_asset
 from loupe.stack.security import (
     ADMIN_USER,
     CLIENT_USER,
-    CONTROLLER_PRINCIPAL,
+    CONTROLLER_MECHANISM,
     MECHANISM,
     StackSecurity,
 )
@@ -59,9 +59,10 @@ def render_server_properties(
     """server.properties of a single combined broker+controller listening per ``settings``.
 
     With ``security`` the client listener is SASL_SSL (SCRAM-SHA-512, the stack's certificate),
-    the broker talks to itself over it as the admin user, and the PLAINTEXT controller listener
-    binds to 127.0.0.1 only. KRaft's ``StandardAuthorizer`` refuses whatever no ACL allows; the
-    super users are the admin, the developer's user and the controller listener's principal.
+    the broker talks to itself over it as the admin user, and the controller listener binds to
+    127.0.0.1 only and takes the admin user alone (SASL_SSL PLAIN), so no client reaches the
+    controller unauthenticated. KRaft's ``StandardAuthorizer`` refuses whatever no ACL allows;
+    the super users are the admin and the developer's user.
     """
     text = render_asset(
         "server.properties",
@@ -82,7 +83,14 @@ def render_server_properties(
             "listeners": f"{client},CONTROLLER://{controller}",
             "advertised.listeners": client,
             "inter.broker.listener.name": "SASL_SSL",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "listener.security.protocol.map": "CONTROLLER:SASL_SSL,SASL_SSL:SASL_SSL",
+            "sasl.mechanism.controller.protocol": CONTROLLER_MECHANISM.value,
+            "listener.name.controller.sasl.enabled.mechanisms": CONTROLLER_MECHANISM.value,
+            f"listener.name.controller.{CONTROLLER_MECHANISM.value.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{ADMIN_USER}" password="{admin_password}" '
+                f'user_{ADMIN_USER}="{admin_password}";'
+            ),
             "sasl.enabled.mechanisms": MECHANISM.value,
             "sasl.mechanism.inter.broker.protocol": MECHANISM.value,
             f"listener.name.sasl_ssl.{MECHANISM.value.lower()}.sasl.jaas.config": (
@@ -97,7 +105,7 @@ def render_server_properties(
             "ssl.client.auth": "none",
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{ADMIN_USER};User:{CLIENT_USER};{CONTROLLER_PRINCIPAL}",
+            "super.users": f"User:{ADMIN_USER};User:{CLIENT_USER}",
         },
     )
 

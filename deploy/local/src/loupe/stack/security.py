@@ -31,10 +31,10 @@ ADMIN_USER = "admin"
 CLIENT_USER = "loupe"
 """The developer's user (a super user too): tools, tests, the demo; ``loupe.env`` connects as
 it. Each service has a user of its own with only its grants (``service_user``)."""
-CONTROLLER_PRINCIPAL = "User:ANONYMOUS"
-"""Who the loopback-only PLAINTEXT controller listener sees: the broker registering with its own
-controller, which the authorizer must let through."""
 MECHANISM = SaslMechanism.SCRAM_SHA_512
+CONTROLLER_MECHANISM = SaslMechanism.PLAIN
+"""The controller listener's: KRaft controllers cannot use SCRAM (its credentials live in the
+metadata they serve); only the admin user is configured for it."""
 
 
 def service_user(service: Service) -> str:
