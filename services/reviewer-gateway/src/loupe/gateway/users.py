@@ -359,13 +359,3 @@ def changed_user(user: User, changes: dict[str, Any]) -> User:
 
 def _user_from_doc(doc: dict[str, Any]) -> User:
     return User.model_validate({k: v for k, v in doc.items() if k != "tokens"})
-
-
-def user_to_redis(user: User) -> dict[str, str]:
-    """The Redis hash form of a user."""
-    return {"json": user.model_dump_json()}
-
-
-def user_from_redis(raw: bytes | str) -> User:
-    """Parse the cached JSON form of a user."""
-    return User.model_validate_json(raw)
