@@ -7,15 +7,60 @@ versions as ``PolicyUpdate`` events carrying the whole document.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from loupe.schemas._base import ClassName, Contract, Identifier, ProjectName, Score, Tag, Tier
 from loupe.schemas.labels import TaskType
 
 MAX_RULES = 1_000
+MAX_MEDIA_ORIGINS = 32
+"""Origins one project may list for its item media (the gateway's CSP is their union)."""
+
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _media_origin(value: str) -> str:
+    """Refuse anything but ``scheme://host[:port]``: the value goes verbatim into the gateway's
+    Content-Security-Policy header, so it must not widen it (no wildcard, no scheme alone, no
+    keyword) nor end its directive; plain http only where nobody can intercept it (loopback)."""
+    match = _ORIGIN.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            "a media origin is scheme://host[:port] in lower case, without path or wildcard "
+            "(e.g. https://media.example.com)"
+        )
+    host, port = match["host"], match["port"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+    if port is not None and not 1 <= int(port) <= 65_535:
+        raise ValueError(f"port {port} is outside 1-65535")
+    if match["scheme"] == "http" and not _is_loopback(host):
+        raise ValueError("http is allowed only for loopback hosts (localhost, 127.0.0.1, [::1])")
+    return value
+
+
+MediaOrigin = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_media_origin)]
+"""An origin item media may load from: https://host[:port], or http:// on a loopback host."""
 
 
 class LabelSchema(Contract):
@@ -146,6 +191,12 @@ class ReviewPolicy(Contract):
     announce_spot_checks: bool = False
     """Whether reviewers are told that a task is a spot check. Off by default: people told so
     rubber-stamp exactly the items that measure the model's error (leads always see it)."""
+    media_origins: Annotated[list[MediaOrigin], Field(max_length=MAX_MEDIA_ORIGINS)] = Field(
+        default_factory=list
+    )
+    """Origins the reviewer UI may load this project's item images and video from (besides the
+    gateway itself and inline ``data:`` URIs): the gateway's Content-Security-Policy allows the
+    union of its projects' lists and nothing else."""
 
 
 class ProjectPolicy(Contract):
