@@ -53,6 +53,12 @@ QUICK = {"rate": 100.0, "time_scale": 0.01}
     " / LOUPE_REDIS_URL (or KAFKA_BOOTSTRAP_SERVERS / REDIS_URL).",
 )
 @click.option(
+    "--secure",
+    is_flag=True,
+    help="With --infra local: secure the stack (Kafka SASL_SSL with ACLs, each service as its"
+    " own Kafka user with only its grants; Redis over TLS with a password).",
+)
+@click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".loupe/demo"),
@@ -78,6 +84,7 @@ def demo(
     as_json: bool,
     keep_running: bool,
     infra: str,
+    secure: bool,
     home: Path,
     timeout_s: float,
 ) -> None:
@@ -85,6 +92,11 @@ def demo(
     from loupe.demo.report import render_text  # noqa: PLC0415  (keeps `loupe --help` fast)
     from loupe.demo.run import DemoConfig, echo_to, run_demo  # noqa: PLC0415
 
+    if secure and infra != "local":
+        raise click.UsageError(
+            "--secure secures the demo's own stack (--infra local); with --infra env the"
+            " LOUPE_KAFKA_* / LOUPE_REDIS_* variables say how to connect securely"
+        )
     config = DemoConfig(
         items=items,
         rate=QUICK["rate"] if quick else rate,
@@ -92,6 +104,7 @@ def demo(
         reviewers=reviewers,
         seed=seed,
         infra=infra,
+        secure=secure,
         home=home,
         timeout_s=timeout_s,
         keep_running=keep_running,

@@ -1,7 +1,9 @@
 """Start and stop everything the demo runs: the local stack and the four services as processes.
 
 Every service is a separate ``loupe <service>`` process configured through environment
-variables only, with its output in ``<run dir>/logs/<service>.log``. Stopping sends SIGTERM to
+variables only, with its output in ``<run dir>/logs/<service>.log``. On a secured stack each
+service connects as its own Kafka user (``Infra.services``), granted only what the grant table
+gives it for this run's names; Redis over TLS with the password. Stopping sends SIGTERM to
 each process group (services in reverse start order), waits, then SIGKILLs whatever is left, and
 finally stops the private stack, so nothing the demo started keeps running.
 """
@@ -20,6 +22,14 @@ from pathlib import Path
 from loupe.demo.policy import PROJECT, policy_document
 from loupe.demo.processes import OrchestrationError, ServiceProcess, loupe_command
 from loupe.demo.prometheus import prometheus_process
+from loupe.runtime.acls import (
+    AclNames,
+    Service,
+    acl_bindings,
+    apply_acls,
+    principal,
+    service_grants,
+)
 from loupe.runtime.connections import KafkaConnection, RedisConnection, process_env
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import ProjectPolicy
@@ -28,6 +38,8 @@ from loupe.stack import free_port
 log = logging.getLogger(__name__)
 
 SERVICES = ("router", "resolver", "metrics", "gateway")
+GATEWAY_GROUP = "gateway"
+"""The gateway's consumer group (it prefixes it with the topic prefix itself)."""
 
 
 @dataclass(frozen=True)
@@ -35,23 +47,40 @@ class Infra:
     """Where Kafka and Redis are for this run."""
 
     kafka: KafkaConnection
+    """The demo's own connection: topics, grants, the initial policy, the read-back watcher."""
     redis: RedisConnection
     kafka_version: str
     source: str
+    services: Mapping[Service, KafkaConnection] = field(default_factory=dict)
+    """A secured stack's connection for each service, as its own user; empty otherwise."""
+
+    @property
+    def per_service_users(self) -> bool:
+        """Whether each service connects as a Kafka user of its own."""
+        return bool(self.services)
+
+    def kafka_for(self, service: Service) -> KafkaConnection:
+        """How ``service`` connects: as its own user when there is one, else as the demo."""
+        return self.services.get(service, self.kafka)
 
 
 @contextlib.contextmanager
-def private_stack(state_dir: Path, prefix: str) -> Iterator[Infra]:
+def private_stack(state_dir: Path, prefix: str, *, secure: bool = False) -> Iterator[Infra]:
     """A private local stack (Kafka + Redis) on free loopback ports, stopped on exit.
 
-    Its topics are created under ``prefix`` with one partition each.
+    Its topics are created under ``prefix`` with one partition each. ``secure``: SASL_SSL
+    Kafka with the authorizer on and a user per service, Redis over TLS with a password.
     """
     from loupe.stack import LocalStack, StackSettings  # noqa: PLC0415  (only when used)
 
-    stack = LocalStack(StackSettings.private(state_dir, topic_partitions=1, topic_prefix=prefix))
+    settings = StackSettings.private(
+        state_dir, topic_partitions=1, topic_prefix=prefix, secure=secure
+    )
+    stack = LocalStack(settings)
     try:
         info = stack.up()
-        yield Infra(info.kafka, info.redis, info.kafka_version, "private local stack")
+        source = "private secured local stack" if secure else "private local stack"
+        yield Infra(info.kafka, info.redis, info.kafka_version, source, dict(info.services))
     finally:
         stack.down()
 
@@ -87,9 +116,9 @@ class Deployment:
         """Folder holding every service's log."""
         return self.run_dir / "logs"
 
-    def base_env(self) -> dict[str, str]:
-        """Deployment-wide settings every service gets (with the connections' secrets)."""
-        env = process_env(os.environ, self.infra.kafka, self.infra.redis)
+    def service_env(self, service: Service) -> dict[str, str]:
+        """Deployment-wide settings ``service`` gets, with its own connection's secrets."""
+        env = process_env(os.environ, self.infra.kafka_for(service), self.infra.redis)
         env.update(
             {
                 "LOUPE_TOPIC_PREFIX": self.prefix,
@@ -102,6 +131,10 @@ class Deployment:
     def prepare(self) -> None:
         """Create this run's topics (one partition each), the router's policy file, the specs."""
         ensure_topics(self.infra.kafka, prefix=self.prefix, partitions=1)
+        if self.infra.per_service_users:
+            principals = {service: principal(service) for service in Service}
+            grants = service_grants(self.acl_names())
+            apply_acls(self.infra.kafka, acl_bindings(grants, principals))
         policy_dir = self.run_dir / "policies"
         policy_dir.mkdir(parents=True, exist_ok=True)
         (policy_dir / f"{PROJECT}.json").write_text(
@@ -109,21 +142,33 @@ class Deployment:
         )
         self.services = self.service_specs()
 
+    def acl_names(self) -> AclNames:
+        """The names this run's services use, for their grants (``service_specs`` sets them)."""
+        run = self.prefix.rstrip(".")
+        return AclNames(
+            topic_prefix=self.prefix,
+            router_group=f"{run}-router",
+            resolver_app_id=f"{run}-resolver",
+            gateway_group=GATEWAY_GROUP,
+            metrics_group=f"{run}-metrics",
+            metrics_transactional_id=f"{run}-metrics-adaptive",
+        )
+
     def service_specs(self) -> list[ServiceProcess]:
         """The four services with their per-service settings (free ports, run-scoped names)."""
         ports = {name: free_port() for name in (*SERVICES, "prometheus")}
         redis_prefix = f"loupe:gw:{self.prefix}"
-        run = self.prefix.rstrip(".")
+        names = self.acl_names()
         specific: Mapping[str, dict[str, str]] = {
             "router": {
                 "LOUPE_ROUTER_POLICY_DIR": str(self.run_dir / "policies"),
-                "LOUPE_ROUTER_GROUP_ID": f"{run}-router",
+                "LOUPE_ROUTER_GROUP_ID": names.router_group,
                 "LOUPE_ROUTER_INSTANCE_ID": "demo-0",
                 "LOUPE_ROUTER_HEALTH_PORT": str(ports["router"]),
                 "LOUPE_ROUTER_BATCH_TIMEOUT_MS": "50",
             },
             "resolver": {
-                "LOUPE_RESOLVER_APP_ID": f"{run}-resolver",
+                "LOUPE_RESOLVER_APP_ID": names.resolver_app_id,
                 "LOUPE_RESOLVER_DATA_DIR": str(self.run_dir / "resolver-data"),
                 "LOUPE_RESOLVER_HEALTH_PORT": str(ports["resolver"]),
                 "LOUPE_RESOLVER_PARTITIONS": "1",
@@ -134,8 +179,8 @@ class Deployment:
                 "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": redis_prefix,
                 "LOUPE_METRICS_QUEUE_POLL_INTERVAL_S": "2",
                 "LOUPE_METRICS_LAG_POLL_INTERVAL_S": "5",
-                "LOUPE_METRICS_CONSUMER_GROUP": f"{run}-metrics",
-                "LOUPE_METRICS_TRANSACTIONAL_ID": f"{run}-metrics-adaptive",
+                "LOUPE_METRICS_CONSUMER_GROUP": names.metrics_group,
+                "LOUPE_METRICS_TRANSACTIONAL_ID": names.metrics_transactional_id,
                 # The demo measures one fixed, tuned policy; the adaptive controller would move it.
                 "LOUPE_METRICS_ADAPTIVE_ENABLED": "false",
             },
@@ -143,10 +188,9 @@ class Deployment:
                 "LOUPE_GATEWAY_PORT": str(ports["gateway"]),
                 "LOUPE_GATEWAY_USERS_FILE": str(self.run_dir / "gateway-users.json"),
                 "LOUPE_GATEWAY_REDIS_PREFIX": redis_prefix,
-                "LOUPE_GATEWAY_CONSUMER_GROUP": "gateway",
+                "LOUPE_GATEWAY_CONSUMER_GROUP": names.gateway_group,
             },
         }
-        base = self.base_env()
         host = "http://127.0.0.1"
         health = {
             "router": f"{host}:{ports['router']}/healthz",
@@ -164,14 +208,15 @@ class Deployment:
             ServiceProcess(
                 name=name,
                 command=[*loupe_command(), name],
-                env={**base, **specific[name]},
+                env={**self.service_env(Service(name)), **specific[name]},
                 log_file=self.logs / f"{name}.log",
                 health_url=health[name],
             )
             for name in SERVICES
         ]
         targets = {name: f"127.0.0.1:{ports[name]}" for name in SERVICES}
-        scraper = prometheus_process(self.run_dir, targets, ports["prometheus"], base)
+        # Prometheus only scrapes HTTP: it gets no connection and so none of their secrets.
+        scraper = prometheus_process(self.run_dir, targets, ports["prometheus"], os.environ)
         if scraper is not None:
             services.append(scraper)
             self.endpoints = replace(

@@ -23,8 +23,10 @@ from loupe.demo.progress import TopicWatcher, metric_estimates, summarize
 from loupe.demo.publish import PredictionStreamer, publish_policy
 from loupe.demo.report import DemoReport, build_report
 from loupe.demo.reviewers import Crowd, run_crowd
+from loupe.runtime.acls import Service, principal
 from loupe.runtime.settings import ServiceSettings
 from loupe.schemas.topics import CONTROL_POLICY, PREDICTIONS
+from loupe.stack.tls import write_file
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class DemoConfig:
     malformed: int = 5
     infra: str = "local"
     """``local``: a private local stack; ``env``: Kafka/Redis from LOUPE_* / KAFKA_* / REDIS_URL."""
+    secure: bool = False
+    """With ``local``: the stack secured (SASL_SSL, ACLs, a Kafka user per service, Redis TLS)."""
     home: Path = Path(".loupe/demo")
     timeout_s: float = 900.0
     keep_running: bool = False
@@ -80,7 +84,7 @@ def _infra(config: DemoConfig, run_dir: Path, prefix: str) -> Iterator[Infra]:
         settings = ServiceSettings()
         yield Infra(settings.kafka, settings.redis, "external", "environment")
         return
-    with private_stack(run_dir / "stack", prefix) as infra:
+    with private_stack(run_dir / "stack", prefix, secure=config.secure) as infra:
         yield infra
 
 
@@ -119,7 +123,12 @@ def _enrol_people(
         endpoints.gateway, admin_token, default_crowd(config.reviewers), config.human_reviewer
     )
     printer(f"reviewer UI and API: {endpoints.gateway}/")
-    if human_token:
+    if human_token and config.secure:
+        # A secured run keeps secrets out of terminals and CI logs: the token goes to a file.
+        token_file = deployment.run_dir / "you.token"
+        write_file(token_file, (human_token + "\n").encode(), private=True)
+        printer(f"  join as a lead reviewer with the token in {token_file}")
+    elif human_token:
         printer(f"  join as a lead reviewer with token: {human_token}")
     printer(
         f"metrics: {endpoints.metrics} (quality, flow, cost) · router {endpoints.router_metrics}"
@@ -216,7 +225,7 @@ async def _drive(
         deployment=deployment,
         watcher=TopicWatcher(kafka, deployment.prefix).start(),
         streamer=PredictionStreamer(
-            kafka,
+            deployment.infra.kafka_for(Service.MODEL),
             PREDICTIONS.full_name(deployment.prefix),
             stream,
             project=PROJECT,
@@ -300,6 +309,9 @@ def run_demo(
                 f"({infra.source}, {infra.kafka.security_protocol}), "
                 f"Redis at {infra.redis.url}; topic prefix {prefix}"
             )
+            if infra.per_service_users:
+                users = ", ".join(f"{s.value} as {principal(s)}" for s in Service)
+                printer(f"each service as its own Kafka principal, with only its grants: {users}")
             policy = demo_policy(config.policy_knobs())
             deployment = Deployment(infra, run_dir, prefix, policy)
             try:
