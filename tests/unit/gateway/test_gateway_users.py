@@ -10,6 +10,7 @@ import pytest
 from loupe.gateway.logic import Role
 from loupe.gateway.users import (
     DEFAULT_TOKEN_TTL_DAYS,
+    KEPT_AFTER_EXPIRY,
     TokenGrant,
     User,
     UserError,
@@ -118,3 +119,21 @@ def test_user_changes_refuse_null_except_for_tier():
     assert UserChanges.model_validate({"tier": None}).model_fields_set == {"tier"}
     with pytest.raises(ValidationError, match="name, role cannot be null"):
         UserChanges.model_validate({"role": None, "name": None})
+
+
+def test_tokens_long_expired_leave_the_file_when_another_is_issued(tmp_path):
+    """The file does not grow with every token ever issued: a token whose expiry is more than
+    ``KEPT_AFTER_EXPIRY`` past (Redis has dropped its grant and marker) goes when its user gets a
+    new one; a token still inside that window stays listed, revoked or not."""
+    store = UsersFile(tmp_path / "users.json")
+    store.add(User(id="ann", role=Role.REVIEWER))
+    _, old, _ = store.issue_token("ann", "pepper")
+    _, recent, _ = store.issue_token("ann", "pepper")
+    store.revoke("ann", [old, recent])
+    with store.edit() as data:
+        tokens = data["users"]["ann"]["tokens"]
+        gone = utcnow() - KEPT_AFTER_EXPIRY - timedelta(seconds=1)
+        tokens[old]["expires_at"] = gone.isoformat()
+        tokens[recent]["expires_at"] = (gone + timedelta(minutes=5)).isoformat()
+    _, new, _ = store.issue_token("ann", "pepper")
+    assert {t.token_id for t in store.tokens("ann")} == {recent, new}

@@ -215,7 +215,8 @@ class UsersFile:
 
     A token's entry: ``hash``, ``name``, ``created_at``, ``expires_at``, and once they happen
     ``revoked_at`` and ``last_used_at``. Revoked tokens stay listed (with when), so that a reload
-    of the file into Redis revokes them there too.
+    of the file into Redis revokes them there too, until ``KEPT_AFTER_EXPIRY`` after their expiry
+    (``add_token`` drops them then).
     """
 
     def __init__(self, path: Path) -> None:
@@ -302,15 +303,23 @@ class UsersFile:
     def add_token(
         self, user_id: str, token_id: str, digest: str, name: str, expires_at: datetime
     ) -> None:
-        """Store a token's hash under its id."""
+        """Store a token's hash under its id, and drop the user's tokens whose expiry is more
+        than ``KEPT_AFTER_EXPIRY`` past: Redis has dropped their grants and revocation markers by
+        then, so the record denies nothing, and the file would otherwise keep every token ever
+        issued (the audit topic keeps their history)."""
+        now = utcnow()
         with self.edit() as data:
             doc = data["users"].get(user_id)
             if doc is None:
                 raise UserError("user_not_found", f"no user {user_id!r}")
-            doc.setdefault("tokens", {})[token_id] = {
+            tokens = doc.setdefault("tokens", {})
+            for old_id, old in list(tokens.items()):
+                if _record(user_id, old_id, old).expires_at + KEPT_AFTER_EXPIRY <= now:
+                    del tokens[old_id]
+            tokens[token_id] = {
                 "hash": digest,
                 "name": name,
-                "created_at": utcnow().isoformat(),
+                "created_at": now.isoformat(),
                 "expires_at": expires_at.isoformat(),
             }
 
