@@ -7,7 +7,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from loupe.gateway.app import create_app
-from loupe.gateway.security import CONTENT_SECURITY_POLICY
+from loupe.gateway.security import content_security_policy
 from loupe.gateway.settings import GatewaySettings
 
 LIMIT = 1_024
@@ -27,7 +27,7 @@ def _assert_too_large(response: httpx.Response) -> None:
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
     assert str(LIMIT) in response.json()["error"]["message"]
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["content-security-policy"] == content_security_policy(())
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
@@ -47,7 +47,7 @@ async def test_a_streamed_oversized_body_is_refused_too(client) -> None:
 async def test_a_body_within_the_limit_passes_the_edge(client) -> None:
     response = await client.post("/v1/no-such-endpoint", content=b"x" * LIMIT)
     assert response.status_code == 405  # routed (the UI mount takes unknown paths), not a 413
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["content-security-policy"] == content_security_policy(())
 
 
 async def test_an_unexpected_error_is_a_500_in_the_error_shape_with_the_headers(tmp_path) -> None:
@@ -65,5 +65,5 @@ async def test_an_unexpected_error_is_a_500_in_the_error_shape_with_the_headers(
         "error": {"code": "internal_error", "message": "internal server error", "details": None}
     }
     assert "secret" not in response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["content-security-policy"] == content_security_policy(())
     assert response.headers["x-content-type-options"] == "nosniff"

@@ -26,7 +26,8 @@ from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.openapi import install_openapi
 from loupe.gateway.projector import Projector
 from loupe.gateway.responses import FastJSONResponse
-from loupe.gateway.routes import health, items, leads, me, tasks, users
+from loupe.gateway.routes import docs, health, items, leads, me, tasks, users
+from loupe.gateway.security import SecurityHeaders
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import UsersFile
@@ -73,6 +74,21 @@ async def _sweep_until(gateway: Gateway, stop: asyncio.Event) -> None:
                 metrics.QUEUE_DEPTH.labels(tier).set(size)
         except aioredis.RedisError as exc:
             log.warning("lease sweep failed (will retry): %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _refresh_media_origins(
+    gateway: Gateway, security: SecurityHeaders, stop: asyncio.Event
+) -> None:
+    """Keep the CSP's media origins at the union of the projects' lists, read every
+    ``media_origins_refresh_s``: one Redis command a period, none per response."""
+    interval = gateway.settings.media_origins_refresh_s
+    while not stop.is_set():
+        try:
+            security.update(await gateway.store.media_origins())
+        except aioredis.RedisError as exc:
+            log.warning("could not read the media origins (the CSP keeps the last ones): %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 
@@ -148,6 +164,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
     leaves the interpreter alone and checks them in its lifespan.
     """
     settings = settings or GatewaySettings()
+    security = SecurityHeaders(settings.csp_max_media_origins)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,6 +196,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_sweep_until(gateway, stop))
         token_uses = asyncio.create_task(_write_token_uses(gateway, stop))
+        media_origins = asyncio.create_task(_refresh_media_origins(gateway, security, stop))
         if own_process:
             _tune_interpreter()
         try:
@@ -190,6 +208,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
             except TimeoutError:
                 log.warning("lease sweeper did not stop in time")
             await token_uses
+            await media_origins
             if consumer is not None:
                 await asyncio.to_thread(consumer.stop)
             await producer.aclose()
@@ -202,6 +221,8 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
         "See docs/gateway-api.md.",
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
+        docs_url=None,  # see routes/docs.py
+        redoc_url=None,
         telemetry={
             "tracing": settings.otel_telemetry,
             "metrics": settings.otel_telemetry,
@@ -209,12 +230,13 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
         },
     )
     install_error_handlers(app)
-    routers = [m.router for m in (tasks, me, items, leads, users, health)]  # hot routes first
+    routers = [m.router for m in (tasks, me, items, leads, users, health, docs)]  # hot first
     for router in routers:
         app.include_router(router)
     install_openapi(app, routers)
     folder = ui_directory(settings)
     if folder is not None:
         app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.state.security_headers = security
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, security=security)
     return app

@@ -14,17 +14,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loupe.gateway import metrics
 from loupe.gateway.errors import error_body
 from loupe.gateway.responses import FastJSONResponse
-from loupe.gateway.security import SECURITY_HEADERS
+from loupe.gateway.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
 
 class EdgeMiddleware:
-    """413 for oversized bodies, ``SECURITY_HEADERS`` on every answer (500s too), latency."""
+    """413 for oversized bodies, the security headers on every answer (500s too), latency.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    ``security`` holds the current headers (the CSP follows the projects' media origins): read
+    from memory on every answer, refreshed by the app in the background.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, security: SecurityHeaders) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +39,7 @@ class EdgeMiddleware:
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _send_with_headers(send, self._too_large())
+                await self._send_with_headers(send, self._too_large())
                 self._observe(scope, started)
                 return
         received = 0
@@ -60,7 +65,7 @@ class EdgeMiddleware:
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = [
                     *headers,
-                    *((n, v) for n, v in SECURITY_HEADERS if n not in present),
+                    *((n, v) for n, v in self.security.headers if n not in present),
                 ]
             await send(message)
 
@@ -73,9 +78,15 @@ class EdgeMiddleware:
             # the error shape and the security headers too (and never a stack trace)
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             body = error_body("internal_error", "internal server error")
-            await _send_with_headers(send, FastJSONResponse(body, 500))
+            await self._send_with_headers(send, FastJSONResponse(body, 500))
         finally:
             self._observe(scope, started)
+
+    async def _send_with_headers(self, send: Send, response: FastJSONResponse) -> None:
+        headers = [*response.raw_headers, *self.security.headers]
+        start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": response.body})
 
     def _too_large(self) -> FastJSONResponse:
         message = f"request body exceeds {self.max_body_bytes} bytes"
@@ -85,9 +96,3 @@ class EdgeMiddleware:
     def _observe(scope: Scope, started: float) -> None:
         path = getattr(scope.get("route"), "path", "other")
         metrics.LATENCY.labels(path, scope["method"]).observe(time.perf_counter() - started)
-
-
-async def _send_with_headers(send: Send, response: FastJSONResponse) -> None:
-    headers = [*response.raw_headers, *SECURITY_HEADERS]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})

@@ -297,11 +297,19 @@ return {'ok', cjson.encode(revoked), expiry}
 
 SET_POLICY_IF_NEWER = """
 -- ARGV: prefix, project, version, PolicyUpdate JSON. Keeps the newest version per project
--- (the HTTP side and the consumer both write it); returns 1 if stored, 0 if a newer one is there.
+-- (the HTTP side and the consumer both write it), and its review.media_origins in the one hash
+-- the CSP is built from; returns 1 if stored, 0 if a newer one is there.
 local key = ARGV[1] .. 'policy:' .. ARGV[2]
 local current = redis.call('GET', key)
 if current and cjson.decode(current)['version'] > tonumber(ARGV[3]) then return 0 end
 redis.call('SET', key, ARGV[4])
+local review = cjson.decode(ARGV[4])['policy']['review']
+local origins = type(review) == 'table' and review['media_origins'] or nil
+if type(origins) == 'table' and #origins > 0 then
+  redis.call('HSET', ARGV[1] .. 'media-origins', ARGV[2], table.concat(origins, ' '))
+else
+  redis.call('HDEL', ARGV[1] .. 'media-origins', ARGV[2])
+end
 return 1
 """
 

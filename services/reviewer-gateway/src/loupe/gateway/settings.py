@@ -52,6 +52,11 @@ class GatewaySettings(ServiceSettings):
     """A new token's lifetime, and the longest an admin may give one."""
     token_use_flush_s: float = Field(default=60.0, ge=1, le=3_600)
     """Tokens' last use is written to the users file this often (one write per replica)."""
+    media_origins_refresh_s: float = Field(default=5.0, gt=0, le=300)
+    """How often the CSP's media origins are read from the projects' policies (one Redis
+    command per period and replica; a changed list reaches the header within this)."""
+    csp_max_media_origins: int = Field(default=128, ge=1, le=1_024)
+    """At most this many media origins in the CSP (a long header is refused by proxies)."""
     ui_dir: Path | None = None
     """Static UI folder served at ``/`` (default: the packaged ``ui`` folder)."""
     start_consumer: bool = True

@@ -358,6 +358,11 @@ class TaskStore:
             if held:
                 await self._release_lock(args=[key, token])
 
+    async def media_origins(self) -> set[str]:
+        """Every origin the projects' newest policies list for item media (one command)."""
+        lists = await self.r.hvals(f"{self.p}media-origins")
+        return {origin for joined in lists for origin in text(joined).split()}
+
     async def set_policy(self, project: str, version: int, raw: bytes) -> bool:
         """Store a policy version unless a newer one is already there."""
         return bool(await self._set_policy(args=[self.p, project, version, raw]))
