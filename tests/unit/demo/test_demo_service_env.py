@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from loupe.demo.orchestrate import Deployment, Infra
@@ -17,7 +18,13 @@ from loupe.gateway.settings import GatewaySettings
 from loupe.metrics.settings import MetricsSettings
 from loupe.resolver.settings import ResolverSettings
 from loupe.router.settings import RouterSettings
-from loupe.runtime.connections import KafkaConnection, RedisConnection
+from loupe.runtime.acls import AclNames, Service
+from loupe.runtime.connections import (
+    KafkaConnection,
+    RedisConnection,
+    SaslMechanism,
+    SecurityProtocol,
+)
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "router": RouterSettings,
@@ -57,3 +64,53 @@ def test_services_get_the_run_scoped_connection_settings(deployment: Deployment)
             assert spec.env["LOUPE_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:1"
             assert spec.env["LOUPE_REDIS_URL"] == "redis://127.0.0.1:2/0"
             assert spec.env["LOUPE_REDIS_PASSWORD"] == "s3cret"
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Deployment:
+    """A deployment on a secured stack: a connection of its own for each service."""
+
+    def as_user(user: str) -> KafkaConnection:
+        return KafkaConnection(
+            bootstrap_servers="127.0.0.1:1",
+            security_protocol=SecurityProtocol.SASL_SSL,
+            sasl_mechanism=SaslMechanism.SCRAM_SHA_512,
+            username=SecretStr(user),
+            password=SecretStr(f"{user}-password"),
+        )
+
+    infra = Infra(
+        as_user("loupe"),
+        RedisConnection(url="rediss://127.0.0.1:2/0", password="s3cret"),
+        "test",
+        "test",
+        {service: as_user(f"loupe-{service.value}") for service in Service},
+    )
+    return Deployment(infra, tmp_path, "demo-test.", demo_policy())
+
+
+def test_on_a_secured_stack_each_service_connects_as_its_own_user(secured: Deployment) -> None:
+    specs = {spec.name: spec for spec in secured.service_specs()}
+    for service in SETTINGS:
+        env = specs[service].env
+        assert env["LOUPE_KAFKA_USERNAME"] == f"loupe-{service}"
+        assert env["LOUPE_KAFKA_PASSWORD"] == f"loupe-{service}-password"
+        assert env["LOUPE_REDIS_PASSWORD"] == "s3cret"
+    if "prometheus" in specs:  # it only scrapes HTTP: no Loupe setting, so no secret
+        assert not {k for k in specs["prometheus"].env if k.startswith("LOUPE_")}
+
+
+def test_the_grants_are_for_the_names_the_services_are_given(
+    secured: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``loupe topics acls`` run with the services' variables grants what the demo grants."""
+    for spec in secured.service_specs():
+        if spec.name in SETTINGS:
+            for name, value in spec.env.items():
+                if name.startswith(
+                    ("LOUPE_TOPIC_PREFIX", *(f"LOUPE_{s.upper()}_" for s in SETTINGS))
+                ):
+                    monkeypatch.setenv(name, value)
+    assert AclNames().model_dump(exclude={"kafka", "redis"}) == secured.acl_names().model_dump(
+        exclude={"kafka", "redis"}
+    )

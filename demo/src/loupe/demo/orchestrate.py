@@ -215,8 +215,9 @@ class Deployment:
             for name in SERVICES
         ]
         targets = {name: f"127.0.0.1:{ports[name]}" for name in SERVICES}
-        # Prometheus only scrapes HTTP: it gets no connection and so none of their secrets.
-        scraper = prometheus_process(self.run_dir, targets, ports["prometheus"], os.environ)
+        # Prometheus only scrapes HTTP: no Loupe setting, so no connection's secret either.
+        plain = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
+        scraper = prometheus_process(self.run_dir, targets, ports["prometheus"], plain)
         if scraper is not None:
             services.append(scraper)
             self.endpoints = replace(
