@@ -86,16 +86,19 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
 def _note_refusal(request: Request, exc: ApiError) -> None:
     """Log and count a failed authentication (401) or authorization (403): the client's address
     (the peer as the server sees it), the route and the reason; never a credential. Every 401 and
-    403 passes here, whichever check raised it."""
+    403 passes here, whichever check raised it.
+
+    The kind and reason (fixed words) are part of the line's template, since the repeat limiter
+    on the log handlers counts lines per template: a spray of unknown tokens is thinned on its
+    own and does not silence the line of a revoked token used from elsewhere.
+    """
     kind = "authentication" if exc.status == 401 else "authorization"
     reason = exc.reason or exc.code
     metrics.AUTH_FAILURES.labels(kind, reason).inc()
     client = request.client.host if request.client else "unknown"
     who = f" ({exc.subject})" if exc.subject else ""
     log.warning(
-        "%s failed: %s%s from %s on %s %s",
-        kind,
-        reason,
+        f"{kind} failed: {reason}%s from %s on %s %s",
         who,
         client,
         request.method,
