@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from harness.infra import Infra
 from harness.kafka import produce
@@ -23,8 +30,9 @@ from harness.router_flows import mixed_inputs, read_outputs, wait_committed
 from harness.waiting import wait_for
 from loupe.demo.processes import loupe_command
 from loupe.metrics.smoke import scrape
-from loupe.runtime.acls import Service
+from loupe.runtime.acls import Service, principal
 from loupe.runtime.connections import process_env
+from loupe.runtime.kafka import admin_client
 from loupe.stack import StackInfo, free_port
 
 from ..conftest import secured_names
@@ -158,3 +166,31 @@ def test_a_router_with_a_wrong_password_exits_with_the_authentication_error(
     assert "not-the-password" not in log
     for kafka in (env.infra.kafka, secured.services[Service.ROUTER]):
         assert kafka.password is not None and kafka.password.get_secret_value() not in log
+
+
+def test_a_router_without_a_grant_for_its_transactional_id_exits_saying_so(
+    secured: StackInfo, secured_env: Any
+) -> None:
+    # hand-made grants that miss the transactional id: the broker refuses it for good, so
+    # waiting (as for a transaction coordinator that is loading) would never end
+    env = secured_env
+    admin = admin_client(env.infra.kafka)
+    granted = AclBindingFilter(
+        ResourceType.TRANSACTIONAL_ID,
+        f"{env.group_id}-",
+        ResourcePatternType.PREFIXED,
+        principal(Service.ROUTER),
+        "*",
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    [deleted] = admin.delete_acls([granted]).values()
+    assert deleted.result(30), "the router's transactional-id grant was not there"
+    wait_for(lambda: not admin.describe_acls(granted).result(30), 30, "the grant gone")
+    router = env.start(**_as(secured, Service.ROUTER))
+    try:
+        code = router.process.wait(REFUSAL_BOUND_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a refused router still runs after {REFUSAL_BOUND_S:.0f}s:\n{router.log()}")
+    assert code != 0
+    assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in router.log(), router.log()

@@ -104,6 +104,16 @@ REFUSED = {
 }
 """librdkafka errors that retrying cannot cure, with what they mean to the operator."""
 
+NOT_AUTHORIZED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+"""The broker's ACLs refuse this principal: a grant is missing, and waiting will not add it."""
+
 
 def check_access(kafka: KafkaConnection, timeout_s: float = 30.0) -> None:
     """Return once the cluster answers a metadata request over ``kafka``.

@@ -65,7 +65,12 @@ from loupe.router.refusals import (
 )
 from loupe.router.settings import COMMIT_GRACE_S, RouterSettings
 from loupe.router.state import PartitionState
-from loupe.runtime.kafka import check_access, consumer_config, partition_count
+from loupe.runtime.kafka import (
+    NOT_AUTHORIZED,
+    check_access,
+    consumer_config,
+    partition_count,
+)
 from loupe.schemas import utcnow
 from loupe.schemas.topics import (
     AUDIT,
@@ -627,7 +632,9 @@ class RouterService:
         return True
 
     def _retry_later(self, step: str, error: object) -> bool:
-        if isinstance(error, KafkaError) and error.code() in FENCED:
+        # fenced, or refused by ACLs (e.g. hand-made grants that miss its transactional id):
+        # exit saying so rather than retry for ever with /healthz failing and no reason given
+        if isinstance(error, KafkaError) and error.code() in FENCED | NOT_AUTHORIZED:
             raise KafkaException(error)
         log.warning("%s failed, retrying: %s", step, error)
         return False
