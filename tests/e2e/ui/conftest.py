@@ -36,6 +36,7 @@ from loupe.schemas import (
     ResolvedLabel,
     ReviewDecision,
     ReviewerRef,
+    ReviewPolicy,
     ReviewReason,
     ReviewRequest,
     TaskType,
@@ -302,10 +303,12 @@ class Seed:
         records = read_all(self.gateway.bootstrap, topic, expect=expect, idle_s=1.0)
         return [decode(PolicyUpdate, record.value()) for record in records]
 
-    def policy(self, version: int = 1) -> PolicyUpdate:
+    def policy(self, version: int = 1, media_origins: list[str] | None = None) -> PolicyUpdate:
         """Publish the project's policy (as a lead or the adaptive controller would)."""
         policy = ProjectPolicy(
-            project=PROJECT, label_schema=LabelSchema(id="animals", version=1, classes=CLASSES)
+            project=PROJECT,
+            label_schema=LabelSchema(id="animals", version=1, classes=CLASSES),
+            review=ReviewPolicy(media_origins=media_origins or []),
         )
         update = PolicyUpdate(
             project=PROJECT,

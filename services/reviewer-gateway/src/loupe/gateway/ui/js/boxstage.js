@@ -1,5 +1,6 @@
 // An SVG stage drawing pixel boxes over an image, with select / move / resize / draw-to-add.
 
+import { svgBlockedNotice, whenBlocked } from "./blocked.js";
 import { colourFor, s } from "./dom.js";
 import { isLowScore, moveBox, rectFromDrag, resizeBox } from "./geometry.js";
 
@@ -29,6 +30,7 @@ export function createStage(options) {
   let boxes = [];
   let drag = null;
   let shownHref = null;
+  let notice = null; // says why the CSP refused the current image
   const handleSize = Math.max(6, Math.min(image.width, image.height) / 60);
   const fontSize = labelFontSize(image);
 
@@ -65,7 +67,14 @@ export function createStage(options) {
     boxes = nextBoxes;
     if (href !== undefined && href !== shownHref) {
       shownHref = href;
+      notice?.remove();
+      notice = null;
       if (href) picture.setAttribute("href", href); else picture.removeAttribute("href");
+      whenBlocked(href, picture, () => {
+        if (shownHref !== href) return;
+        notice = svgBlockedNotice(image, href);
+        svg.insertBefore(notice, layer);
+      });
     }
     layer.replaceChildren(...boxes.map((box, i) => boxNode(box, i, i === selected)));
   }

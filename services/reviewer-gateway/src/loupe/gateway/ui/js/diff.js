@@ -5,6 +5,7 @@ import { h, pct, replace, s } from "./dom.js";
 import { labelFontSize } from "./boxstage.js";
 import { toPixels } from "./geometry.js";
 import { mediaUrl } from "./media.js";
+import { svgBlockedNotice, whenBlocked } from "./blocked.js";
 
 const KINDS = ["kept", "moved", "relabelled", "added", "removed"];
 const COLOURS = { kept: "#1d7a3a", moved: "#2457c5", relabelled: "#b25b00", added: "#6b3fa0", removed: "#b3261e" };
@@ -49,7 +50,11 @@ function boxesDiff(diff, uri) {
   const svg = s("svg", { viewBox: `0 0 ${image.width} ${image.height}`, role: "img", "aria-label": "Boxes diff" },
     s("rect", { x: 0, y: 0, width: image.width, height: image.height, fill: "#3a414d" }));
   const href = mediaUrl(uri);
-  if (href) svg.append(s("image", { href, x: 0, y: 0, width: image.width, height: image.height, preserveAspectRatio: "none" }));
+  if (href) {
+    const picture = s("image", { href, x: 0, y: 0, width: image.width, height: image.height, preserveAspectRatio: "none" });
+    whenBlocked(href, picture, () => picture.replaceWith(svgBlockedNotice(image, href)));
+    svg.append(picture);
+  }
   for (const { kind, side, box, caption } of boxesToDraw(diff)) {
     svg.append(s("g", { class: `diff-box diff-${kind}`, dataset: { kind, side } },
       s("rect", { x: box.x, y: box.y, width: box.w, height: box.h, fill: "none", stroke: COLOURS[kind],

@@ -8,6 +8,7 @@ import { commandFor, SHORTCUTS } from "./keys.js";
 import { describeLabel } from "./lead.js";
 import { leaseClock } from "./lease.js";
 import { mediaUrl } from "./media.js";
+import { blockedText, whenBlocked } from "./blocked.js";
 import { tracksEditor } from "./tracks.js";
 
 const ACTIONS = [
@@ -33,8 +34,14 @@ function itemPanel(task) {
   }
   if (task.task_type === "classification" && data && data.uri) {
     const src = mediaUrl(data.uri);
-    parts.push(src ? h("img", { class: "item-image", src, alt: "item image", referrerpolicy: "no-referrer" })
-      : h("p", { class: "muted" }, "Media not shown (unsupported address): ", data.uri));
+    if (src) {
+      const image = h("img", { class: "item-image", src, alt: "item image", referrerpolicy: "no-referrer" });
+      whenBlocked(src, image, () => image.replaceWith(
+        h("p", { class: "media-blocked", id: "media-blocked", role: "status" }, blockedText(src))));
+      parts.push(image);
+    } else {
+      parts.push(h("p", { class: "muted" }, "Media not shown (unsupported address): ", data.uri));
+    }
   }
   if (!parts.length && task.task_type === "classification") parts.push(h("p", { class: "muted" }, "This item has no text or image."));
   return parts;
