@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -29,14 +30,30 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _load(settings) -> None:
+def _load(settings, users_file: Path | None = None) -> None:
+    """Load the users file (or another copy of it) into Redis, as a start or the CLI does."""
     import redis  # noqa: PLC0415
 
     from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
     client = redis.Redis.from_url(**redis_kwargs(settings.redis))
-    Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
+    Projector(client, settings.redis_prefix).load_users(
+        UsersFile(users_file or settings.users_file)
+    )
     client.close()
+
+
+def _redis_user(settings, user_id: str) -> User:
+    """The user record every replica reads."""
+    import redis  # noqa: PLC0415
+
+    from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
+
+    client = redis.Redis.from_url(**redis_kwargs(settings.redis))
+    try:
+        return User.model_validate_json(client.get(f"{settings.redis_prefix}user:{user_id}"))
+    finally:
+        client.close()
 
 
 def _audit_events(settings, user_id: str) -> list[dict]:
@@ -174,10 +191,61 @@ async def test_a_deactivation_whose_durable_write_failed_still_denies_everywhere
         assert (await a.client.get("/v1/me", headers=_bearer(token))).status_code == 401
         assert await _denied_within_cache_time(b, token) == 401
 
+        # a load of the users file (the CLI, a restart, a rebuild) does not bring the user back
+        _load(a.settings)
+        assert await _denied_within_cache_time(b, token) == 401
+
         lock.rmdir()
         retried = await a.call("PATCH", "/v1/users/ann", "boss", json={"active": False})
         assert retried.status_code == 200, retried.text
         assert a.users_file.find("ann").active is False
+        assert _redis_user(a.settings, "ann") == a.users_file.find("ann")
+
+
+async def test_a_load_that_read_the_file_before_a_deactivation_does_not_undo_it(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path
+):
+    async with _two_replicas(kafka_bootstrap, redis_url, topic_prefix, tmp_path) as (a, b):
+        token = (await _issue(a, "ann"))["token"]
+        assert (await b.client.get("/v1/me", headers=_bearer(token))).status_code == 200
+        # a load reads the file, a deactivation lands, then the load writes Redis
+        read_before = tmp_path / "read-before.json"
+        read_before.write_bytes(a.settings.users_file.read_bytes())
+        patched = await a.call("PATCH", "/v1/users/ann", "boss", json={"active": False})
+        assert patched.status_code == 200, patched.text
+        _load(a.settings, users_file=read_before)
+        assert await _denied_within_cache_time(b, token) == 401
+        assert _redis_user(a.settings, "ann") == a.users_file.find("ann")
+
+
+async def test_concurrent_changes_of_one_user_agree_in_redis_and_the_file(
+    kafka_bootstrap, redis_url, topic_prefix, tmp_path
+):
+    async with _two_replicas(kafka_bootstrap, redis_url, topic_prefix, tmp_path) as (a, b):
+        a.users_file.add(User(id="lee", role=Role.LEAD))
+        _load(a.settings)
+        # both changes reach the file only after both were made in Redis (its lock is held)
+        lock = a.settings.users_file.with_name(a.settings.users_file.name + ".lock")
+        with lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            demote = asyncio.create_task(
+                a.call("PATCH", "/v1/users/lee", "boss", json={"role": "reviewer"})
+            )
+            rename = asyncio.create_task(
+                b.client.patch("/v1/users/lee", headers=a.auth("boss"), json={"name": "Lee"})
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if len(await asyncio.to_thread(_audit_events, a.settings, "lee")) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            fcntl.flock(held, fcntl.LOCK_UN)
+        answers = await asyncio.wait_for(asyncio.gather(demote, rename), 30)
+        assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+        stored = a.users_file.find("lee")
+        assert (stored.role, stored.name) == (Role.REVIEWER, "Lee")
+        assert _redis_user(a.settings, "lee") == stored
 
 
 async def test_an_expired_token_is_refused(gateway):

@@ -15,6 +15,7 @@ from loupe.gateway.users import (
     User,
     UserError,
     UsersFile,
+    changed_user,
     hash_token,
 )
 from loupe.schemas import Tier, utcnow
@@ -93,9 +94,13 @@ def test_duplicates_and_unknown_users(tmp_path):
 def test_update_and_effective_tier(tmp_path):
     store = UsersFile(tmp_path / "users.json")
     store.add(User(id="ann", role=Role.REVIEWER))
-    user = store.update("ann", {"role": Role.SENIOR})
+    user = changed_user(store.find("ann"), {"role": Role.SENIOR})
+    assert store.store(user)
     assert user.effective_tier() is Tier.SENIOR
-    user = store.update("ann", {"tier": Tier.ANNOTATOR})
+    user = changed_user(store.find("ann"), {"tier": Tier.ANNOTATOR})
+    assert store.store(user)
+    assert not store.store(user)  # the same version again changes nothing
+    assert store.find("ann").version == 2
     assert user.effective_tier() is Tier.ANNOTATOR
     assert User(id="root", role=Role.ADMIN).effective_tier() is None
     assert [u.id for u in store.users()] == ["ann"]
@@ -105,7 +110,7 @@ def test_invalid_update_is_a_user_error_and_changes_nothing(tmp_path):
     store = UsersFile(tmp_path / "users.json")
     store.add(User(id="ann", role=Role.REVIEWER, name="Ann"))
     with pytest.raises(UserError) as caught:
-        store.update("ann", {"role": None, "active": None})
+        changed_user(store.find("ann"), {"role": None, "active": None})
     assert caught.value.code == "invalid_user"
     assert store.users()[0].name == "Ann"
     assert store.users()[0].role is Role.REVIEWER

@@ -45,6 +45,7 @@ class Projector:
         self._enqueue = client.register_script(scripts.ENQUEUE)
         self._close = client.register_script(scripts.CLOSE)
         self._set_policy = client.register_script(scripts.SET_POLICY_IF_NEWER)
+        self._set_user = client.register_script(scripts.SET_USER_IF_NEWER)
 
     def request(
         self,
@@ -142,14 +143,16 @@ class Projector:
         Tokens get their grant (which Redis drops ``KEPT_AFTER_EXPIRY`` after the token
         expired); revoked ones get their revocation marker and lose their grant, so a revocation
         recorded only in the file (the CLI, another replica) reaches Redis too. Revocation
-        markers already in Redis are never removed.
+        markers already in Redis are never removed, and neither is a user's record of a newer
+        version than the file's (a change whose file write failed, or that landed after this
+        load read the file).
         """
         users = users_file.users()
         now_ms = int(utcnow().timestamp() * 1000)
         pipe = self.r.pipeline()
         for user in users:
-            pipe.set(f"{self.p}user:{user.id}", user.model_dump_json())
-            pipe.sadd(f"{self.p}users", user.id)
+            args: list[Any] = [self.p, user.id, user.version, user.model_dump_json(), "1"]
+            self._set_user(args=args, client=pipe)
         for token in users_file.tokens():
             grant = token.grant()
             if grant.kept_until_ms <= now_ms:

@@ -313,6 +313,25 @@ end
 return 1
 """
 
+SET_USER_IF_NEWER = """
+-- ARGV: prefix, user id, version, User JSON, '1' to replace a record of the same version too.
+-- Keeps the newest version of a user's record (every change counts it up), so that a load of
+-- the users file never brings back an older record than a change already in Redis (one whose
+-- file write failed, or that landed after the load read the file). The HTTP side writes only a
+-- strictly newer version (two changes from one version: the second reads again); a load also
+-- rewrites the same version. Returns 1 if stored, 0 if not.
+local key = ARGV[1] .. 'user:' .. ARGV[2]
+local current = redis.call('GET', key)
+if current then
+  local stored = cjson.decode(current)['version'] or 0
+  local version = tonumber(ARGV[3])
+  if stored > version or (stored == version and ARGV[5] ~= '1') then return 0 end
+end
+redis.call('SET', key, ARGV[4])
+redis.call('SADD', ARGV[1] .. 'users', ARGV[2])
+return 1
+"""
+
 RELEASE_LOCK = """
 -- ARGV: lock key, token. Deletes the lock only if this holder still owns it.
 if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end

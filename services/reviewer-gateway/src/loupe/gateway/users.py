@@ -58,6 +58,10 @@ class User(BaseModel):
     projects: Annotated[list[Slug], Field(max_length=256)] = Field(default_factory=list)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    version: Annotated[int, Field(ge=0)] = 0
+    """Counts the record's changes, in Redis and in the file alike: a load of the file into
+    Redis never replaces a newer version (``SET_USER_IF_NEWER``), so it cannot undo a change
+    (a deactivation) whose file write failed or that landed while the load ran."""
 
     @model_validator(mode="after")
     def _tier_within_role(self) -> Self:
@@ -290,15 +294,17 @@ class UsersFile:
             data["users"][user.id] = {**user.model_dump(mode="json"), "tokens": {}}
         return user
 
-    def update(self, user_id: str, changes: dict[str, Any]) -> User:
-        """Apply field changes to a user and return the result."""
+    def store(self, user: User) -> bool:
+        """Write a changed user's record (its tokens kept) unless the file holds the same or a
+        newer version; True if written. ``UserError('user_not_found')``."""
         with self.edit() as data:
-            doc = data["users"].get(user_id)
+            doc = data["users"].get(user.id)
             if doc is None:
-                raise UserError("user_not_found", f"no user {user_id!r}")
-            user = changed_user(_user_from_doc(doc), changes)
-            data["users"][user_id] = {**user.model_dump(mode="json"), "tokens": doc["tokens"]}
-        return user
+                raise UserError("user_not_found", f"no user {user.id!r}")
+            if doc.get("version", 0) >= user.version:
+                return False
+            data["users"][user.id] = {**user.model_dump(mode="json"), "tokens": doc["tokens"]}
+        return True
 
     def add_token(
         self, user_id: str, token_id: str, digest: str, name: str, expires_at: datetime
@@ -358,8 +364,9 @@ class UsersFile:
 
 
 def changed_user(user: User, changes: dict[str, Any]) -> User:
-    """``user`` with ``changes`` applied and validated; ``UserError('invalid_user')``."""
-    merged = user.model_copy(update=changes)
+    """``user`` with ``changes`` applied and validated, as the next version;
+    ``UserError('invalid_user')``."""
+    merged = user.model_copy(update={**changes, "version": user.version + 1})
     try:
         return User.model_validate(merged.model_dump())
     except ValidationError as exc:

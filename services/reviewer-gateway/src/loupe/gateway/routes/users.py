@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from loupe.gateway import scripts
 from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import AdminUser, Gateway, GatewayDep
 from loupe.gateway.errors import ApiError
@@ -45,6 +46,9 @@ from loupe.schemas.topics import AUDIT
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 T = TypeVar("T")
+
+_ATTEMPTS = 5
+"""How often a change is made again on a newer record before it is refused."""
 
 
 class NewUser(BaseModel):
@@ -140,14 +144,24 @@ async def _audit(
         ) from None
 
 
-async def _cache(gw: Gateway, user: User) -> None:
-    """Write a user where every replica reads it (one transaction)."""
-    p = gw.settings.redis_prefix
-    pipe = gw.redis.pipeline(transaction=True)
-    pipe.set(f"{p}user:{user.id}", user.model_dump_json())
-    pipe.sadd(f"{p}users", user.id)
-    await pipe.execute()
+async def _cache(gw: Gateway, user: User, *, same_version_too: bool) -> bool:
+    """Write a user where every replica reads it unless Redis holds a newer version (or, without
+    ``same_version_too``, the same one: another change of that version got there first); True
+    if written."""
+    set_user = gw.redis.register_script(scripts.SET_USER_IF_NEWER)
+    args: list[Any] = [gw.settings.redis_prefix, user.id, user.version, user.model_dump_json()]
+    stored = await set_user(args=[*args, "1" if same_version_too else "0"])
     gw.forget_cached_users()
+    return bool(stored)
+
+
+async def _newest(gw: Gateway, user_id: str) -> User:
+    """A user's newest record: Redis's when it is newer than the file's (a change whose file
+    write failed), else the file's (``404 user_not_found`` when the file has no such user)."""
+    durable = await _read(gw.users_file.find, user_id)
+    raw = await gw.redis.get(f"{gw.settings.redis_prefix}user:{user_id}")
+    cached = None if raw is None else User.model_validate_json(raw)
+    return cached if cached is not None and cached.version > durable.version else durable
 
 
 async def _write_durably(call: Callable[..., Any], *args: Any) -> None:
@@ -193,7 +207,7 @@ async def create_user(
         await asyncio.to_thread(gw.users_file.add, user)
     except UserError as exc:
         raise _user_error(exc) from None
-    await _cache(gw, user)
+    await _cache(gw, user, same_version_too=True)
     return FastJSONResponse(_view(user), status_code=201)
 
 
@@ -211,26 +225,36 @@ async def update_user(
 
     Audited first (the fields' values before and after); then Redis, which every replica reads,
     so that a deactivation or a lost role denies at once even if the users file then cannot be
-    written (``503 not_durable``: retry).
+    written (``503 not_durable``: retry). The change applies to the user's newest record and
+    makes the next version: Redis takes it only if no other change of that version got there
+    first (else it is made again on the newer record, at most ``_ATTEMPTS`` times, then ``409
+    user_changed_concurrently``), and the file (and a later load of it) never replaces a newer
+    version, so concurrent changes all hold, in Redis and the file alike.
     """
     changes = body.model_dump(exclude_unset=True)
-    current = await _read(gw.users_file.find, user_id)
-    try:
-        user = changed_user(current, changes)
-    except UserError as exc:
-        raise _user_error(exc) from None
-    old, new = current.model_dump(mode="json"), user.model_dump(mode="json")
-    await _audit(
-        gw,
-        request,
-        admin,
-        user_id,
-        "user_updated",
-        before={name: old[name] for name in sorted(changes)},
-        after={name: new[name] for name in sorted(changes)},
-    )
-    await _cache(gw, user)
-    await _write_durably(gw.users_file.update, user_id, changes)
+    for _ in range(_ATTEMPTS):
+        current = await _newest(gw, user_id)
+        try:
+            user = changed_user(current, changes)
+        except UserError as exc:
+            raise _user_error(exc) from None
+        old, new = current.model_dump(mode="json"), user.model_dump(mode="json")
+        await _audit(
+            gw,
+            request,
+            admin,
+            user_id,
+            "user_updated",
+            before={name: old[name] for name in sorted(changes)},
+            after={name: new[name] for name in sorted(changes)},
+        )
+        if await _cache(gw, user, same_version_too=False):
+            break
+    else:
+        raise ApiError(
+            409, "user_changed_concurrently", "the user kept changing while this change was made"
+        )
+    await _write_durably(gw.users_file.store, user)
     return FastJSONResponse(_view(user))
 
 
