@@ -3,6 +3,8 @@ reached the gateway (a lead's change or ``control.policy``), and nothing else.""
 
 from __future__ import annotations
 
+import redis
+
 from harness.kafka import produce
 from loupe.gateway.logic import Role
 from loupe.schemas import Actor, LabelSchema, PolicyUpdate, ProjectPolicy, ReviewPolicy, utcnow
@@ -18,7 +20,7 @@ def _policy(project: str, origins: list[str]) -> ProjectPolicy:
 
 
 async def test_the_csp_allows_media_from_the_projects_listed_origins_only(
-    launch_gateway, kafka_bootstrap, topic_prefix
+    launch_gateway, kafka_bootstrap, topic_prefix, redis_url
 ) -> None:
     async with launch_gateway(media_origins_refresh_s=0.2) as gateway:
         gateway.add_user("lee", Role.LEAD)
@@ -70,3 +72,18 @@ async def test_the_csp_allows_media_from_the_projects_listed_origins_only(
             return await img_src() == union[:-1]
 
         await gateway.wait_for(withdrawn, what="demo's origin out of the CSP")
+
+        # Redis loses the gateway's data: the rebuild brings the origins back from control.policy
+        client = redis.Redis.from_url(redis_url)
+        key = f"{gateway.settings.redis_prefix}media-origins"
+        client.delete(*client.keys(f"{gateway.settings.redis_prefix}*"))
+        assert not client.exists(key)
+
+        async def restored() -> bool:
+            return client.hgetall(key) == {
+                b"other": b"https://cdn.other.example:8443 http://127.0.0.1:9000"
+            }
+
+        await gateway.wait_for(restored, what="the rebuild writing the projects' origins")
+        client.close()
+        await gateway.wait_for(withdrawn, what="the origins in the CSP after the rebuild")
