@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from harness import samples
 from harness.kafka import produce, read_all
+from loupe.gateway.audit import audit_event
 from loupe.gateway.logic import Role
 from loupe.schemas import (
+    Actor,
+    AuditAction,
     Provenance,
     ResolutionMethod,
     ResolvedLabel,
@@ -15,7 +18,7 @@ from loupe.schemas import (
     Tier,
     decode,
 )
-from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
+from loupe.schemas.topics import AUDIT, LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
 
 CAT = {"kind": "classification", "label": "cat"}
 
@@ -52,6 +55,36 @@ async def _auto_label(gateway, kafka_bootstrap, topic_prefix, request, user):
     await gateway.wait_for(seen, what="automatic label stored")
 
 
+async def _earlier_outcome(gateway, kafka_bootstrap, topic_prefix, request):
+    """A resolution and a lead's override of ``request``'s item, in its history (a lead's
+    view)."""
+    service = Actor(id="service:resolver", role="service")
+    events = [
+        audit_event(
+            service,
+            AuditAction.RESOLUTION,
+            item_id=request.item_id,
+            project=request.project,
+            details={"revision": 1, "method": "auto", "outcome": "accepted"},
+        ),
+        audit_event(
+            Actor(id="lee", role="lead"),
+            AuditAction.OVERRIDE,
+            item_id=request.item_id,
+            project=request.project,
+            details={"label": CAT},
+        ),
+    ]
+    produce(kafka_bootstrap, f"{topic_prefix}{AUDIT.name}", [(request.item_id, e) for e in events])
+
+    async def seen():
+        path = f"/v1/items/{request.item_id}/history"
+        history = (await gateway.call("GET", path, "lee")).json()["events"]
+        return {"resolution", "override"} <= {e["action"] for e in history}
+
+    await gateway.wait_for(seen, what="earlier outcome in the history")
+
+
 async def test_blind_review_holds_on_a_spot_check(
     gateway, make_request, kafka_bootstrap, topic_prefix
 ):
@@ -75,8 +108,12 @@ async def test_blind_review_holds_on_a_spot_check(
         assert item["resolved"] is None, (user, item["resolved"])
         diff = await gateway.call("GET", "/v1/items/s-1/diff", user)
         assert diff.status_code == 409, (user, diff.text)
+    # an earlier round's outcome, on the audit topic as the resolver and a lead write it
+    await _earlier_outcome(gateway, kafka_bootstrap, topic_prefix, request)
+    outcomes = ("decision", "escalation", "resolution", "override")
     history = (await gateway.call("GET", "/v1/items/s-1/history", "sam")).json()["events"]
-    assert [e for e in history if e["action"] in ("decision", "escalation")] == []
+    assert [e for e in history if e["action"] in outcomes] == []
+    assert history, "the rest of the history (claims) stays visible"
     # the voter and the lead see it all
     assert (await gateway.call("GET", "/v1/items/s-1", "ann")).json()["votes"] is not None
     lead = (await gateway.call("GET", "/v1/items/s-1", "lee")).json()

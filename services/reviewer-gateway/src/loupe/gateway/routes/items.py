@@ -32,8 +32,17 @@ from loupe.schemas.topics import AUDIT, REVIEW_DECISIONS
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
-_VOTE_AUDITS = frozenset({AuditAction.DECISION.value, AuditAction.ESCALATION.value})
-"""Audit actions that reveal a vote (hidden from a blind reviewer's history)."""
+_VOTE_AUDITS = frozenset(
+    {
+        AuditAction.DECISION.value,
+        AuditAction.ESCALATION.value,
+        AuditAction.RESOLUTION.value,
+        AuditAction.OVERRIDE.value,
+    }
+)
+"""Audit actions that reveal a vote or an outcome (hidden from a blind reviewer's history): an
+earlier round's resolution or a lead's override tells the label and how it was reached as
+plainly as the votes do."""
 
 
 class CommentBody(BaseModel):
@@ -173,7 +182,8 @@ async def add_comment(
 @router.get("/{item_id}/history")
 async def history(item_id: str, gw: GatewayDep, user: ItemSenior) -> FastJSONResponse:
     """Who changed what, when and why (audit events, oldest first); in blind review without
-    the other people's votes and escalations (see ``_blind``)."""
+    the other people's votes and escalations, nor the resolutions and overrides (see
+    ``_blind``)."""
     tasks = await _require_item(gw, item_id)
     events = await gw.store.sorted_json(f"hist:{item_id}")
     if await _blind(gw, user, item_id, tasks):
