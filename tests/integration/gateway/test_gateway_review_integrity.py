@@ -195,6 +195,16 @@ async def test_the_lead_final_call_is_idempotent(
     assert again.status_code == 200, again.text
     assert again.json()["decision_id"] == first.json()["decision_id"]
     assert again.json()["replayed"] is True and first.json()["replayed"] is False
+    assert "request_hash" not in first.json() and "request_hash" not in again.json()
+    for changed in ({"reason": "another reason"}, {"action": "reject", "label": None}):
+        other = await gateway.call(
+            "POST",
+            "/v1/items/f-1/resolve",
+            "lee",
+            json={**body, **changed, "idempotency_key": "f-1"},
+        )
+        assert other.status_code == 409, (changed, other.text)
+        assert other.json()["error"]["code"] == "idempotency_conflict"
     records = read_all(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", expect=1)
     assert [decode(ReviewDecision, r.value()).final for r in records] == [True]
     missing = await gateway.call("POST", "/v1/items/f-1/resolve", "lee", json=body)

@@ -51,6 +51,19 @@ async def test_claim_decide_round_trip(gateway, make_request, kafka_bootstrap, t
     )
     assert again.status_code == 200 and again.json()["replayed"] is True
     assert again.json()["decision_id"] == result["decision_id"]
+    assert "request_hash" not in result and "request_hash" not in again.json()
+    other = await gateway.call(
+        "POST",
+        f"/v1/tasks/{task_id}/decision",
+        "ann",
+        json={
+            "action": "correct",
+            "label": {"kind": "classification", "label": "cat"},
+            "idempotency_key": "k1",
+        },
+    )
+    assert other.status_code == 409, other.text
+    assert other.json()["error"]["code"] == "idempotency_conflict"
     records = read_all(kafka_bootstrap, f"{topic_prefix}{REVIEW_DECISIONS.name}", expect=1)
     decisions = [decode(ReviewDecision, r.value()) for r in records]
     assert [d.decision_id for d in decisions] == [result["decision_id"]]

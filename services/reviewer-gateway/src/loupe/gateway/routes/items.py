@@ -12,6 +12,7 @@ from loupe.gateway.audit import actor_of, audit_event, comment_view
 from loupe.gateway.context import Gateway, GatewayDep, ItemLead, ItemSenior, ItemWorker
 from loupe.gateway.diff import diff_labels
 from loupe.gateway.errors import ApiError
+from loupe.gateway.idempotency import replayed, request_hash, stored_result
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
@@ -269,19 +270,17 @@ async def resolve(
         raise ApiError(
             409, "decision_in_progress", "a final call with this idempotency key is being recorded"
         )
+    body_hash = request_hash(body)
     if held is not None:
-        result = orjson.loads(held)
-        if result["item_id"] != item_id:
-            raise ApiError(
-                409, "idempotency_conflict", "this idempotency key was used for another item"
-            )
-        return FastJSONResponse({**result, "replayed": True})
+        return replayed(held, body_hash=body_hash, field="item_id", value=item_id)
     try:
         result = await _final_call(gw, lead, item_id=item_id, body=body, key=key, tasks=tasks)
     except BaseException:
         await gw.store.abandon_final(lead.id, key)  # nothing answered: a retry publishes again
         raise
-    await gw.store.commit_final(lead.id, key, result, settings.idempotency_ttl_s)
+    await gw.store.commit_final(
+        lead.id, key, stored_result(result, body_hash), settings.idempotency_ttl_s
+    )
     return FastJSONResponse({**result, "replayed": False})
 
 

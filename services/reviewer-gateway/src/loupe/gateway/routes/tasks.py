@@ -13,6 +13,7 @@ from loupe.gateway import metrics
 from loupe.gateway.audit import actor_of, audit_event
 from loupe.gateway.context import GatewayDep, ListingWorker, TaskLead, TaskWorker, check_project
 from loupe.gateway.errors import ApiError, rebuilding
+from loupe.gateway.idempotency import first_answer, replayed, request_hash, stored_result
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
@@ -167,16 +168,6 @@ async def release(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONRes
     return FastJSONResponse({"task_id": task_id, "released": True})
 
 
-def _replayed(stored: bytes, task_id: str) -> FastJSONResponse:
-    result = orjson.loads(stored)
-    if result.get("task_id") != task_id:
-        raise ApiError(
-            409, "idempotency_conflict", "this idempotency key was used for another task"
-        )
-    result["replayed"] = True
-    return FastJSONResponse(result)
-
-
 def _prepare(
     gw: Gateway, user: User, body: DecisionBody, *, task_id: str, key: str, request: Any
 ) -> tuple[ReviewDecision, AuditEvent, bytes]:
@@ -238,8 +229,9 @@ async def decide(
     settings = gw.settings
     grace_ms = int((settings.kafka_timeout_s + 5) * 1000)
     status, payload = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
+    body_hash = request_hash(body, measures=frozenset({"seconds_spent"}))
     if status == "replay" and payload is not None:
-        return _replayed(payload, task_id)
+        return replayed(payload, body_hash=body_hash, field="task_id", value=task_id)
     if status == "in_progress":
         raise ApiError(
             409,
@@ -283,7 +275,7 @@ async def decide(
         task_id,
         user.id,
         key,
-        result=result,
+        result=stored_result(result, body_hash),
         ttl_s=settings.idempotency_ttl_s,
         kind=kind,
         decision_id=decision.decision_id,
@@ -291,9 +283,9 @@ async def decide(
         seconds=body.seconds_spent,
     )
     if status == "replay":
-        return _replayed(stored, task_id)
+        return replayed(stored, body_hash=body_hash, field="task_id", value=task_id)
     metrics.DECISIONS.labels(body.action.value).inc()
-    return FastJSONResponse(orjson.loads(stored))
+    return first_answer(stored)
 
 
 def _label_message(exc: Exception) -> str:
