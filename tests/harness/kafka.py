@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from loupe.runtime.connections import KafkaConnection
-from loupe.runtime.kafka import consumer_config, producer_config
+from loupe.runtime.kafka import consumer_config, producer_config, watermarks
 from loupe.schemas import Event
 
 
@@ -54,7 +54,7 @@ def read_until(
     consumer = Consumer(consumer_config(bootstrap, f"test-reader-{uuid.uuid4().hex}"))
     metadata = consumer.list_topics(topic, timeout=30).topics[topic]
     partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
+    ends = {p: high for p, (_, high) in watermarks(consumer, topic, metadata.partitions).items()}
     consumer.assign(partitions)
     records: list[Message] = []
     deadline = time.monotonic() + timeout_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,14 +69,32 @@ def prediction(
 def mixed_inputs(count: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """(key, value) records and the kind of each item: mostly confident, some low-confidence,
     far (novel), new model version, and every kind of bad input."""
-    rng = np.random.default_rng(seed)
-    centroids = rng.normal(0, 3, size=(10, DIM))
     records: list[tuple[str, bytes]] = []
     kinds: dict[str, str] = {}
+    for item, value, kind in mixed_stream(count, seed):
+        records.append((item, value))
+        kinds[item] = kind
+    return records, kinds
+
+
+def mixed_stream(
+    count: int,
+    seed: int = 7,
+    *,
+    without: frozenset[str] = frozenset(),
+    second_half_from: int | None = None,
+) -> Iterator[tuple[str, bytes, str]]:
+    """``mixed_inputs`` one (key, value, kind) at a time, made when asked for (a feed sized
+    for the worst case costs only what it sends); kinds in ``without`` come out confident.
+    Far and new-version predictions start at ``second_half_from`` (default: half of
+    ``count``; a feed that stops early sets it lower)."""
+    half = count // 2 if second_half_from is None else second_half_from
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(0, 3, size=(10, DIM))
     bad = list(BAD_KINDS)
     for i in range(count):
         item = f"item-{i:06d}"
-        second_half = i >= count // 2
+        second_half = i >= half
         roll = rng.random()
         digit = int(rng.integers(0, 10))
         noise = centroids[digit] + rng.normal(0, 1, DIM)
@@ -89,7 +108,8 @@ def mixed_inputs(count: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], di
             kind = "new_version"
         else:
             kind = "confident"
-        kinds[item] = kind
+        if kind in without:
+            kind = "confident"
         top = 0.6 if kind == "low" else 0.95
         embedding = noise + 12.0 if kind == "far" else noise
         good = prediction(
@@ -109,8 +129,7 @@ def mixed_inputs(count: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], di
             ),
             "too_large": good[:-1] + b"," + b" " * 600_000 + b"}",
         }.get(kind, good)
-        records.append((item, value))
-    return records, kinds
+        yield item, value, kind
 
 
 COORDINATOR_MOVING = frozenset(

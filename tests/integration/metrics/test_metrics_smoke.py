@@ -62,12 +62,21 @@ def test_the_rest_follows_once_the_policy_is_read(infra: Infra, endpoint: _Endpo
     read = endpoint.events.labels(topic=CONTROL_POLICY.name, outcome="ok")
     read.inc(3)  # an earlier run's policies, already read
 
+    failures: list[BaseException] = []
+
     def service_reads_the_policy() -> None:  # as a metrics service would, from the broker
-        read.inc(len(read_all(infra.kafka, settings.topic(CONTROL_POLICY.name), expect=1)))
+        try:
+            read.inc(len(read_all(infra.kafka, settings.topic(CONTROL_POLICY.name), expect=1)))
+        except BaseException as exc:  # seen by the test, not lost with the thread
+            failures.append(exc)
 
     reader = threading.Thread(target=service_reads_the_policy, daemon=True)
     reader.start()
     scenario = build(20)
-    assert publish_scenario(settings, scenario, endpoint.url, timeout_s=60) == len(scenario.records)
-    reader.join(60)
+    try:
+        published = publish_scenario(settings, scenario, endpoint.url, timeout_s=60)
+    finally:
+        reader.join(60)
+        assert not failures, failures
+    assert published == len(scenario.records)
     assert len(read_all(infra.kafka, settings.topic(PREDICTIONS.name), expect=20)) == 20
