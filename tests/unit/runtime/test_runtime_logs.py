@@ -176,3 +176,21 @@ def test_install_puts_one_limiter_on_every_root_handler(monkeypatch: pytest.Monk
     limiter = install_repeat_limiter()
     assert install_repeat_limiter() is limiter  # idempotent
     assert all(h.filters.count(limiter) == 1 for h in handlers)
+
+
+def test_reset_writes_the_pending_counts_and_starts_every_template_afresh(caplog) -> None:
+    limiter = RepeatLimiter(burst=1, window_s=3_600)
+    logger = logging.getLogger("loupe.test.reset")
+    logger.addFilter(limiter)
+    try:
+        with caplog.at_level(logging.WARNING, logger="loupe.test.reset"):
+            for _ in range(3):
+                logger.warning("the same line")
+            limiter.reset()
+            logger.warning("the same line")
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages[0] == "the same line"
+        assert messages[1].startswith("suppressed 2 similar messages")
+        assert messages[2:] == ["the same line"]  # a new burst after the reset
+    finally:
+        logger.removeFilter(limiter)

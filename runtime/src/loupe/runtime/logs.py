@@ -167,6 +167,12 @@ class RepeatLimiter(logging.Filter):
                 window.suppressed = 0
         self.emit_summaries(summaries)
 
+    def reset(self) -> None:
+        """Write the pending counts, then start every template afresh (a new burst each)."""
+        self.flush()
+        with self._lock:
+            self._windows.clear()
+
     def emit_summaries(self, summaries: list[_Summary]) -> None:
         """Log one line per summary through the logger the suppressed records came from."""
         self._local.busy = True
