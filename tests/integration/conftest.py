@@ -9,11 +9,7 @@ import pytest
 
 from loupe.runtime.acls import (
     AclNames,
-    Service,
-    acl_bindings,
-    apply_acls,
-    principal,
-    service_grants,
+    grant_services,
 )
 from loupe.runtime.connections import SecurityProtocol
 from loupe.runtime.kafka import ensure_topics
@@ -62,6 +58,5 @@ def secured_prefix(secured: StackInfo) -> str:
     and each service's grants for it (``secured_names``): services run as their own users."""
     prefix = f"s{uuid.uuid4().hex[:10]}."
     ensure_topics(secured.kafka, prefix=prefix)
-    principals = {service: principal(service) for service in Service}
-    apply_acls(secured.kafka, acl_bindings(service_grants(secured_names(prefix)), principals))
+    grant_services(secured.kafka, secured_names(prefix))
     return prefix

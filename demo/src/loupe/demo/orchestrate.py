@@ -25,10 +25,7 @@ from loupe.demo.prometheus import prometheus_process
 from loupe.runtime.acls import (
     AclNames,
     Service,
-    acl_bindings,
-    apply_acls,
-    principal,
-    service_grants,
+    grant_services,
 )
 from loupe.runtime.connections import KafkaConnection, RedisConnection, process_env
 from loupe.runtime.kafka import ensure_topics
@@ -132,9 +129,7 @@ class Deployment:
         """Create this run's topics (one partition each), the router's policy file, the specs."""
         ensure_topics(self.infra.kafka, prefix=self.prefix, partitions=1)
         if self.infra.per_service_users:
-            principals = {service: principal(service) for service in Service}
-            grants = service_grants(self.acl_names())
-            apply_acls(self.infra.kafka, acl_bindings(grants, principals))
+            grant_services(self.infra.kafka, self.acl_names())
         policy_dir = self.run_dir / "policies"
         policy_dir.mkdir(parents=True, exist_ok=True)
         (policy_dir / f"{PROJECT}.json").write_text(

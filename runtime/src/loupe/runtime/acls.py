@@ -295,6 +295,11 @@ def principal(service: Service, user_prefix: str = "loupe-") -> str:
     return f"User:{user_prefix}{service.value}"
 
 
+def principals(user_prefix: str = "loupe-") -> dict[Service, str]:
+    """Every service's principal (``principal``)."""
+    return {service: principal(service, user_prefix) for service in Service}
+
+
 def acl_bindings(grants: Iterable[Grant], principals: Mapping[Service, str]) -> list[AclBinding]:
     """The ALLOW bindings that give each service's principal its grants (any host), each once
     (a topic read and written is described once; the broker refuses repeated bindings)."""
@@ -316,6 +321,11 @@ def acl_bindings(grants: Iterable[Grant], principals: Mapping[Service, str]) -> 
         )
         for resource, name, prefixed, who, operation in unique
     ]
+
+
+def grant_services(kafka: KafkaConnection, names: AclNames) -> int:
+    """Give every service's principal its grants for ``names`` (``apply_acls``)."""
+    return apply_acls(kafka, acl_bindings(service_grants(names), principals()))
 
 
 def apply_acls(kafka: KafkaConnection, bindings: list[AclBinding], timeout_s: float = 30.0) -> int:

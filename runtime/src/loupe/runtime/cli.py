@@ -115,23 +115,22 @@ def acls(apply_: bool, user_prefix: str) -> None:
     """
     from loupe.runtime.acls import (  # noqa: PLC0415  (keeps `loupe --help` fast)
         AclNames,
-        Service,
         acl_bindings,
         apply_acls,
-        principal,
+        principals,
         service_grants,
     )
 
     names = AclNames()
     grants = service_grants(names)
-    principals = {service: principal(service, user_prefix) for service in Service}
+    users = principals(user_prefix)
     for grant in grants:
         name = f"{grant.name}*" if grant.prefixed else grant.name
         operations = ",".join(grant.operations)
         click.echo(
-            f"{principals[grant.service]:<22} {grant.resource:<16} {name:<40} "
+            f"{users[grant.service]:<22} {grant.resource:<16} {name:<40} "
             f"{operations:<28} # {grant.why}"
         )
     if apply_:
-        created = apply_acls(names.kafka, acl_bindings(grants, principals))
+        created = apply_acls(names.kafka, acl_bindings(grants, users))
         click.echo(f"applied {created} ACL bindings", err=True)

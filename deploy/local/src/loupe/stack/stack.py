@@ -10,10 +10,7 @@ from pathlib import Path
 from loupe.runtime.acls import (
     AclNames,
     Service,
-    acl_bindings,
-    apply_acls,
-    principal,
-    service_grants,
+    grant_services,
 )
 from loupe.runtime.connections import KafkaConnection
 from loupe.runtime.kafka import ensure_topics
@@ -125,8 +122,7 @@ class LocalStack:
         admin = self.kafka.connection()
         upsert_scram_users(admin, security.service_users())
         names = AclNames(topic_prefix=self.settings.topic_prefix)
-        principals = {service: principal(service) for service in Service}
-        apply_acls(admin, acl_bindings(service_grants(names), principals))
+        grant_services(admin, names)
         bootstrap = self.settings.kafka_bootstrap
         return {service: security.kafka(bootstrap, service_user(service)) for service in Service}
 
