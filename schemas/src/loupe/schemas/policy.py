@@ -20,6 +20,11 @@ from loupe.schemas.labels import TaskType
 MAX_RULES = 1_000
 MAX_MEDIA_ORIGINS = 32
 """Origins one project may list for its item media (the gateway's CSP is their union)."""
+DEFAULT_MAX_LEASES_PER_PERSON = 5
+"""Tasks one person may hold leased at once when a project says nothing else (also what the
+gateway applies to a project whose policy it has not seen)."""
+MAX_LEASES_PER_PERSON = 100
+"""The largest cap a project may set: more is a queue hoarded, not work in progress."""
 
 _ORIGIN = re.compile(
     r"(?P<scheme>https?)://(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])"
@@ -197,6 +202,14 @@ class ReviewPolicy(Contract):
     """Origins the reviewer UI may load this project's item images and video from (besides the
     gateway itself and inline ``data:`` URIs): the gateway's Content-Security-Policy allows the
     union of its projects' lists and nothing else."""
+    max_leases_per_person: int = Field(
+        default=DEFAULT_MAX_LEASES_PER_PERSON, ge=1, le=MAX_LEASES_PER_PERSON
+    )
+    """How many tasks one person may hold leased at once to take this project's work: the
+    gateway refuses a claim of one of its tasks (``409 lease_limit``) while the person holds
+    this many live leases, counted over every project (a person's attention is one), so that
+    one token cannot lease the queue away from the others. A lead's reassignment to a named
+    person is not refused by it (that lease counts all the same)."""
 
 
 class ProjectPolicy(Contract):

@@ -26,7 +26,56 @@ redis.call('ZADD', p .. 'itasks:' .. ARGV[3], ARGV[10], ARGV[2])
 return 1
 """
 
-CLAIM = """
+_LEASE_CAP = """
+-- The per-person lease cap (review.max_leases_per_person): a person takes a task of project P
+-- only while they hold fewer live leases, in every project, than P's cap (<p>lease-caps, kept
+-- with the policy; default_cap for a project whose policy is unknown). <p>mine:<user> may
+-- still list a lease that expired and awaits the sweep: only live ones count, and they are
+-- counted (one HGET per listed lease) only when the set's size reaches a cap.
+local function lease_cap(p, user, now, default_cap)
+  local mine = p .. 'mine:' .. user
+  local cap = {listed = redis.call('SCARD', mine)}
+  local live, caps = nil, {}
+  function cap.of(project)
+    if not caps[project] then
+      caps[project] = tonumber(redis.call('HGET', p .. 'lease-caps', project)) or default_cap
+    end
+    return caps[project]
+  end
+  function cap.held()
+    if not live then
+      live = 0
+      for _, id in ipairs(redis.call('SMEMBERS', mine)) do
+        local v = redis.call('HGET', p .. 'holders:' .. id, user)
+        if v and tonumber(string.sub(v, string.find(v, '|', 1, true) + 1)) >= now then
+          live = live + 1
+        end
+      end
+    end
+    return live
+  end
+  function cap.under(limit)
+    return cap.listed < limit or cap.held() < limit
+  end
+  -- the largest cap among the projects in scope (an empty scope: every project)
+  function cap.largest(scope)
+    local largest = 0
+    if next(scope) == nil then
+      largest = default_cap
+      for _, v in ipairs(redis.call('HVALS', p .. 'lease-caps')) do
+        largest = math.max(largest, tonumber(v))
+      end
+    end
+    for project in pairs(scope) do largest = math.max(largest, cap.of(project)) end
+    return largest
+  end
+  return cap
+end
+"""
+
+CLAIM = (
+    _LEASE_CAP
+    + """
 local p, user = ARGV[1], ARGV[2]
 local max_rank, now, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease_id, limit = ARGV[6], tonumber(ARGV[8])
@@ -34,7 +83,13 @@ if redis.call('EXISTS', p .. 'ready') == 0 then return {'rebuilding'} end
 local projects, any_project = {}, ARGV[7] == ''
 for name in string.gmatch(ARGV[7], '[^,]+') do projects[name] = true end
 local skills = {}
-for i = 9, #ARGV do skills[ARGV[i]] = true end
+for i = 10, #ARGV do skills[ARGV[i]] = true end
+local cap, capped = lease_cap(p, user, now, tonumber(ARGV[9])), nil
+if cap.listed > 0 then
+  -- at the cap of every project in scope: refused without looking at the queues
+  local largest = cap.largest(projects)
+  if not cap.under(largest) then return {'lease_limit', largest, cap.held()} end
+end
 local scanned = 0
 for rank = max_rank, 0, -1 do
   local q = p .. 'q:' .. rank
@@ -59,6 +114,9 @@ for rank = max_rank, 0, -1 do
             if not skills[s] then ok = false break end
           end
         end
+        if ok and not cap.under(cap.of(f[2])) then
+          ok, capped = false, math.min(capped or cap.of(f[2]), cap.of(f[2]))
+        end
         if ok then found = {id, f} break end
       end
       if scanned >= limit then break end
@@ -78,9 +136,11 @@ for rank = max_rank, 0, -1 do
     return {'ok', id, lease_id, tostring(expiry), stored[1], stored[2]}
   end
 end
+if capped then return {'lease_limit', capped, cap.held()} end
 if scanned >= limit then return {'none', 'scan_limit'} end
 return {'none'}
 """
+)
 
 _DROP_LEASE = """
 local function drop_lease(p, id, user)
@@ -309,6 +369,13 @@ if type(origins) == 'table' and #origins > 0 then
   redis.call('HSET', ARGV[1] .. 'media-origins', ARGV[2], table.concat(origins, ' '))
 else
   redis.call('HDEL', ARGV[1] .. 'media-origins', ARGV[2])
+end
+-- and its review.max_leases_per_person where CLAIM reads it (absent: CLAIM's default)
+local cap = type(review) == 'table' and review['max_leases_per_person'] or nil
+if type(cap) == 'number' then
+  redis.call('HSET', ARGV[1] .. 'lease-caps', ARGV[2], cap)
+else
+  redis.call('HDEL', ARGV[1] .. 'lease-caps', ARGV[2])
 end
 return 1
 """

@@ -17,6 +17,7 @@ from loupe.gateway import scripts
 from loupe.gateway.ids import new_id
 from loupe.gateway.views import text
 from loupe.schemas import Tier
+from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 
 
 def now_ms() -> int:
@@ -42,6 +43,16 @@ class Claimed:
 
 class ScanLimitError(LookupError):
     """No eligible task among the first ``claim_scan_limit`` queued ones (deeper ones may be)."""
+
+
+class LeaseLimitError(LookupError):
+    """The person holds as many live leases as the projects they could take from allow
+    (``review.max_leases_per_person``; ``scripts._LEASE_CAP``)."""
+
+    def __init__(self, cap: int, held: int) -> None:
+        super().__init__(f"{held} live leases held, the cap is {cap}")
+        self.cap = cap
+        self.held = held
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,10 @@ class TaskStore:
     ) -> Claimed | None:
         """Lease the best task this user may take (in ``projects``; empty = any), or None.
 
-        Raises ``ScanLimitError`` when nothing eligible was found within ``scan_limit`` tasks.
+        Raises ``ScanLimitError`` when nothing eligible was found within ``scan_limit`` tasks,
+        ``LeaseLimitError`` when the only tasks it could take are of projects whose lease cap the
+        person has reached (checked in the same script as the lease, so concurrent claims never
+        pass it).
         """
         lease_id = new_id()
         scope = ",".join(projects)
@@ -120,12 +134,15 @@ class TaskStore:
             lease_id,
             scope,
             scan_limit,
+            DEFAULT_MAX_LEASES_PER_PERSON,
             *skills,
         ]
         result = await self._claim(args=args)
         status = result[0].decode()
         if status == "rebuilding":
             raise RebuildingError("the working set is being rebuilt from Kafka")
+        if status == "lease_limit":
+            raise LeaseLimitError(int(result[1]), int(result[2]))
         if status != "ok":
             if len(result) > 1 and result[1] == b"scan_limit":
                 raise ScanLimitError(f"no eligible task among the first {scan_limit} queued")

@@ -18,7 +18,7 @@ from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
-from loupe.gateway.store import Lease, RebuildingError, ScanLimitError
+from loupe.gateway.store import Lease, LeaseLimitError, RebuildingError, ScanLimitError
 from loupe.gateway.views import ms_to_iso, task_confidence, task_view, vote_view
 from loupe.schemas import (
     Action,
@@ -81,9 +81,20 @@ def lease_view(lease: Lease, seconds: float) -> dict[str, Any]:
     }
 
 
-@router.post("/claim", responses={204: {"description": "nothing to claim"}})
+@router.post(
+    "/claim",
+    responses={
+        204: {"description": "nothing to claim"},
+        409: {
+            "description": "lease_limit: the caller already holds as many tasks as the "
+            "projects' review.max_leases_per_person allows (decide or release one)"
+        },
+    },
+)
 async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = None) -> Response:
-    """Lease the best task the caller may take (204 when there is none)."""
+    """Lease the best task the caller may take (204 when there is none; 409 ``lease_limit`` when
+    the caller holds as many live leases, in all projects, as the policy of every project whose
+    tasks they could take allows)."""
     tier = user.effective_tier()
     if tier is None:
         raise ApiError(403, "forbidden", "this user has no review tier")
@@ -103,6 +114,15 @@ async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = No
         )
     except RebuildingError as exc:
         raise rebuilding(str(exc)) from None
+    except LeaseLimitError as exc:
+        metrics.CLAIMS.labels("lease_limit").inc()
+        raise ApiError(
+            409,
+            "lease_limit",
+            f"you hold {exc.held} leased task(s) and may hold at most {exc.cap} at once "
+            "(review.max_leases_per_person): decide or release one, then claim again",
+            details={"cap": exc.cap, "held": exc.held},
+        ) from None
     except ScanLimitError as exc:
         # deeper tasks may fit this reviewer: counted, so operators see it (an alert fires)
         metrics.CLAIMS.labels("scan_limit").inc()
