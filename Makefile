@@ -34,7 +34,7 @@ test: system lint
 test-unit: env
 	$(UV) run --no-sync pytest tests/unit
 
-## chaos: the long system test in full (ten broker restarts under load; the suite runs three).
+## chaos: the long system test in full (ten broker restarts under load; the suite runs one).
 chaos: system
 	LOUPE_CHAOS_BROKER_RESTARTS=10 $(UV) run --no-sync pytest -s tests/integration/router/test_router_broker_restart.py
 

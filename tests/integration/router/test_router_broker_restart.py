@@ -2,8 +2,8 @@
 
 The test has a broker of its own (the session's broker is shared by every test, so it cannot be
 stopped). Predictions arrive at a steady rate from a feeder thread while the broker is stopped
-and started again ``LOUPE_CHAOS_BROKER_RESTARTS`` times (3 in the suite, 10 with ``make chaos``),
-each outage 7-15 s long.
+and started again ``LOUPE_CHAOS_BROKER_RESTARTS`` times (once in the suite, 10 with
+``make chaos``), each outage 7-15 s long.
 After each restart, every partition's committed offset must reach the end offset the partition
 had when the broker came back, within ``RESUME_BOUND_S``; the measured resume times are printed
 as JSON. At the end both routers must stop on SIGTERM, and every input must appear exactly once
@@ -42,8 +42,9 @@ from loupe.runtime.connections import RedisConnection
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config
 from loupe.stack.kafka import KafkaBroker
 
-RESTARTS = int(os.environ.get("LOUPE_CHAOS_BROKER_RESTARTS", "3"))
-"""Three in the suite; ``make chaos`` runs ten."""
+RESTARTS = int(os.environ.get("LOUPE_CHAOS_BROKER_RESTARTS", "1"))
+"""Once in the suite (the wedge this test was written for came at the first restart; each
+restart costs about a minute); ``make chaos`` runs ten in a row."""
 RATE_PER_S = 600
 OUTAGE_S = (7.0, 15.0)
 RESUME_BOUND_S = 90.0
