@@ -89,6 +89,10 @@ def test_secure_demo_runs_the_loop_as_each_services_own_user(tmp_path: Path) -> 
     broker_log = (run_dir / "stack" / "kafka" / "logs" / "server.log").read_text()
     assert "StandardAuthorizer" in broker_log
     assert "is Denied" not in broker_log
+    # Redis: the gateway and the metrics service as their own ACL users, never refused.
+    service_logs = {path.name: path.read_text() for path in (run_dir / "logs").glob("*.log")}
+    assert not {name for name, text in service_logs.items() if "NOPERM" in text}
+    assert "cannot read queue depths" not in service_logs["metrics.log"]
 
     # Nothing printed or logged holds a secret; the human's token is in a 0600 file instead.
     assert (run_dir / "you.token").stat().st_mode & 0o777 == 0o600

@@ -29,6 +29,7 @@ from loupe.gateway.users import User, UsersFile
 from loupe.runtime.acls import Service
 from loupe.runtime.connections import process_env, redis_kwargs
 from loupe.runtime.redis_access import RedisAccessError
+from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.schemas import ReviewDecision, Tier, decode
 from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
 from loupe.stack import StackInfo, free_port
@@ -45,11 +46,13 @@ def _start(
     """``loupe gateway`` on the secured stack; returns the process, its URL and its log."""
     port = free_port()
     env = {
-        **process_env(os.environ, secured.services[Service.GATEWAY], secured.redis),
+        **process_env(
+            os.environ, secured.services[Service.GATEWAY], secured.redis_for(Service.GATEWAY)
+        ),
         "LOUPE_TOPIC_PREFIX": prefix,
         "LOUPE_GATEWAY_USERS_FILE": str(tmp_path / "users.json"),
         "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
-        "LOUPE_GATEWAY_REDIS_PREFIX": f"{prefix}gw:",
+        "LOUPE_GATEWAY_REDIS_PREFIX": f"{GATEWAY_REDIS_PREFIX}{prefix}",
         **overrides,
     }
     log_path = tmp_path / "gateway.log"
@@ -105,7 +108,7 @@ def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
         decisions = [decode(ReviewDecision, record.value()) for record in records]
         assert [d.decision_id for d in decisions] == [decision.json()["decision_id"]]
         with redis.Redis.from_url(**redis_kwargs(secured.redis), socket_timeout=5) as client:
-            assert client.exists(f"{secured_prefix}gw:ready")
+            assert client.exists(f"{GATEWAY_REDIS_PREFIX}{secured_prefix}ready")
     finally:
         process.terminate()
         process.wait(30)
@@ -147,12 +150,14 @@ def test_a_gateway_with_a_wrong_password_refuses_to_start(
 async def test_an_embedded_gateway_with_a_wrong_redis_password_does_not_start(
     secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
-    wrong = secured.redis.model_copy(update={"password": SecretStr("not-the-password")})
+    wrong = secured.redis_services[Service.GATEWAY].model_copy(
+        update={"password": SecretStr("not-the-password")}
+    )
     settings = GatewaySettings(
         kafka=secured.services[Service.GATEWAY],
         redis=wrong,
         topic_prefix=secured_prefix,
-        redis_prefix=f"{secured_prefix}gw:",
+        redis_prefix=f"{GATEWAY_REDIS_PREFIX}{secured_prefix}",
         users_file=tmp_path / "users.json",
     )
     app = create_app(settings)

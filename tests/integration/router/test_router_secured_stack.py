@@ -33,6 +33,7 @@ from loupe.metrics.smoke import scrape
 from loupe.runtime.acls import Service, principal
 from loupe.runtime.connections import process_env
 from loupe.runtime.kafka import admin_client
+from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.stack import StackInfo, free_port
 
 from ..conftest import secured_names
@@ -68,12 +69,14 @@ def _start_metrics(
     port = free_port()
     names = secured_names(env.topic_prefix)
     child_env = {
-        **process_env(os.environ, secured.services[Service.METRICS], env.infra.redis),
+        **process_env(
+            os.environ, secured.services[Service.METRICS], secured.redis_for(Service.METRICS)
+        ),
         "LOUPE_TOPIC_PREFIX": env.topic_prefix,
         "LOUPE_METRICS_METRICS_PORT": str(port),
         "LOUPE_METRICS_CONSUMER_GROUP": names.metrics_group,
         "LOUPE_METRICS_TRANSACTIONAL_ID": names.metrics_transactional_id,
-        "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": f"{env.topic_prefix}gw:",
+        "LOUPE_METRICS_GATEWAY_REDIS_PREFIX": f"{GATEWAY_REDIS_PREFIX}{env.topic_prefix}",
         "LOUPE_METRICS_QUEUE_POLL_INTERVAL_S": "0.5",
     }
     with log_path.open("wb") as log_file:

@@ -25,6 +25,7 @@ from loupe.runtime.connections import (
     SaslMechanism,
     SecurityProtocol,
 )
+from loupe.runtime.redis_acls import REDIS_GRANTS
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "router": RouterSettings,
@@ -79,23 +80,39 @@ def secured(tmp_path: Path) -> Deployment:
             password=SecretStr(f"{user}-password"),
         )
 
+    def redis_as(user: str) -> RedisConnection:
+        return RedisConnection(
+            url="rediss://127.0.0.1:2/0", username=user, password=f"{user}-redis-password"
+        )
+
     infra = Infra(
         as_user("loupe"),
         RedisConnection(url="rediss://127.0.0.1:2/0", password="s3cret"),
         "test",
         "test",
         {service: as_user(f"loupe-{service.value}") for service in Service},
+        {service: redis_as(f"loupe-{service.value}") for service in REDIS_GRANTS},
     )
     return Deployment(infra, tmp_path, "demo-test.", demo_policy())
 
 
-def test_on_a_secured_stack_each_service_connects_as_its_own_user(secured: Deployment) -> None:
+def test_on_a_secured_stack_each_service_connects_as_its_own_user(
+    secured: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka as its own user; Redis as its own ACL user for the gateway and the metrics service,
+    and not at all for the others (not even a password inherited from the demo's environment)."""
+    monkeypatch.setenv("LOUPE_REDIS_PASSWORD", "inherited")
     specs = {spec.name: spec for spec in secured.service_specs()}
     for service in SETTINGS:
         env = specs[service].env
         assert env["LOUPE_KAFKA_USERNAME"] == f"loupe-{service}"
         assert env["LOUPE_KAFKA_PASSWORD"] == f"loupe-{service}-password"
-        assert env["LOUPE_REDIS_PASSWORD"] == "s3cret"
+        if Service(service) in REDIS_GRANTS:
+            assert env["LOUPE_REDIS_USERNAME"] == f"loupe-{service}"
+            assert env["LOUPE_REDIS_PASSWORD"] == f"loupe-{service}-redis-password"
+        else:
+            assert not {k for k in env if k.startswith("LOUPE_REDIS_")}, service
+        assert "s3cret" not in env.values()
     if "prometheus" in specs:  # it only scrapes HTTP: no Loupe setting, so no secret
         assert not {k for k in specs["prometheus"].env if k.startswith("LOUPE_")}
 

@@ -3,7 +3,8 @@
 Every service is a separate ``loupe <service>`` process configured through environment
 variables only, with its output in ``<run dir>/logs/<service>.log``. On a secured stack each
 service connects as its own Kafka user (``Infra.services``), granted only what the grant table
-gives it for this run's names; Redis over TLS with the password. Stopping sends SIGTERM to
+gives it for this run's names, and to Redis over TLS as its own ACL user (gateway, metrics;
+the others get no Redis credentials). Stopping sends SIGTERM to
 each process group (services in reverse start order), waits, then SIGKILLs whatever is left, and
 finally stops the private stack, so nothing the demo started keeps running.
 """
@@ -29,6 +30,7 @@ from loupe.runtime.acls import (
 )
 from loupe.runtime.connections import KafkaConnection, RedisConnection, process_env
 from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.schemas import ProjectPolicy
 from loupe.stack import free_port
 
@@ -50,6 +52,9 @@ class Infra:
     source: str
     services: Mapping[Service, KafkaConnection] = field(default_factory=dict)
     """A secured stack's connection for each service, as its own user; empty otherwise."""
+    redis_services: Mapping[Service, RedisConnection] = field(default_factory=dict)
+    """A secured stack's Redis connection for each service that uses Redis, as its own ACL
+    user (the others get none); empty otherwise."""
 
     @property
     def per_service_users(self) -> bool:
@@ -59,6 +64,13 @@ class Infra:
     def kafka_for(self, service: Service) -> KafkaConnection:
         """How ``service`` connects: as its own user when there is one, else as the demo."""
         return self.services.get(service, self.kafka)
+
+    def redis_for(self, service: Service) -> RedisConnection | None:
+        """How ``service`` connects to Redis: as its own ACL user when there are per-service
+        users (None: it has no business in Redis), else as the demo."""
+        if self.per_service_users:
+            return self.redis_services.get(service)
+        return self.redis
 
 
 @contextlib.contextmanager
@@ -77,7 +89,14 @@ def private_stack(state_dir: Path, prefix: str, *, secure: bool = False) -> Iter
     try:
         info = stack.up()
         source = "private secured local stack" if secure else "private local stack"
-        yield Infra(info.kafka, info.redis, info.kafka_version, source, dict(info.services))
+        yield Infra(
+            info.kafka,
+            info.redis,
+            info.kafka_version,
+            source,
+            dict(info.services),
+            dict(info.redis_services),
+        )
     finally:
         stack.down()
 
@@ -115,7 +134,8 @@ class Deployment:
 
     def service_env(self, service: Service) -> dict[str, str]:
         """Deployment-wide settings ``service`` gets, with its own connection's secrets."""
-        env = process_env(os.environ, self.infra.kafka_for(service), self.infra.redis)
+        redis = self.infra.redis_for(service)
+        env = process_env(os.environ, self.infra.kafka_for(service), redis, no_redis=redis is None)
         env.update(
             {
                 "LOUPE_TOPIC_PREFIX": self.prefix,
@@ -152,7 +172,7 @@ class Deployment:
     def service_specs(self) -> list[ServiceProcess]:
         """The four services with their per-service settings (free ports, run-scoped names)."""
         ports = {name: free_port() for name in (*SERVICES, "prometheus")}
-        redis_prefix = f"loupe:gw:{self.prefix}"
+        redis_prefix = f"{GATEWAY_REDIS_PREFIX}{self.prefix}"
         names = self.acl_names()
         specific: Mapping[str, dict[str, str]] = {
             "router": {

@@ -290,9 +290,15 @@ _RESOURCE_TYPES = {
 }
 
 
+def user_name(service: Service, user_prefix: str = "loupe-") -> str:
+    """The user a service connects as, on the broker (SCRAM) and in Redis (ACL user):
+    ``<user_prefix><service>``, one identity per service."""
+    return f"{user_prefix}{service.value}"
+
+
 def principal(service: Service, user_prefix: str = "loupe-") -> str:
     """The principal a service connects as: ``User:<user_prefix><service>``."""
-    return f"User:{user_prefix}{service.value}"
+    return f"User:{user_name(service, user_prefix)}"
 
 
 def principals(user_prefix: str = "loupe-") -> dict[Service, str]:

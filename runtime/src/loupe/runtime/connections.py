@@ -372,15 +372,19 @@ def process_env(
     base: Mapping[str, str],
     kafka: KafkaConnection | None = None,
     redis: RedisConnection | None = None,
+    *,
+    no_redis: bool = False,
 ) -> dict[str, str]:
     """``base`` (say ``os.environ``) with its Kafka / Redis variables replaced by those of
     ``kafka`` / ``redis``, for starting a child process (holds secrets: never print it).
 
     Replaced, not overlaid: ``env()`` leaves out fields at their default, so a stale
     ``LOUPE_KAFKA_PASSWORD`` or CA file in ``base`` would otherwise mix into the child's
-    connection.
+    connection. ``no_redis``: drop ``base``'s Redis variables and set none (a child with no
+    Redis user must not inherit someone else's password).
     """
-    dropped = (*(_KAFKA_VARIABLES if kafka else ()), *(_REDIS_VARIABLES if redis else ()))
+    drop_redis = redis is not None or no_redis
+    dropped = (*(_KAFKA_VARIABLES if kafka else ()), *(_REDIS_VARIABLES if drop_redis else ()))
     env = {name: value for name, value in base.items() if not name.startswith(dropped)}
     env.update(kafka.env() if kafka else {})
     env.update(redis.env() if redis else {})

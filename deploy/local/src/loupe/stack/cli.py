@@ -12,10 +12,9 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from loupe.runtime.acls import Service
+from loupe.runtime.acls import Service, user_name
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus
-from loupe.stack.security import service_user
 from loupe.stack.settings import get_settings
 from loupe.stack.stack import LocalStack
 
@@ -88,7 +87,7 @@ def up(as_json: bool, secure: bool) -> None:
         click.echo(f"  set -a; . {shlex.quote(str(info.env_file))}; set +a")
         click.echo("or run each service as its own Kafka user, with only its grants:")
         for service in Service:
-            own = info.env_file.with_name(f"{service_user(service)}.env")
+            own = info.env_file.with_name(f"{user_name(service)}.env")
             click.echo(f"  {service.value}: set -a; . {shlex.quote(str(own))}; set +a")
         return
     for name, value in info.env().items():

@@ -64,6 +64,9 @@ class StackInfo:
     services: dict[Service, KafkaConnection] = field(default_factory=dict)
     """A secured stack's connection for each service, as its own user with only its grants
     (each also in ``<state>/security/loupe-<service>.env``)."""
+    redis_services: dict[Service, RedisConnection] = field(default_factory=dict)
+    """A secured stack's Redis connection for each service that uses Redis (gateway, metrics),
+    as its own ACL user; the others have none."""
 
     @property
     def secure(self) -> bool:
@@ -72,16 +75,28 @@ class StackInfo:
 
     def env(self, service: Service | None = None) -> dict[str, str]:
         """The environment variables that point Loupe services at this stack (as ``service``'s
-        own user when given and the stack is secured, else as the client user).
+        own users when given and the stack is secured, else as the client user; a service
+        without a Redis user gets no Redis variables).
 
         A secured stack's include the passwords: hand them to a child process, never print them.
         """
-        kafka = self.services.get(service, self.kafka) if service else self.kafka
-        return {**kafka.env(), **self.redis.env(), "LOUPE_TOPIC_PREFIX": self.topic_prefix}
+        prefix = {"LOUPE_TOPIC_PREFIX": self.topic_prefix}
+        if service is None or not self.secure:
+            return {**self.kafka.env(), **self.redis.env(), **prefix}
+        redis = self.redis_for(service)
+        kafka = self.services.get(service, self.kafka)
+        return {**kafka.env(), **(redis.env() if redis else {}), **prefix}
+
+    def redis_for(self, service: Service) -> RedisConnection | None:
+        """How ``service`` connects to Redis: its own ACL user on a secured stack (None for a
+        service with no business in Redis), the stack's connection otherwise."""
+        if not self.secure:
+            return self.redis
+        return self.redis_services.get(service)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (passwords masked)."""
-        hidden = {"kafka", "redis", "services"}
+        hidden = {"kafka", "redis", "services", "redis_services"}
         plain = {key: value for key, value in asdict(self).items() if key not in hidden}
         return {
             **plain,
@@ -91,4 +106,7 @@ class StackInfo:
             "kafka": self.kafka.model_dump(mode="json"),
             "redis": self.redis.model_dump(mode="json"),
             "services": {s.value: c.model_dump(mode="json") for s, c in self.services.items()},
+            "redis_services": {
+                s.value: c.model_dump(mode="json") for s, c in self.redis_services.items()
+            },
         }

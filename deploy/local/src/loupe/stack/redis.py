@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from loupe.runtime.connections import RedisConnection, redis_kwargs
+from loupe.runtime.redis_acls import redis_acl_config
 from loupe.stack.errors import StackError
 from loupe.stack.models import ComponentStatus, State
 from loupe.stack.processes import ManagedProcess, port_open, wait_until
@@ -125,7 +126,9 @@ class RedisServer:
         """redis.conf lines: TLS on the stack's port, no plain port, the password required.
 
         Client certificates are optional (``tls-auth-clients optional``): the password is the
-        authentication, a client certificate is verified when one is presented.
+        authentication, a client certificate is verified when one is presented. The password is
+        the ``default`` user's (the developer's); the gateway and the metrics service have ACL
+        users of their own with only their grants (``loupe.runtime.redis_acls``).
         """
         tls = security.tls
         lines = [
@@ -136,6 +139,7 @@ class RedisServer:
             f"tls-ca-cert-file {tls.ca}",
             "tls-auth-clients optional",
             f"requirepass {security.secrets.redis_password.get_secret_value()}",
+            *redis_acl_config(security.secrets.service_passwords),
         ]
         return ("\n".join(lines) + "\n").encode()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from loupe.runtime.acls import Service, principal
+from loupe.runtime.acls import Service, user_name
 from loupe.runtime.connections import (
     KafkaConnection,
     RedisConnection,
@@ -30,16 +30,11 @@ ADMIN_USER = "admin"
 """The broker's super user: inter-broker traffic and the stack's own topic administration."""
 CLIENT_USER = "loupe"
 """The developer's user (a super user too): tools, tests, the demo; ``loupe.env`` connects as
-it. Each service has a user of its own with only its grants (``service_user``)."""
+it. Each service has a user of its own with only its grants (``loupe.runtime.acls.user_name``)."""
 MECHANISM = SaslMechanism.SCRAM_SHA_512
 CONTROLLER_MECHANISM = SaslMechanism.PLAIN
 """The controller listener's: KRaft controllers cannot use SCRAM (its credentials live in the
 metadata they serve); only the admin user is configured for it."""
-
-
-def service_user(service: Service) -> str:
-    """The SCRAM user ``service`` connects as (``loupe-router``, ...)."""
-    return principal(service).removeprefix("User:")
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ class StackSecurity:
 
     def service_env_file(self, service: Service) -> Path:
         """``LOUPE_*`` variables connecting ``service`` as its own user (mode 0600)."""
-        return self.folder / f"{service_user(service)}.env"
+        return self.folder / f"{user_name(service)}.env"
 
     def scram_users(self) -> dict[str, SecretStr]:
         """Every SCRAM user the broker's storage is formatted with, and its password."""
@@ -116,7 +111,7 @@ class StackSecurity:
     def service_users(self) -> dict[str, SecretStr]:
         """Each service's SCRAM user and password (made through the Admin API at every start,
         so a folder secured before they existed gains them)."""
-        return {service_user(s): password for s, password in self.secrets.service_passwords.items()}
+        return {user_name(s): password for s, password in self.secrets.service_passwords.items()}
 
     def kafka(self, bootstrap: str, user: str = CLIENT_USER) -> KafkaConnection:
         """A SASL_SSL SCRAM connection as ``user`` (one of ``scram_users`` or
@@ -130,6 +125,17 @@ class StackSecurity:
             ca_file=self.tls.ca,
         )
 
-    def redis(self, url: str) -> RedisConnection:
-        """A TLS connection with the password to the Redis at ``url`` (``rediss://``)."""
-        return RedisConnection(url=url, password=self.secrets.redis_password, ca_file=self.tls.ca)
+    def redis(self, url: str, service: Service | None = None) -> RedisConnection:
+        """A TLS connection to the Redis at ``url`` (``rediss://``): as ``service``'s own ACL
+        user with its password when given, else as the ``default`` user (the developer's, with
+        every right)."""
+        if service is None:
+            return RedisConnection(
+                url=url, password=self.secrets.redis_password, ca_file=self.tls.ca
+            )
+        return RedisConnection(
+            url=url,
+            username=SecretStr(user_name(service)),
+            password=self.secrets.service_passwords[service],
+            ca_file=self.tls.ca,
+        )

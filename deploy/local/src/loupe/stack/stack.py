@@ -7,19 +7,16 @@ import shlex
 import shutil
 from pathlib import Path
 
-from loupe.runtime.acls import (
-    AclNames,
-    Service,
-    grant_services,
-)
-from loupe.runtime.connections import KafkaConnection
+from loupe.runtime.acls import AclNames, Service, grant_services, user_name
+from loupe.runtime.connections import KafkaConnection, RedisConnection
 from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.redis_acls import REDIS_GRANTS
 from loupe.stack.errors import StackError
 from loupe.stack.kafka import KafkaBroker, upsert_scram_users
 from loupe.stack.models import ComponentStatus, StackInfo
 from loupe.stack.processes import file_lock
 from loupe.stack.redis import RedisServer
-from loupe.stack.security import StackSecurity, service_user
+from loupe.stack.security import StackSecurity
 from loupe.stack.settings import StackSettings, get_settings
 from loupe.stack.system import DEV_TOOLS, STACK_TOOLS, ensure_tools, java_executable
 from loupe.stack.tls import write_file
@@ -109,6 +106,7 @@ class LocalStack:
             redis=self.redis.connection(),
             env_file=security.env_file if security else None,
             services=services,
+            redis_services=self._redis_services(security) if security else {},
         )
         if security is not None:
             _write_env(security.env_file, info.env())
@@ -124,7 +122,13 @@ class LocalStack:
         names = AclNames(topic_prefix=self.settings.topic_prefix)
         grant_services(admin, names)
         bootstrap = self.settings.kafka_bootstrap
-        return {service: security.kafka(bootstrap, service_user(service)) for service in Service}
+        return {service: security.kafka(bootstrap, user_name(service)) for service in Service}
+
+    def _redis_services(self, security: StackSecurity) -> dict[Service, RedisConnection]:
+        """The Redis connection of each service that uses Redis, as its own ACL user (the
+        users ``RedisServer`` configured from ``loupe.runtime.redis_acls``)."""
+        url = self.settings.redis_url
+        return {service: security.redis(url, service) for service in REDIS_GRANTS}
 
     def down(self, *, purge: bool = False) -> list[ComponentStatus]:
         """Stop what this stack started (Kafka first); with ``purge`` also delete its data.

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from loupe.metrics.controller import ControllerConfig
+from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.runtime.settings import ServiceSettings
 
 
@@ -30,7 +31,7 @@ class MetricsSettings(ServiceSettings):
     """Port of ``/metrics`` and ``/healthz`` (9330 by convention; 0 picks a free port)."""
     consumer_group: str = "loupe-metrics"
     """Group id used for client identification only: state is rebuilt from the earliest offset."""
-    gateway_redis_prefix: str = Field(default="loupe:gw:", max_length=64)
+    gateway_redis_prefix: str = Field(default=GATEWAY_REDIS_PREFIX, max_length=64)
     """Key prefix of the gateway's Redis working set (its ``LOUPE_GATEWAY_REDIS_PREFIX``)."""
     queue_poll_interval_s: float = Field(default=10.0, gt=0, le=3_600)
     queue_scan_limit: int = Field(default=200_000, ge=1, le=10_000_000)

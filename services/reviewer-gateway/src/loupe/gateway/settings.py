@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from loupe.gateway.users import DEFAULT_TOKEN_TTL_DAYS
+from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.runtime.settings import ServiceSettings
 
 
@@ -40,7 +41,7 @@ class GatewaySettings(ServiceSettings):
     otel_telemetry: bool = False
     """FastAPI's OpenTelemetry hooks (tracing/metrics/logs); Prometheus metrics are always on."""
     consumer_group: str = "loupe-gateway"
-    redis_prefix: str = Field(default="loupe:gw:", max_length=64)
+    redis_prefix: str = Field(default=GATEWAY_REDIS_PREFIX, max_length=64)
     users_file: Path = Path("gateway-users.json")
     """Durable copy of users and token hashes (Redis holds a cache rebuilt from it)."""
     token_pepper: SecretStr = SecretStr("")
