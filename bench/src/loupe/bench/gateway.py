@@ -1,9 +1,10 @@
 """``loupe bench gateway``: claim + decision cycles through one gateway process over loopback HTTP.
 
 The gateway runs as its own process (``loupe gateway``, uvicorn + uvloop) against real Redis and
-Kafka, with its production settings (default auth cache). Tasks are what production sends: every
-prediction carries a 512-dimension embedding and an image URI, and every task needs two people
-(overlap 2, so a task is two cycles). ``--reviewers`` concurrent clients (split over
+Kafka, with its production settings (default auth cache; per-token rate limits counted as in
+production but set above what the bench sends, ``BENCH_RATE_LIMIT``). Tasks are what production
+sends: every prediction carries a 512-dimension embedding and an image URI, and every task needs
+two people (overlap 2, so a task is two cycles). ``--reviewers`` concurrent clients (split over
 ``--client-procs`` processes using a lean keep-alive HTTP client with timeouts) loop claim →
 decision (approve). After a short unmeasured warm-up, three phases share the cycles:
 
@@ -78,6 +79,10 @@ CLASSES = ["cat", "dog", "fox"]
 PEPPER = "bench-pepper"
 TARGET_CYCLES_PER_S = 1_000
 TARGET_P99_MS = 50.0
+BENCH_RATE_LIMIT = "1000/second;60000/minute"
+"""The per-token rate limit the bench's gateway runs with: two windows, as the default
+(``LOUPE_GATEWAY_RATE_LIMIT``), so every request pays what it pays in production, but far above
+what one bench reviewer sends (some 25 cycles/s, 50 requests/s), which the default would refuse."""
 OVERLAP = 2
 EMBEDDING_DIM = 512
 BACKGROUND_RECORDS_PER_S = 5_000
@@ -572,6 +577,7 @@ def command(
             "LOUPE_GATEWAY_REDIS_PREFIX": f"{prefix}gw:",
             "LOUPE_GATEWAY_USERS_FILE": str(users.path),
             "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
+            "LOUPE_GATEWAY_RATE_LIMIT": BENCH_RATE_LIMIT,
         }
         port = free_port()
         with _gateway_process(env, port, Path(tmp) / "gateway.log") as process:

@@ -25,6 +25,7 @@ from loupe.gateway.errors import install_error_handlers
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.openapi import install_openapi
 from loupe.gateway.projector import Projector
+from loupe.gateway.ratelimit import TokenRateLimit
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.routes import docs, health, items, leads, me, tasks, users
 from loupe.gateway.security import SecurityHeaders
@@ -168,8 +169,6 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for warning in settings.insecure_settings():
-            log.warning("%s", warning)
         if not own_process:
             await asyncio.to_thread(check_connections, settings)
         await asyncio.to_thread(_load_users, settings)
@@ -189,6 +188,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
             producer=producer,
             users_file=UsersFile(settings.users_file),
             pepper=settings.token_pepper.get_secret_value(),
+            rate_limit=TokenRateLimit(client, settings.redis_prefix, settings.rate_limit),
         )
         app.state.gateway = gateway
         consumer = GatewayConsumer(settings).start() if settings.start_consumer else None

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from loupe.gateway.errors import REBUILD_RETRY_AFTER_S, ApiError, rebuilding
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
+from loupe.gateway.ratelimit import TokenRateLimit
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.store import TaskStore
 from loupe.gateway.users import (
@@ -64,7 +65,8 @@ class Gateway:
     producer: AsyncProducer
     users_file: UsersFile
     pepper: str
-    _auth_cache: dict[str, tuple[float, User]] = field(default_factory=dict)
+    rate_limit: TokenRateLimit
+    _auth_cache: dict[str, tuple[float, User, str]] = field(default_factory=dict)
     token_uses: dict[str, datetime] = field(default_factory=dict)
     """When each token hash was last used here, since the last write to the users file (which
     ``app`` does every ``token_use_flush_s``: last use costs the file one write a period)."""
@@ -88,10 +90,10 @@ class Gateway:
             )
         return raw
 
-    async def user_by_token(self, token: str) -> User:
-        """Resolve a bearer token to an active user (cached for ``auth_cache_s``, never past the
-        token's expiry); ``401`` naming why (``reason``: unknown, revoked or expired token,
-        inactive user) otherwise.
+    async def user_by_token(self, token: str) -> tuple[User, str]:
+        """Resolve a bearer token to an active user and the token's id (cached for
+        ``auth_cache_s``, never past the token's expiry); ``401`` naming why (``reason``:
+        unknown, revoked or expired token, inactive user) otherwise.
 
         A token missing from Redis is only known to be unknown while the working set is ready:
         after Redis lost its data the users are back only once a rebuild has reloaded them, so
@@ -106,7 +108,7 @@ class Gateway:
         cached = self._auth_cache.get(digest)
         if cached is not None and cached[0] > now:
             self.token_uses[digest] = utcnow()
-            return cached[1]
+            return cached[1], cached[2]
         grant, user = await self._stored_grant(digest)
         left_s = grant.expires_ms / 1000 - time.time()
         if left_s <= 0:
@@ -115,9 +117,13 @@ class Gateway:
             raise _refused("inactive_user", f"user {user.id}")
         if len(self._auth_cache) > 10_000:
             self._auth_cache.clear()
-        self._auth_cache[digest] = (now + min(self.settings.auth_cache_s, left_s), user)
+        self._auth_cache[digest] = (
+            now + min(self.settings.auth_cache_s, left_s),
+            user,
+            grant.token_id,
+        )
         self.token_uses[digest] = utcnow()
-        return user
+        return user, grant.token_id
 
     async def _stored_grant(self, digest: str) -> tuple[TokenGrant, User]:
         """The grant of a token hash in Redis and its user (active or not); ``401`` when the
@@ -198,7 +204,8 @@ def _refused(reason: str, who: str | None = None) -> ApiError:
 async def _authenticate(request: Request) -> User:
     """The caller, from ``Authorization: Bearer <token>`` (401 when missing, unknown, expired,
     revoked or of an inactive user; 503 ``rebuilding`` when the token cannot be checked before a
-    rebuild has reloaded the users)."""
+    rebuild has reloaded the users), with the request counted against the token's rate limit
+    (429 over it; ``ratelimit``)."""
     authorization = request.headers.get("authorization")
     if not authorization:
         raise ApiError(
@@ -216,7 +223,9 @@ async def _authenticate(request: Request) -> User:
             reason="malformed_header",
         )
     gateway: Gateway = request.app.state.gateway
-    return await gateway.user_by_token(token)
+    user, token_id = await gateway.user_by_token(token)
+    await gateway.rate_limit.hit(token_id)
+    return user
 
 
 class Scope(StrEnum):

@@ -26,6 +26,10 @@ AUTH_FAILURES = Counter(
     "Requests refused: kind authentication (401) or authorization (403), by reason",
     ["kind", "reason"],
 )
+RATE_LIMITED = Counter(
+    "loupe_gateway_rate_limited_total",
+    "Requests refused 429: their token was over LOUPE_GATEWAY_RATE_LIMIT",
+)
 QUEUE_DEPTH = Gauge("loupe_gateway_queue_depth", "Tasks with a free slot per tier", ["tier"])
 LATENCY = Histogram(
     "loupe_gateway_request_seconds",

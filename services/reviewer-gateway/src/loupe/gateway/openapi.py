@@ -21,8 +21,8 @@ def _role_check(route: APIRoute) -> RoleCheck | None:
 
 
 def document_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
-    """Add the bearer scheme, and ``security``, ``x-roles``, ``x-project-scope``, 401, 403 and
-    (for a project-scoped operation) 404 to guarded operations."""
+    """Add the bearer scheme, and ``security``, ``x-roles``, ``x-project-scope``, 401, 403,
+    (for a project-scoped operation) 404, 429 and 503 to guarded operations."""
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
@@ -48,6 +48,13 @@ def document_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, An
                 responses.setdefault(
                     "404", {"description": "not found, or outside the caller's projects"}
                 )
+            responses.setdefault(
+                "429",
+                {
+                    "description": "rate_limited: the token is over its request rate "
+                    "(LOUPE_GATEWAY_RATE_LIMIT; see Retry-After)"
+                },
+            )
             responses.setdefault(
                 "503",
                 {"description": "rebuilding: Redis is being rebuilt from Kafka (see Retry-After)"},

@@ -5,15 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from loupe.gateway.ratelimit import parse_rate_limit
 from loupe.gateway.users import DEFAULT_TOKEN_TTL_DAYS
 from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.runtime.settings import ServiceSettings
-
-MIN_TOKEN_PEPPER_CHARS = 32
-"""A pepper shorter than this is reported at start (``insecure_settings``)."""
 
 
 class GatewaySettings(ServiceSettings):
@@ -56,6 +54,11 @@ class GatewaySettings(ServiceSettings):
     """A new token's lifetime, and the longest an admin may give one."""
     token_use_flush_s: float = Field(default=60.0, ge=1, le=3_600)
     """Tokens' last use is written to the users file this often (one write per replica)."""
+    rate_limit: str = "30/second;1200/minute"
+    """Requests each API token may make, a ``limits`` rate string (``<n>/<period>``, several
+    joined by ``;``), counted per token in Redis across replicas; over it: ``429`` with
+    ``Retry-After``. Empty: no limit. The default is far above what a person in the UI sends
+    (a page, a claim and a decision are a handful of requests) and bounds a runaway script."""
     media_origins_refresh_s: float = Field(default=5.0, gt=0, le=300)
     """How often the CSP's media origins are read from the projects' policies (one Redis
     command per period and replica; a changed list reaches the header within this)."""
@@ -80,6 +83,12 @@ class GatewaySettings(ServiceSettings):
     """The longest a review task stays open; ``review.requests`` and ``review.decisions`` must
     keep records at least this long, else the rebuild refuses to run (docs/architecture.md)."""
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        parse_rate_limit(value)  # ValueError naming the string
+        return value.strip()
+
     @model_validator(mode="after")
     def _linger_fits_the_timeout(self) -> GatewaySettings:
         if self.kafka_linger_ms >= self.kafka_timeout_s * 1000:
@@ -89,20 +98,6 @@ class GatewaySettings(ServiceSettings):
     def group_id(self) -> str:
         """Consumer group, namespaced by the topic prefix so deployments never share offsets."""
         return f"{self.topic_prefix}{self.consumer_group}"
-
-    def insecure_settings(self) -> list[str]:
-        """What in these settings is unfit for production, one sentence each (logged as a
-        warning at every start; never a secret's value)."""
-        pepper = len(self.token_pepper.get_secret_value())
-        if pepper >= MIN_TOKEN_PEPPER_CHARS:
-            return []
-        state = "empty" if pepper == 0 else f"only {pepper} characters long"
-        return [
-            f"LOUPE_GATEWAY_TOKEN_PEPPER is {state}: anyone with a copy of the users file or "
-            "of Redis can then check token guesses offline; set at least "
-            f"{MIN_TOKEN_PEPPER_CHARS} random characters (the same on every replica) before "
-            "issuing tokens"
-        ]
 
 
 @lru_cache(maxsize=1)
