@@ -113,8 +113,13 @@ def _audit(user_id: str, change: str, **details: Any) -> None:
         )
 
 
-def _sync(user_ids: list[str] | None = None) -> None:
-    """Copy the users file into Redis so a running gateway sees the change at once."""
+def _sync() -> int:
+    """Copy the users file into Redis, where running gateways read it; return the users loaded.
+
+    Redis not reachable is a ``ClickException`` (exit 1): the file holds the change, but running
+    gateways go on authenticating from Redis (a revoked token still works) until ``loupe users
+    sync`` succeeds or they restart, so the command must not report success.
+    """
     import redis  # noqa: PLC0415
 
     from loupe.gateway.projector import Projector  # noqa: PLC0415
@@ -123,13 +128,29 @@ def _sync(user_ids: list[str] | None = None) -> None:
     from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
     settings = get_settings()
-    client = redis.Redis.from_url(**redis_kwargs(settings.redis))
+    client = redis.Redis.from_url(
+        **redis_kwargs(settings.redis), socket_timeout=10, socket_connect_timeout=10
+    )
     try:
-        Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
+        return Projector(client, settings.redis_prefix).load_users(UsersFile(settings.users_file))
     except redis.RedisError as exc:
-        click.echo(f"warning: users file updated but Redis not reachable ({exc})", err=True)
+        raise click.ClickException(
+            f"the users file holds the change, but Redis is not reachable ({exc}): running "
+            "gateways do not see it (a revoked token still works) until `loupe users sync` "
+            "succeeds or they restart"
+        ) from None
     finally:
         client.close()
+
+
+@users.command("sync")
+def sync() -> None:
+    """Load the users file into Redis (after a change Redis did not get, or a hand edit).
+
+    Not audited: it changes nothing the file does not already say; a change made by editing the
+    file by hand has no audit record (use the commands or the admin API for that).
+    """
+    click.echo(f"loaded {_sync()} user(s) into Redis")
 
 
 @users.command("add")
