@@ -7,6 +7,8 @@ import os
 import time
 from collections import Counter, defaultdict
 
+import pytest
+
 from harness.kafka import produce, read_all
 from loupe.gateway.logic import Role
 from loupe.schemas import ReviewDecision, decode
@@ -15,6 +17,12 @@ from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
 TASKS = int(os.environ.get("GW_DRAIN_TASKS", "5000"))
 REVIEWERS = 50
 OVERLAP = 2
+
+
+@pytest.fixture
+def gw_settings(gw_settings):
+    """Scripted reviewers at full speed: no per-token rate limit (test_gateway_rate_limit)."""
+    return gw_settings.model_copy(update={"rate_limit": ""})
 
 
 async def test_fifty_reviewers_drain_five_thousand_tasks(
