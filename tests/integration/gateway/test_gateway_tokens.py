@@ -362,3 +362,23 @@ async def test_an_admin_action_kafka_does_not_acknowledge_fails_and_changes_noth
         assert len(gateway.users_file.read()["users"]["ann"]["tokens"]) == 1
         me = await gateway.call("GET", "/v1/me", "ann")
         assert me.status_code == 200 and me.json()["role"] == "reviewer", me.text
+
+
+async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(gateway):
+    """An admin API that can remove its last admin locks everyone out of it (only the server's
+    CLI could recover): the change is refused with 409 last_admin; with a second admin it holds."""
+    gateway.add_user("root", Role.ADMIN)
+    gateway.add_user("old", Role.ADMIN)
+    retired = await gateway.call("PATCH", "/v1/users/old", "root", json={"active": False})
+    assert retired.status_code == 200, retired.text
+    for change in ({"role": "lead"}, {"active": False}):
+        refused = await gateway.call("PATCH", "/v1/users/root", "root", json=change)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "last_admin"
+    assert (await gateway.call("GET", "/v1/me", "root")).json()["role"] == "admin"
+
+    gateway.add_user("heir", Role.ADMIN)
+    stepped_down = await gateway.call("PATCH", "/v1/users/root", "root", json={"role": "lead"})
+    assert stepped_down.status_code == 200, stepped_down.text
+    last = await gateway.call("PATCH", "/v1/users/heir", "heir", json={"role": "lead"})
+    assert last.json()["error"]["code"] == "last_admin"

@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -371,6 +371,22 @@ def changed_user(user: User, changes: dict[str, Any]) -> User:
         return User.model_validate(merged.model_dump())
     except ValidationError as exc:
         raise UserError("invalid_user", str(exc.errors(include_url=False)[0]["msg"])) from None
+
+
+def check_an_admin_remains(users: Iterable[User], before: User, after: User) -> None:
+    """``UserError('last_admin')`` when changing ``before`` into ``after`` leaves no active
+    admin among ``users``: the admin API would lock everyone out of itself, and only a shell on
+    the server (``loupe users``) could recover."""
+    if not (before.active and before.role is Role.ADMIN):
+        return
+    if after.active and after.role is Role.ADMIN:
+        return
+    others = [u for u in users if u.id != before.id and u.active and u.role is Role.ADMIN]
+    if not others:
+        raise UserError(
+            "last_admin",
+            f"{before.id!r} is the last active admin: make another user admin first",
+        )
 
 
 def _user_from_doc(doc: dict[str, Any]) -> User:

@@ -34,6 +34,7 @@ from loupe.gateway.users import (
     UserError,
     UserId,
     changed_user,
+    check_an_admin_remains,
     hash_token,
     new_token,
     new_token_id,
@@ -229,13 +230,17 @@ async def update_user(
     makes the next version: Redis takes it only if no other change of that version got there
     first (else it is made again on the newer record, at most ``_ATTEMPTS`` times, then ``409
     user_changed_concurrently``), and the file (and a later load of it) never replaces a newer
-    version, so concurrent changes all hold, in Redis and the file alike.
+    version, so concurrent changes all hold, in Redis and the file alike. A change that would
+    leave no active admin is ``409 last_admin``: no one could administer the gateway through its
+    API any more.
     """
     changes = body.model_dump(exclude_unset=True)
     for _ in range(_ATTEMPTS):
         current = await _newest(gw, user_id)
+        everyone = await _read(gw.users_file.users)
         try:
             user = changed_user(current, changes)
+            check_an_admin_remains(everyone, current, user)
         except UserError as exc:
             raise _user_error(exc) from None
         old, new = current.model_dump(mode="json"), user.model_dump(mode="json")
