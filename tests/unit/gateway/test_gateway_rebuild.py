@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from harness.samples import AT, classification, review_request
 from loupe.gateway.rebuild import HistoryIndex
@@ -84,6 +84,30 @@ def test_resolutions_and_final_calls_settle_tasks_automatic_labels_do_not():
     assert settle([r], [decision("lee", final=True)])[0] == {}
     assert r.request_id in settle([r], labels=[resolved(delta_s=-10)])[0]  # older than the task
     assert r.request_id in settle([r], labels=[resolved(method=ResolutionMethod.AUTO)])[0]
+
+
+def _us(at: datetime) -> int:
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_tasks_settled_within_the_retention_window_are_kept_with_when_they_settled():
+    r, label_at = request(), AT + timedelta(seconds=10)
+
+    def kept(since: datetime, decisions=(), labels=()):
+        with HistoryIndex(kept_since_us=_us(since)) as index:
+            index.add_decisions(list(decisions))
+            index.add_resolved(list(labels))
+            index.seal()
+            return {t.request.request_id: t for t in index.settle([r.to_json_bytes()])}
+
+    by_label = kept(AT, [decision("ann")], [resolved()])[r.request_id]
+    assert (by_label.status, by_label.settled_us, by_label.done) == ("resolved", _us(label_at), 1)
+    by_final = kept(AT, [decision("lee", final=True)])[r.request_id]
+    assert (by_final.status, by_final.settled_us) == ("closed", _us(AT))
+    assert kept(label_at + timedelta(microseconds=1), labels=[resolved()]) == {}
+    assert kept(AT + timedelta(seconds=1), [decision("lee", final=True)]) == {}
+    still_open = kept(AT, labels=[resolved(method=ResolutionMethod.AUTO)])[r.request_id]
+    assert (still_open.status, still_open.settled_us) == ("open", -1)
 
 
 def test_votes_are_scored_against_the_items_latest_label():

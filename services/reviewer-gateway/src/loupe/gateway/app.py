@@ -184,7 +184,7 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
         gateway = Gateway(
             settings=settings,
             redis=client,
-            store=TaskStore(client, settings.redis_prefix),
+            store=TaskStore(client, settings.redis_prefix, settings.settled_retention_s),
             producer=producer,
             users_file=UsersFile(settings.users_file),
             pepper=settings.token_pepper.get_secret_value(),

@@ -2,9 +2,9 @@
 
 Consumes ``review.requests``, ``labels.resolved``, ``labels.conflicts``, ``control.policy`` and
 ``audit`` (at least once: offsets are committed after the batch is in Redis; every write is
-idempotent). When the ``ready`` marker is missing (first start, or Redis was flushed) one
-replica rebuilds the working set from Kafka (``rebuilder``); until the marker is back no replica
-applies live events.
+idempotent). When the ``ready`` marker is missing (first start, or Redis was flushed) or Redis
+lost part of the working set (``GatewayConsumer.lost``) one replica rebuilds it from Kafka
+(``rebuilder``); until the marker is back no replica applies live events.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 LIVE_TOPICS = (REVIEW_REQUESTS, LABELS_RESOLVED, LABELS_CONFLICTS, CONTROL_POLICY, AUDIT)
+SENTINELS = 8
+"""Sentinel keys set with the ready marker: a partial loss that spares the marker rarely spares
+them all (``GatewayConsumer.lost``)."""
 _FETCH_BATCHING = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 16_384}
 """Fewer, fuller fetches under load; at most 100 ms added when traffic is light."""
 
@@ -61,7 +64,7 @@ class GatewayConsumer:
         self.settings = settings
         self.p = settings.redis_prefix
         self.redis = redis.Redis.from_url(**redis_kwargs(settings.redis))
-        self.projector = Projector(self.redis, self.p)
+        self.projector = Projector(self.redis, self.p, settings.settled_retention_s)
         self.users_file = UsersFile(settings.users_file)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gw-consumer", daemon=True)
@@ -105,12 +108,17 @@ class GatewayConsumer:
         self.redis.close()
 
     def ensure_ready(self) -> bool:
-        """Whether the working set is ready; rebuild it first when it is missing and no other
-        replica holds the rebuild lease (the others wait unready, then use its result)."""
+        """Whether the working set is ready; rebuild it first when it is missing or Redis lost
+        part of it (``lost``), and no other replica holds the rebuild lease (the others wait
+        unready, then use its result)."""
         if self.redis.exists(f"{self.p}ready"):
-            if self._upto is None:
-                self._load_upto()
-            return True
+            if (lost := self.lost()) is None:
+                if self._upto is None:
+                    self._load_upto()
+                return True
+            metrics.PARTIAL_LOSSES.inc()
+            log.error("Redis lost part of the working set (%s): rebuilding it from Kafka", lost)
+            self.redis.delete(f"{self.p}ready")
         self._upto = None
         if time.monotonic() < self._retry_at:
             return False
@@ -149,19 +157,63 @@ class GatewayConsumer:
                 exc,
             )
             return False
-        self.redis.set(f"{self.p}ready", str(int(time.time() * 1000)))
+        self._mark_ready()
         self.rebuilds += 1
         metrics.REBUILDS.inc()
         seconds = time.monotonic() - progress.started
         metrics.REBUILD_SECONDS.set(seconds)
         log.info(
-            "rebuilt working set from Kafka: %d records read, %d tasks (%d open) in %.1fs",
+            "rebuilt working set from Kafka: %d records read, %d tasks (%d open, %d settled "
+            "within the retention window) in %.1fs",
             progress.read,
             progress.tasks,
             progress.open,
+            progress.settled,
             seconds,
         )
         return True
+
+    def _sentinel_keys(self) -> list[str]:
+        return [f"{self.p}sentinel:{n}" for n in range(SENTINELS)]
+
+    def _evicted_keys(self) -> int | None:
+        """Redis's count of keys evicted since it started (None when this client may not run
+        ``INFO``: then the sentinels alone tell a loss)."""
+        try:
+            return int(self.redis.info("stats")["evicted_keys"])
+        except redis.exceptions.NoPermissionError:
+            return None
+
+    def _mark_ready(self) -> None:
+        """Set the ready marker and the sentinels in one transaction: each sentinel holds the
+        rebuild's random generation and Redis's evicted-keys count at that moment."""
+        evicted = self._evicted_keys()
+        value = f"{uuid.uuid4().hex}|{'' if evicted is None else evicted}"
+        pipe = self.redis.pipeline(transaction=True)
+        for key in self._sentinel_keys():
+            pipe.set(key, value)
+        pipe.set(f"{self.p}ready", str(int(time.time() * 1000)))
+        pipe.execute()
+
+    def lost(self) -> str | None:
+        """Why Redis may have lost part of the working set since it was ready (None: it did
+        not), checked every second with one ``MGET`` and one ``INFO stats``.
+
+        The ready marker alone tells an empty Redis. A partial loss may leave it: an eviction
+        (a ``maxmemory`` reached under an evicting policy; run with ``noeviction``, see the
+        README) or keys deleted by hand. The sentinels are ``SENTINELS`` keys that must all be
+        there and hold one generation, and Redis's count of evicted keys must not have grown
+        since the rebuild. A restored snapshot holds its own consistent sentinels: it is not
+        told apart here (docs/architecture.md).
+        """
+        values = self.redis.mget(self._sentinel_keys())
+        if any(value is None for value in values) or len(set(values)) != 1:
+            return "sentinel keys are missing or disagree"
+        recorded = text(values[0]).rpartition("|")[2]
+        evicted = self._evicted_keys()
+        if recorded and evicted is not None and evicted > int(recorded):
+            return f"Redis evicted {evicted - int(recorded)} keys since the rebuild"
+        return None
 
     def _load_upto(self) -> None:
         """The end offsets the last rebuild applied: records below them are skipped."""

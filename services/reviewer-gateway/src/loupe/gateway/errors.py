@@ -127,6 +127,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
         )
 
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def _redis_full(_request: Request, exc: redis.RedisError) -> FastJSONResponse:
+        # maxmemory reached under noeviction (the README's setting): a write is refused loudly
+        # rather than part of the working set evicted silently
+        log.error("redis refused a write, maxmemory reached: %s", exc)
+        message = "the gateway's working set (Redis) is full; retry later"
+        return FastJSONResponse(
+            error_body("redis_full", message),
+            503,
+            headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> FastJSONResponse:
         details = _validation_details(exc)

@@ -10,6 +10,10 @@ LEASES_EXPIRED = Counter("loupe_gateway_leases_expired_total", "Leases that expi
 REQUESTS_ENQUEUED = Counter("loupe_gateway_requests_enqueued_total", "Review requests queued")
 BAD_RECORDS = Counter("loupe_gateway_bad_records_total", "Consumed records that failed to decode")
 REBUILDS = Counter("loupe_gateway_rebuilds_total", "Working-set rebuilds from Kafka")
+PARTIAL_LOSSES = Counter(
+    "loupe_gateway_partial_losses_total",
+    "Times Redis was found to have lost part of the working set (each starts a rebuild)",
+)
 REBUILD_PHASE = Enum(
     "loupe_gateway_rebuild_phase",
     "Phase of this replica's current or last rebuild",

@@ -39,11 +39,21 @@ def _ms(at: datetime) -> int:
 class Projector:
     """Writes requests, resolutions, conflicts, policies and audit events into Redis."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        settled_retention_s: int = scripts.DEFAULT_SETTLED_RETENTION_S,
+    ) -> None:
         self.r = client
         self.p = prefix
+        self.keep_ms = settled_retention_s * 1000
+        """How long a settled item's keys stay (``scripts``: retention)."""
         self._enqueue = client.register_script(scripts.ENQUEUE)
         self._close = client.register_script(scripts.CLOSE)
+        self._settle = client.register_script(scripts.SETTLE_ITEM)
+        self._resolved_if_newer = client.register_script(scripts.RESOLVED_IF_NEWER)
+        self._add_audit = client.register_script(scripts.ADD_AUDIT)
         self._set_policy = client.register_script(scripts.SET_POLICY_IF_NEWER)
         self._set_user = client.register_script(scripts.SET_USER_IF_NEWER)
 
@@ -55,10 +65,12 @@ class Projector:
         status: str = "open",
         done: int = 0,
         client: Pipeline | None = None,
+        keep_ms: int | None = None,
     ) -> bool:
         """Store a review request as a task unless it exists (idempotent); True if it was new.
 
-        With a pipeline the script is queued and the answer is the pipeline's."""
+        With a pipeline the script is queued and the answer is the pipeline's. A settled task
+        (the rebuild's, within the retention window) expires with its item in ``keep_ms``."""
         created = _ms(request.created_at)
         rank = Tier(request.required_tier).rank
         skills = orjson.dumps(sorted(set(request.skills))).decode()
@@ -76,6 +88,7 @@ class Projector:
             status,
             done,
             confidence_field(request.prediction),
+            self.keep_ms if keep_ms is None else keep_ms,
         ]
         if client is not None:
             self._enqueue(args=args, client=client)
@@ -85,28 +98,34 @@ class Projector:
     def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
         """Close the tasks a resolved label settles, then record it and score the votes.
 
-        Closing first means whoever sees the item resolved also sees its tasks closed.
+        Closing first means whoever sees the item resolved also sees its tasks closed. A label
+        of an item without a task in Redis (auto-accepted, or settled past the retention window)
+        is not kept: ``labels.resolved`` is its home.
         """
-        for task_id in self.r.zrange(f"{self.p}itasks:{label.item_id}", 0, -1):
+        task_ids = self.r.zrange(f"{self.p}itasks:{label.item_id}", 0, -1)
+        if not task_ids:
+            return  # one round trip for the bulk of the traffic: auto-accepted items
+        for task_id in task_ids:
             tid = text(task_id)
             req_raw = self.r.hget(f"{self.p}t:{tid}", "req")
             if req_raw is None:
                 continue
             request = ReviewRequest.model_validate_json(req_raw)
             if resolution_closes(label, request):
-                self._close(args=[self.p, tid, "resolved", "0"])
-        key = f"{self.p}resolved:{label.item_id}"
-        current: Any = self.r.get(key)
-        if current is None or orjson.loads(current)["revision"] <= label.revision:
-            self.r.set(key, raw)
-        self._score_votes(label)
+                self._close(args=[self.p, tid, "resolved", "0", self.keep_ms])
+        self._resolved_if_newer(args=[self.p, label.item_id, label.revision, raw])
+        if self._score_votes(label):
+            self._settle(args=[self.p, label.item_id, self.keep_ms])
 
-    def _score_votes(self, label: ResolvedLabel) -> None:
+    def _score_votes(self, label: ResolvedLabel) -> bool:
+        """Score the item's votes not scored yet against the label; whether any was."""
         votes = self.r.hgetall(f"{self.p}votes:{label.item_id}")
         scored_key = f"{self.p}scored:{label.item_id}"
+        scored = False
         for decision_id, raw in votes.items():
             if not self.r.sadd(scored_key, decision_id):
                 continue
+            scored = True
             vote = orjson.loads(raw)
             decision_label = None if vote["label"] is None else parse_label(vote["label"])
             agrees = vote_agrees(Action(vote["action"]), decision_label, label)
@@ -115,6 +134,7 @@ class Projector:
             quality = f"{self.p}quality:{vote['reviewer']['id']}"
             self.r.hincrby(quality, "scored", 1)
             self.r.hincrby(quality, "agreed", int(agrees))
+        return scored
 
     def conflict(self, record: ConflictRecord, raw: bytes, pipe: Pipeline | None = None) -> None:
         """Keep a conflict for the lead view (newest 10,000)."""
@@ -128,14 +148,13 @@ class Projector:
         self._set_policy(args=[self.p, update.project, update.version, raw])
 
     def audit(self, event: AuditEvent, raw: bytes, pipe: Pipeline | None = None) -> None:
-        """Index an audit event into the item's history (and its comments)."""
+        """Index an audit event into the item's history (and its comments), for as long as
+        the item's other keys (``scripts.ADD_AUDIT``)."""
         if event.item_id is None:
             return
-        target = pipe if pipe is not None else self.r
-        score = _ms(event.at)
-        target.zadd(f"{self.p}hist:{event.item_id}", {raw: score})
-        if event.action is AuditAction.COMMENT:
-            target.zadd(f"{self.p}comments:{event.item_id}", {raw: score})
+        comment = "1" if event.action is AuditAction.COMMENT else "0"
+        args: list[Any] = [self.p, event.item_id, raw, _ms(event.at), comment, self.keep_ms]
+        self._add_audit(args=args, client=pipe)
 
     def load_users(self, users_file: UsersFile) -> int:
         """Copy the durable users file into Redis; return how many users were loaded.

@@ -8,7 +8,9 @@ tasks' requests and votes (a small part of history) are validated in full.
 
 The rules are the live projection's: a task is settled by a lead's final decision on its item,
 or by a resolved label that closes it (``logic.resolution_closes``); it is complete (off the
-queues, waiting for the resolver) once as many distinct reviewers voted as its overlap.
+queues, waiting for the resolver) once as many distinct reviewers voted as its overlap. Tasks
+that settled within the retention window (``kept_since_us``) are kept as well, as the live
+projection keeps them, with when they settled: the rebuild gives their keys the time left.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _ACTIONS = frozenset(action.value for action in Action)
 _AUTO = ResolutionMethod.AUTO.value
 _NEVER = -1
 """``closes_us`` of an item whose labels are all automatic (they close nothing)."""
+_NEVER_KEPT = 2**62
+"""``kept_since_us`` when no settled task is kept."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PARSED_LABELS = 10_000
@@ -48,7 +52,7 @@ _SCHEMA = """
 CREATE TABLE decisions (
   task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB);
 CREATE TABLE decision_records (raw BLOB);
-CREATE TABLE finals (item_id TEXT PRIMARY KEY);
+CREATE TABLE finals (item_id TEXT PRIMARY KEY, at_us INTEGER);
 CREATE TABLE labels (
   item_id TEXT PRIMARY KEY, revision INTEGER, closes_us INTEGER, outcome TEXT, label BLOB,
   named TEXT);
@@ -66,7 +70,8 @@ BEGIN;
 INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
   SELECT rowid, task_id, item_id, reviewer, action, seconds, label FROM part.decisions;
 INSERT INTO decision_records (rowid, raw) SELECT rowid, raw FROM part.decision_records;
-INSERT OR IGNORE INTO finals SELECT item_id FROM part.finals;
+INSERT INTO finals SELECT item_id, at_us FROM part.finals WHERE true
+  ON CONFLICT(item_id) DO UPDATE SET at_us = MAX(at_us, excluded.at_us);
 COMMIT;
 """
 
@@ -83,12 +88,27 @@ INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
 to, and every request id such labels named (``\x1f``-delimited). Records (large) live in their
 own tables, so that the scans over these rows stay small."""
 
-_STILL_OPEN = """
-SELECT b.seq FROM batch b LEFT JOIN labels l ON l.item_id = b.item_id
-WHERE NOT EXISTS (SELECT 1 FROM finals f WHERE f.item_id = b.item_id)
-  AND (l.item_id IS NULL
-    OR (l.closes_us < b.created_us AND instr(l.named, char(31) || b.request_id || char(31)) = 0))
+_INSERT_FINAL = """
+INSERT INTO finals VALUES (?, ?) ON CONFLICT(item_id) DO UPDATE SET
+  at_us = MAX(at_us, excluded.at_us)
 """
+
+_KEPT = """
+WITH s AS (
+  SELECT b.seq AS seq, f.at_us AS final_us,
+    CASE WHEN l.item_id IS NOT NULL AND (l.closes_us >= b.created_us
+      OR instr(l.named, char(31) || b.request_id || char(31)) > 0)
+    THEN l.closes_us END AS closed_us
+  FROM batch b LEFT JOIN labels l ON l.item_id = b.item_id
+  LEFT JOIN finals f ON f.item_id = b.item_id)
+SELECT seq, by_final, settled_us FROM (
+  SELECT seq, final_us IS NOT NULL AS by_final, closed_us,
+    MAX(IFNULL(final_us, -1), IFNULL(closed_us, -1)) AS settled_us FROM s)
+WHERE settled_us >= ? OR (NOT by_final AND closed_us IS NULL)
+"""
+"""The tasks of the batch still open, and those settled (by a lead's final call on the item, or
+a label people made that closes them) at or after a time: (seq, by a final call, settled at;
+-1 when open)."""
 
 _COUNTED = """
 CREATE TEMP TABLE counted AS SELECT MIN(rowid) AS id FROM decisions
@@ -137,11 +157,14 @@ def _us(iso: str) -> int:
 
 @dataclass
 class RebuiltTask:
-    """One task the working set must hold (open, or complete and waiting for the resolver)."""
+    """One task the working set must hold: open, complete and waiting for the resolver, or
+    settled within the retention window (``resolved`` by a label, ``closed`` by a final call)."""
 
     request: ReviewRequest
     raw: bytes
     status: str
+    settled_us: int = -1
+    """When the task settled (epoch µs; -1: open or complete)."""
     voters: list[str] = field(default_factory=list)
     skippers: list[str] = field(default_factory=list)
     votes: list[ReviewDecision] = field(default_factory=list)
@@ -173,10 +196,18 @@ class HistoryIndex:
     """
 
     def __init__(
-        self, directory: Path | None = None, cache_kib: int = 16_384, *, path: Path | None = None
+        self,
+        directory: Path | None = None,
+        cache_kib: int = 16_384,
+        *,
+        path: Path | None = None,
+        kept_since_us: int | None = None,
     ) -> None:
         """A scratch index in a temporary folder under ``directory``, or (``path``) a part that
-        another process fills and ``merge`` takes in; a part's file is left to its owner."""
+        another process fills and ``merge`` takes in; a part's file is left to its owner.
+        ``settle`` also returns the tasks settled at or after ``kept_since_us`` (the retention
+        window; None: only the open ones)."""
+        self.kept_since_us = _NEVER_KEPT if kept_since_us is None else kept_since_us
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         if path is None:
             self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
@@ -219,7 +250,7 @@ class HistoryIndex:
         vote per person per task and one skip per person per task (``decision_identity``
         duplicates share both), which ``seal`` builds from the first record of each."""
         rows: list[tuple[Any, ...]] = []
-        finals: list[tuple[str]] = []
+        finals: list[tuple[str, int]] = []
         records: list[tuple[int, bytes]] = []
         loads, dumps, add = orjson.loads, orjson.dumps, rows.append
         for raw in values:
@@ -236,13 +267,13 @@ class HistoryIndex:
                 add((self._decisions, str(d["task_id"]), item_id, reviewer, action, seconds, text))
                 records.append((self._decisions, raw))
                 if d.get("final") is True:
-                    finals.append((item_id,))
+                    finals.append((item_id, _us(d["decided_at"])))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_INSERT_DECISION, rows)
         self.db.executemany("INSERT INTO decision_records (rowid, raw) VALUES (?, ?)", records)
-        self.db.executemany("INSERT OR IGNORE INTO finals VALUES (?)", finals)
+        self.db.executemany(_INSERT_FINAL, finals)
         self.db.execute("COMMIT")
 
     def add_resolved(self, values: Iterable[bytes]) -> None:
@@ -290,13 +321,15 @@ class HistoryIndex:
         self.db.executemany("INSERT INTO batch VALUES (?,?,?,?)", rows)
         self.db.execute("COMMIT")
         tasks: dict[str, RebuiltTask] = {}
-        for (seq,) in self.db.execute(_STILL_OPEN).fetchall():
+        for seq, by_final, settled_us in self.db.execute(_KEPT, (self.kept_since_us,)).fetchall():
             try:
                 request = ReviewRequest.model_validate_json(requests[seq])
             except ValidationError:
                 self.bad += 1
                 continue
-            tasks.setdefault(request.request_id, RebuiltTask(request, requests[seq], "open"))
+            status = "open" if settled_us < 0 else "closed" if by_final else "resolved"
+            task = RebuiltTask(request, requests[seq], status, settled_us=int(settled_us))
+            tasks.setdefault(request.request_id, task)
         if tasks:
             self._add_votes(tasks)
         return list(tasks.values())
@@ -316,7 +349,7 @@ class HistoryIndex:
                     continue
                 task.voters.append(reviewer)
         for task in tasks.values():
-            if task.done >= task.request.required_overlap:
+            if task.status == "open" and task.done >= task.request.required_overlap:
                 task.status = "complete"
 
     def latest_resolved(self, item_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:

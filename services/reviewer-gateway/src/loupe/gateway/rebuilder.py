@@ -9,7 +9,8 @@ reason for every replica's ``/readyz`` and ``loupe_gateway_rebuild_failed`` is 1
 attempt succeeds.
 
 Phases: ``decisions`` and ``resolved`` are indexed (``rebuild.HistoryIndex``), ``requests``
-streams ``review.requests`` through it and writes the open and complete tasks (pipelined, one
+streams ``review.requests`` through it and writes the open and complete tasks, and those
+settled within ``settled_retention_s`` with the time they have left (pipelined, one
 round trip per batch) with create-if-absent and newer-revision-only scripts, so nothing newer
 already in Redis is overwritten by older history; ``catchup`` counts decisions acknowledged
 while the rebuild ran (a decision whose task was not written yet is counted here, once, by
@@ -36,7 +37,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
-from loupe.gateway import metrics
+from loupe.gateway import metrics, scripts
 from loupe.gateway.projector import Projector
 from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
 from loupe.gateway.settings import GatewaySettings
@@ -63,23 +64,15 @@ if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('PEXPIRE', ARGV[
 return 0
 """
 
-RESOLVED_IF_NEWER = """
--- ARGV: prefix, item, revision, ResolvedLabel JSON. History never replaces a newer live label.
-local key = ARGV[1] .. 'resolved:' .. ARGV[2]
-local current = redis.call('GET', key)
-if current and cjson.decode(current)['revision'] > tonumber(ARGV[3]) then return 0 end
-redis.call('SET', key, ARGV[4])
-return 1
-"""
-
 CATCH_UP_VOTE = """
 -- ARGV: prefix, task, item, reviewer, decision id, vote JSON ('' for a skip), seconds, kind.
 -- Counts a decision the rebuild's history did not hold, once: a decision id already in the
--- item's votes was counted live; a task the working set does not hold is settled.
+-- item's votes was counted live; a task the working set does not hold, or holds settled (within
+-- the retention window), is settled.
 local p, id, item, user, did = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = p .. 't:' .. id
 local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank')
-if not f[1] then return 0 end
+if not f[1] or (f[4] ~= 'open' and f[4] ~= 'complete') then return 0 end
 local qual = p .. 'quality:' .. user
 if ARGV[8] == 'skip' then
   if redis.call('SADD', p .. 'skip:' .. id, user) == 1 then
@@ -124,6 +117,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     tasks: int = 0
     open: int = 0
+    settled: int = 0
+    """Tasks settled within the retention window (kept for the item pages)."""
 
 
 class Rebuilder:
@@ -139,8 +134,11 @@ class Rebuilder:
         self.token = token
         self.progress = Progress()
         self.deadline = time.monotonic() + settings.rebuild_deadline_s
+        self._now_us = time.time_ns() // 1_000
+        """The rebuild's clock for the retention window of settled items."""
+        self._settle = client.register_script(scripts.SETTLE_ITEM)
         self._renew = client.register_script(RENEW_LEASE)
-        self._resolved_if_newer = client.register_script(RESOLVED_IF_NEWER)
+        self._resolved_if_newer = client.register_script(scripts.RESOLVED_IF_NEWER)
         self._catch_up_vote = client.register_script(CATCH_UP_VOTE)
         self._next_tick = 0.0
         self._lease_lost = threading.Event()
@@ -175,7 +173,10 @@ class Rebuilder:
                 for name in (REVIEW_DECISIONS.name, LABELS_RESOLVED.name, REVIEW_REQUESTS.name)
             }
             self.progress.total = sum(high - low for w in ends.values() for low, high in w.values())
-            with HistoryIndex(self.settings.rebuild_scratch_dir) as index:
+            kept_since_us = self._now_us - self.settings.settled_retention_s * 1_000_000
+            with HistoryIndex(
+                self.settings.rebuild_scratch_dir, kept_since_us=kept_since_us
+            ) as index:
                 self._enter("history")
                 self._index_history(index, ends[REVIEW_DECISIONS.name], ends[LABELS_RESOLVED.name])
                 index.seal()
@@ -211,7 +212,14 @@ class Rebuilder:
         resolved: dict[int, tuple[int, int]],
     ) -> None:
         """Index ``review.decisions`` in a process of its own (the larger topic, on another
-        core) while this one indexes ``labels.resolved``, then merge the two."""
+        core) while this one indexes ``labels.resolved``, then merge the two.
+
+        With no decisions to read (a new deployment, a fresh prefix) there is no process: its
+        start alone, a new interpreter importing the gateway, takes seconds."""
+        if all(high <= low for low, high in decisions.values()):
+            for batch in self._stream(LABELS_RESOLVED.name, resolved):
+                index.add_resolved(batch)
+            return
         part = index.folder / "decisions.db"
         context = multiprocessing.get_context("spawn")  # this process runs threads: no fork
         receiver, sender = context.Pipe(duplex=False)
@@ -374,10 +382,16 @@ class Rebuilder:
             return
         pipe = self.r.pipeline(transaction=False)
         p = self.p
+        settled: dict[str, int] = {}
         for task in tasks:
             request = task.request
+            keep_ms = None
+            if task.settled_us >= 0:
+                window_us = self.settings.settled_retention_s * 1_000_000
+                keep_ms = max(1, (task.settled_us + window_us - self._now_us) // 1_000)
+                settled[request.item_id] = keep_ms
             self.projector.request(
-                request, task.raw, status=task.status, done=task.done, client=pipe
+                request, task.raw, status=task.status, done=task.done, client=pipe, keep_ms=keep_ms
             )
             if task.voters:
                 pipe.sadd(f"{p}voters:{request.item_id}", *task.voters)
@@ -389,6 +403,7 @@ class Rebuilder:
             self._items.add(request.item_id)
             self.progress.tasks += 1
             self.progress.open += task.status == "open"
+            self.progress.settled += task.settled_us >= 0
         latest = index.latest_resolved(task.request.item_id for task in tasks)
         for item_id, (revision, raw) in latest.items():
             self._resolved_if_newer(args=[p, item_id, revision, raw], client=pipe)
@@ -396,6 +411,8 @@ class Rebuilder:
             if task.votes and task.request.item_id in latest:
                 scored = [vote.decision_id for vote in task.votes]
                 pipe.sadd(f"{p}scored:{task.request.item_id}", *scored)
+        for item_id, keep_ms in settled.items():  # its votes and label expire with its task
+            self._settle(args=[p, item_id, keep_ms], client=pipe)
         pipe.execute()
 
     def _write_quality(self, index: HistoryIndex) -> None:

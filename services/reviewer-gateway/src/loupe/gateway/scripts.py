@@ -8,11 +8,105 @@ Task hash ``<p>t:<task_id>`` fields: ``req`` (ReviewRequest JSON), ``item``, ``p
 (queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
 ``created_ms``, ``confidence`` (the model's, '' when unknown; absent on tasks stored before it
 existed). Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot.
+
+What the gateway keeps for an item (``ITEM_KEYS`` per item, ``TASK_KEYS`` per task of it) lives
+while one of its tasks is open or complete; once the last one settled (resolved or closed) every
+one of those keys expires ``settled_retention_s`` later (``_ITEMS.settle_item``), and a key
+written for the item afterwards (a late vote, an audit event, a newer label) gets the time the
+item has left. A new task of the item makes them persistent again. A label or an audit event for
+an item without a task in Redis is not kept (a label) or kept for the window only (an event).
 """
 
 from __future__ import annotations
 
-ENQUEUE = """
+DEFAULT_SETTLED_RETENTION_S = 7 * 86_400
+"""Seven days: the window in which people can still read a settled item from the gateway."""
+
+ITEM_KEYS = ("itasks", "voters", "votes", "scored", "resolved", "hist", "comments")
+"""Keys ``<p><name>:<item id>`` the gateway keeps for an item."""
+
+TASK_KEYS = ("t", "skip", "holders")
+"""Keys ``<p><name>:<task id>`` the gateway keeps for each task of an item."""
+
+_ITEMS = (
+    "local ITEM_KEYS = {"
+    + ", ".join(f"'{name}:'" for name in ITEM_KEYS)
+    + "}\nlocal TASK_KEYS = {"
+    + ", ".join(f"'{name}:'" for name in TASK_KEYS)
+    + "}\n"
+    + """
+local function item_keys(p, item)
+  local keys = {}
+  for _, name in ipairs(ITEM_KEYS) do keys[#keys + 1] = p .. name .. item end
+  for _, id in ipairs(redis.call('ZRANGE', p .. 'itasks:' .. item, 0, -1)) do
+    for _, name in ipairs(TASK_KEYS) do keys[#keys + 1] = p .. name .. id end
+  end
+  return keys
+end
+
+local function settle_item(p, item, keep_ms)
+  -- once no task of the item is open or complete, every key of the item expires keep_ms after
+  -- the item first settled (a later call keeps the time left); -1 while the item is open
+  for _, id in ipairs(redis.call('ZRANGE', p .. 'itasks:' .. item, 0, -1)) do
+    local status = redis.call('HGET', p .. 't:' .. id, 'status')
+    if status == 'open' or status == 'complete' then return -1 end
+  end
+  local left = redis.call('PTTL', p .. 'itasks:' .. item)
+  if left < 0 then left = tonumber(keep_ms) end
+  for _, key in ipairs(item_keys(p, item)) do redis.call('PEXPIRE', key, left) end
+  return left
+end
+
+local function reopen_item(p, item)
+  -- the item has open work again: its keys live until it settles again
+  for _, key in ipairs(item_keys(p, item)) do redis.call('PERSIST', key) end
+end
+"""
+)
+
+SETTLE_ITEM = (
+    _ITEMS
+    + """
+-- ARGV: prefix, item, keep ms. After a write of several steps to an item (a resolved label and
+-- its scored votes): the item's keys expire as settle_item says.
+return settle_item(ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+RESOLVED_IF_NEWER = """
+-- ARGV: prefix, item, revision, ResolvedLabel JSON. Keeps an item's latest label only while the
+-- item has a task in Redis (an auto-accepted item costs nothing), never older over newer (equal
+-- revisions: the later record), and only as long as the item's other keys. 1 if stored.
+local p = ARGV[1]
+local left = redis.call('PTTL', p .. 'itasks:' .. ARGV[2])
+if left == -2 then return 0 end
+local key = p .. 'resolved:' .. ARGV[2]
+local current = redis.call('GET', key)
+if current and cjson.decode(current)['revision'] > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', key, ARGV[4])
+if left > 0 then redis.call('PEXPIRE', key, left) end
+return 1
+"""
+
+ADD_AUDIT = """
+-- ARGV: prefix, item, AuditEvent JSON, score, '1' for a comment, keep ms. Indexes an event in the
+-- item's history (and comments): as long as the item's other keys, or for keep ms when Redis
+-- holds no task of the item (an event read before its task, or after the item's window).
+local p, item = ARGV[1], ARGV[2]
+local keys = {p .. 'hist:' .. item}
+if ARGV[5] == '1' then keys[2] = p .. 'comments:' .. item end
+local left = redis.call('PTTL', p .. 'itasks:' .. item)
+if left == -2 then left = tonumber(ARGV[6]) end
+for _, key in ipairs(keys) do
+  redis.call('ZADD', key, ARGV[4], ARGV[3])
+  if left > 0 then redis.call('PEXPIRE', key, left) end
+end
+return left
+"""
+
+ENQUEUE = (
+    _ITEMS
+    + """
 local p = ARGV[1]
 local t = p .. 't:' .. ARGV[2]
 if redis.call('EXISTS', t) == 1 then return 0 end
@@ -23,8 +117,14 @@ if ARGV[11] == 'open' and tonumber(ARGV[12]) < tonumber(ARGV[6]) then
   redis.call('ZADD', p .. 'q:' .. ARGV[5], ARGV[7], ARGV[2])
 end
 redis.call('ZADD', p .. 'itasks:' .. ARGV[3], ARGV[10], ARGV[2])
+if ARGV[11] == 'open' or ARGV[11] == 'complete' then
+  reopen_item(p, ARGV[3])
+else
+  settle_item(p, ARGV[3], ARGV[14])
+end
 return 1
 """
+)
 
 _LEASE_CAP = """
 -- The per-person lease cap (review.max_leases_per_person): a person takes a task of project P
@@ -148,6 +248,7 @@ local function drop_lease(p, id, user)
   redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
   redis.call('SREM', p .. 'mine:' .. user, id)
   local t = p .. 't:' .. id
+  if redis.call('EXISTS', t) == 0 then return true end  -- the settled item's window ended
   local active = redis.call('HINCRBY', t, 'active', -1)
   local f = redis.call('HMGET', t, 'overlap', 'done', 'status', 'rank', 'score')
   if f[3] == 'open' and tonumber(f[2]) + active < tonumber(f[1]) then
@@ -233,10 +334,12 @@ if redis.call('GET', deciding) == ARGV[4] then redis.call('DEL', deciding) end
 return 0
 """
 
-DECIDE_COMMIT = """
+DECIDE_COMMIT = (
+    _ITEMS
+    + """
 local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local result, ttl, kind = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local decision_id, vote, seconds = ARGV[8], ARGV[9], ARGV[10]
+local decision_id, vote, seconds, keep_ms = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local r = redis.call('GET', idem)
 if r then return {'replay', r} end
 local deciding = p .. 'deciding:' .. id .. '\\31' .. user
@@ -245,7 +348,7 @@ local t = p .. 't:' .. id
 if redis.call('HDEL', p .. 'holders:' .. id, user) == 1 then
   redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
   redis.call('SREM', p .. 'mine:' .. user, id)
-  redis.call('HINCRBY', t, 'active', -1)
+  if redis.call('EXISTS', t) == 1 then redis.call('HINCRBY', t, 'active', -1) end
 end
 local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank', 'score', 'item')
 if not f[1] then
@@ -280,6 +383,10 @@ if done >= overlap then
 elseif f[4] == 'open' and done + active < overlap then
   redis.call('ZADD', q, f[6], id)
 end
+if f[4] ~= 'open' and f[4] ~= 'complete' then
+  -- a vote on a settled task (its item closed while it was decided): it expires with the item
+  settle_item(p, f[7], keep_ms)
+end
 local res = cjson.decode(result)
 res['task_votes'] = done
 res['task_complete'] = done >= overlap
@@ -287,11 +394,14 @@ local encoded = cjson.encode(res)
 redis.call('SET', idem, encoded, 'EX', ttl)
 return {'ok', encoded}
 """
+)
 
-CLOSE = """
-local p, id, status, revoke = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+CLOSE = (
+    _ITEMS
+    + """
+local p, id, status, revoke, keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = p .. 't:' .. id
-local f = redis.call('HMGET', t, 'status', 'rank')
+local f = redis.call('HMGET', t, 'status', 'rank', 'item')
 if not f[1] then return {} end
 if f[1] == 'open' or f[1] == 'complete' then redis.call('HSET', t, 'status', status) end
 redis.call('ZREM', p .. 'q:' .. f[2], id)
@@ -305,8 +415,10 @@ if revoke == '1' then
   redis.call('DEL', p .. 'holders:' .. id)
   redis.call('HSET', t, 'active', 0)
 end
+settle_item(p, f[3], keep_ms)
 return revoked
 """
+)
 
 REASSIGN = (
     _DROP_LEASE

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from loupe.gateway.ratelimit import parse_rate_limit
+from loupe.gateway.scripts import DEFAULT_SETTLED_RETENTION_S
 from loupe.gateway.users import DEFAULT_TOKEN_TTL_DAYS
 from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.runtime.settings import ServiceSettings
@@ -30,6 +31,10 @@ class GatewaySettings(ServiceSettings):
     """At most this many queued tasks are inspected per claim (skills/voted mismatches)."""
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=16_777_216)
     idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    settled_retention_s: int = Field(default=DEFAULT_SETTLED_RETENTION_S, ge=1, le=366 * 86_400)
+    """How long Redis keeps a settled item (its tasks, votes, resolved label, history and
+    comments) for the item pages, counted from when its last task settled; then every key of the
+    item expires and its detail is answered 404 (docs/architecture.md, "Retention")."""
     kafka_timeout_s: float = Field(default=10.0, gt=0, le=120)
     """How long a decision waits for Kafka's acknowledgement before answering 503."""
     kafka_linger_ms: int = Field(default=5, ge=0, le=1_000)

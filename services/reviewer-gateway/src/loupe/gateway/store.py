@@ -91,9 +91,17 @@ class _Script:
 class TaskStore:
     """All queue and lease transitions, each one atomic Lua script."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        settled_retention_s: int = scripts.DEFAULT_SETTLED_RETENTION_S,
+    ) -> None:
         self.r = client
         self.p = prefix
+        self.keep_ms = settled_retention_s * 1000
+        """How long a settled item's keys stay (``scripts``: retention)."""
+        self._add_audit = _Script(client, scripts.ADD_AUDIT)
         self._claim = _Script(client, scripts.CLAIM)
         self._sweep = _Script(client, scripts.SWEEP)
         self._release = _Script(client, scripts.RELEASE)
@@ -225,6 +233,7 @@ class TaskStore:
                 decision_id,
                 orjson.dumps(vote),
                 repr(float(seconds)),
+                self.keep_ms,
             ]
         )
         return reply[0].decode(), reply[1]
@@ -248,7 +257,9 @@ class TaskStore:
 
     async def close(self, task_id: str, status: str, revoke: bool) -> list[str]:
         """Take a task out of the queues (status resolved/closed); list revoked holders."""
-        revoked = await self._close(args=[self.p, task_id, status, "1" if revoke else "0"])
+        revoked = await self._close(
+            args=[self.p, task_id, status, "1" if revoke else "0", self.keep_ms]
+        )
         return [user.decode() for user in revoked]
 
     async def reassign(
@@ -359,9 +370,12 @@ class TaskStore:
             raw = await self.r.zrange(f"{self.p}{key}", 0, end)
         return [orjson.loads(v) for v in raw]
 
-    async def add_sorted(self, key: str, raw: bytes, score: int) -> None:
-        """Add a JSON member to a sorted set (idempotent for identical bytes)."""
-        await self.r.zadd(f"{self.p}{key}", {raw: score})
+    async def add_audit(self, item_id: str, raw: bytes, score: int, *, comment: bool) -> None:
+        """Index an audit event of the item in its history (and comments), as the consumer
+        does (``scripts.ADD_AUDIT``; idempotent for identical bytes)."""
+        await self._add_audit(
+            args=[self.p, item_id, raw, score, "1" if comment else "0", self.keep_ms]
+        )
 
     @contextlib.asynccontextmanager
     async def policy_lock(self, project: str, ttl_ms: int) -> AsyncIterator[bool]:
