@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from loupe.gateway.settings import GatewaySettings
 
@@ -19,3 +19,13 @@ def test_the_sweep_period_keeps_a_dead_clients_task_within_lease_plus_5s() -> No
     with pytest.raises(ValidationError):
         GatewaySettings(sweep_interval_s=5.0)
     assert GatewaySettings(sweep_interval_s=4.0).sweep_interval_s == 4.0
+
+
+def test_an_empty_token_pepper_is_reported_at_start_and_never_shown() -> None:
+    """Without a pepper a leaked users file holds plain SHA-256-equivalent token hashes; the
+    gateway still starts (development), but says so at every start."""
+    weak = GatewaySettings(token_pepper=SecretStr("")).insecure_settings()
+    assert len(weak) == 1 and "LOUPE_GATEWAY_TOKEN_PEPPER" in weak[0]
+    assert GatewaySettings(token_pepper=SecretStr("p" * 32)).insecure_settings() == []
+    short = GatewaySettings(token_pepper=SecretStr("tiny-pepper")).insecure_settings()
+    assert len(short) == 1 and "tiny-pepper" not in short[0]

@@ -169,6 +169,8 @@ def create_app(settings: GatewaySettings | None = None, *, own_process: bool = F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warning in settings.insecure_settings():
+            log.warning("%s", warning)
         if not own_process:
             await asyncio.to_thread(check_connections, settings)
         await asyncio.to_thread(_load_users, settings)

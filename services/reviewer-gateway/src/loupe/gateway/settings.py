@@ -14,6 +14,9 @@ from loupe.gateway.users import DEFAULT_TOKEN_TTL_DAYS
 from loupe.runtime.redis_acls import GATEWAY_REDIS_PREFIX
 from loupe.runtime.settings import ServiceSettings
 
+MIN_TOKEN_PEPPER_CHARS = 32
+"""A pepper shorter than this is reported at start (``insecure_settings``)."""
+
 
 class GatewaySettings(ServiceSettings):
     """Everything the reviewer gateway reads from its environment."""
@@ -103,6 +106,20 @@ class GatewaySettings(ServiceSettings):
     def group_id(self) -> str:
         """Consumer group, namespaced by the topic prefix so deployments never share offsets."""
         return f"{self.topic_prefix}{self.consumer_group}"
+
+    def insecure_settings(self) -> list[str]:
+        """What in these settings is unfit for production, one sentence each (logged as a
+        warning at every start; never a secret's value)."""
+        pepper = len(self.token_pepper.get_secret_value())
+        if pepper >= MIN_TOKEN_PEPPER_CHARS:
+            return []
+        state = "empty" if pepper == 0 else f"only {pepper} characters long"
+        return [
+            f"LOUPE_GATEWAY_TOKEN_PEPPER is {state}: anyone with a copy of the users file or "
+            "of Redis can then check token guesses offline; set at least "
+            f"{MIN_TOKEN_PEPPER_CHARS} random characters (the same on every replica) before "
+            "issuing tokens"
+        ]
 
 
 @lru_cache(maxsize=1)
