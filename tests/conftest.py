@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from confluent_kafka import KafkaException
 
 from harness.infra import Infra, provide_infra
 from loupe.runtime.connections import redis_kwargs
-from loupe.runtime.kafka import ensure_topics
+from loupe.runtime.kafka import admin_client, ensure_topics
 from loupe.stack import StackSettings
 from loupe.stack.kafka import KafkaBroker
 from loupe.stack.redis import RedisServer
@@ -50,15 +52,31 @@ def redis_url(infra: Infra) -> Iterator[str]:
     yield infra.redis_url
 
 
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A Kafka broker of the test's own, which it may stop and start (fault tests)."""
-    kafka = KafkaBroker(StackSettings.private(tmp_path / "own-kafka"))
-    kafka.up()
+@pytest.fixture(scope="session")
+def fault_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """The fault tests' Kafka broker, apart from the session's (which every test shares, so it
+    is never stopped): one per session, as a fresh broker costs a storage format and a start
+    (10-30 s on the CI machine) and the fault tests are isolated by topic prefix like the rest."""
+    kafka = KafkaBroker(StackSettings.private(tmp_path_factory.mktemp("fault-kafka")))
     try:
         yield kafka
     finally:
         kafka.down()
+
+
+@pytest.fixture
+def own_kafka(fault_kafka: KafkaBroker) -> KafkaBroker:
+    """A Kafka broker the test may stop and start (fault tests), running when the test begins,
+    with no topics left from the tests before it (an earlier test may have stopped it, and a
+    restart should not have to load their data)."""
+    fault_kafka.up()
+    admin = admin_client(fault_kafka.connection())
+    leftovers = [t for t in admin.list_topics(timeout=30).topics if not t.startswith("__")]
+    if leftovers:
+        for future in admin.delete_topics(leftovers, operation_timeout=30).values():
+            with contextlib.suppress(KafkaException):  # already being deleted: gone is enough
+                future.result(timeout=60)
+    return fault_kafka
 
 
 @pytest.fixture

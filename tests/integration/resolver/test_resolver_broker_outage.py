@@ -1,6 +1,6 @@
 """Issue 11, point 4: /healthz fails while the broker is away, recovers after, nothing is lost.
 
-The test has a broker of its own (the session's broker is shared, so it cannot be stopped).
+The test runs on the fault tests' broker (the session's broker is shared, so it cannot be stopped).
 Items are pushed before the outage, during it (buffered by the producer until the broker is
 back) and after it; each is one request and one vote, so each must end in a resolved label.
 """

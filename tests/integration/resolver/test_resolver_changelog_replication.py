@@ -3,7 +3,8 @@
 The test broker is a single node (its default is 1, so the resulting topic cannot tell 1 from
 "the default"); the broker's controller logs every CreateTopics request with the replication
 factor asked for, so the test reads what was requested: -1 (the broker's default, KIP-464)
-unless ``replication_factor`` is set. It has a broker of its own so that log is its own.
+unless ``replication_factor`` is set. It runs on the fault tests' broker, a local one whose log
+it can read (the topic names carry the test's own prefix).
 """
 
 from __future__ import annotations

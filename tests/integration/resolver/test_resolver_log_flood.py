@@ -1,9 +1,9 @@
 """Issue 19, defect 8: a broker outage must not flood the resolver's log.
 
 During a 15 s outage the resolver logged 20,217 ERROR lines (2.2 MB), almost all the same few
-messages from the Kafka client libraries. The test has a broker of its own (the session's broker
-is shared by every test, so it cannot be stopped): the resolver resolves an item, the broker is
-stopped for 15 s and started again, the resolver resolves another item, and its log is counted.
+messages from the Kafka client libraries. The test runs on the fault tests' broker (the session's
+broker is shared by every test, so it cannot be stopped): the resolver resolves an item, the broker
+is stopped for 15 s and started again, the resolver resolves another item, and its log is counted.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Broker restarts under load: two routers resume every time, and route each input exactly once.
 
-The test has a broker of its own (the session's broker is shared by every test, so it cannot be
-stopped). Predictions arrive at a steady rate from a feeder thread while the broker is stopped
-and started again ``LOUPE_CHAOS_BROKER_RESTARTS`` times (once in the suite, 10 with
-``make chaos``), each outage 7-15 s long.
+The test runs on the fault tests' broker (``own_kafka``; the session's broker is shared by every
+test, so it cannot be stopped). Predictions arrive at a steady rate from a feeder thread while
+the broker is stopped and started again ``LOUPE_CHAOS_BROKER_RESTARTS`` times (once in the
+suite, 10 with ``make chaos``), each outage 7-15 s long.
 After each restart, every partition's committed offset must reach the end offset the partition
 had when the broker came back, within ``RESUME_BOUND_S``; the measured resume times are printed
 as JSON. At the end both routers must stop on SIGTERM, and every input must appear exactly once
@@ -163,7 +163,7 @@ def wait_resumed(env: Any, routers: list[Any], bound_s: float) -> float:
 
 
 def router_env_on(kafka: KafkaBroker, factory: Callable[[Infra, str], Any]) -> Any:
-    """A router environment with every registry topic on the test's own broker."""
+    """A router environment with every registry topic on the fault tests' broker."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     ensure_topics(kafka.connection(), prefix=prefix)
     unused = RedisConnection(url="redis://unused")
