@@ -277,3 +277,19 @@ async def test_deactivated_user_and_revoked_token_are_refused(gateway):
     stored = gateway.users_file.read()["users"]["ann"]
     assert all(len(t["hash"]) == 64 for t in stored["tokens"].values())
     assert fresh.json()["token"] not in gateway.settings.users_file.read_text()
+
+
+async def test_queue_sizes_count_only_the_callers_projects(
+    gateway, make_request, kafka_bootstrap, topic_prefix
+):
+    """/v1/me's queue sizes are of the caller's projects: another project's backlog is none of
+    their business (and its size tells them something about it)."""
+    await _seed_two_projects(gateway, make_request, kafka_bootstrap, topic_prefix)
+    gateway.add_user("ada", Role.REVIEWER, projects=["demo"])
+    gateway.add_user("ben", Role.REVIEWER, projects=["other"])
+    everyone = (await gateway.call("GET", "/v1/me", "root")).json()
+    assert everyone["queues"]["reviewer"] == 2 and everyone["queues_complete"] is True  # a-1, b-1
+    for user, expected in (("ada", 1), ("ben", 1)):
+        me = (await gateway.call("GET", "/v1/me", user)).json()
+        assert me["queues"] == {"annotator": 0, "reviewer": expected}, (user, me)
+        assert me["queues_complete"] is True

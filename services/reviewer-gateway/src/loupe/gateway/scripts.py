@@ -516,3 +516,25 @@ RELEASE_LOCK = """
 if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
 return 0
 """
+
+COUNT_QUEUED = """
+-- ARGV: prefix, max rank, limit, projects... Per tier up to max rank, the queued tasks of the
+-- given projects among the first `limit` of its queue; then 1 when every queue was read whole.
+local p, max_rank, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local projects = {}
+for i = 4, #ARGV do projects[ARGV[i]] = true end
+local counts, complete = {}, 1
+for rank = 0, max_rank do
+  local q = p .. 'q:' .. rank
+  local ids = redis.call('ZRANGE', q, 0, limit - 1)
+  if #ids == limit and redis.call('ZCARD', q) > limit then complete = 0 end
+  local n = 0
+  for _, id in ipairs(ids) do
+    local project = redis.call('HGET', p .. 't:' .. id, 'project')
+    if project and projects[project] then n = n + 1 end
+  end
+  counts[#counts + 1] = n
+end
+counts[#counts + 1] = complete
+return counts
+"""

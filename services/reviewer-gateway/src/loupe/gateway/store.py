@@ -19,6 +19,11 @@ from loupe.gateway.views import text
 from loupe.schemas import Tier
 from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 
+QUEUE_COUNT_LIMIT = 2_000
+"""Queued tasks read per tier to count one caller's projects (``project_queue_sizes``): the
+queues are shared by the projects, so the count reads entries; this bounds the Redis work of a
+``/v1/me``."""
+
 
 def now_ms() -> int:
     """Current epoch milliseconds (lease clocks)."""
@@ -113,6 +118,7 @@ class TaskStore:
         self._set_policy = _Script(client, scripts.SET_POLICY_IF_NEWER)
         self._release_lock = _Script(client, scripts.RELEASE_LOCK)
         self._reassign = _Script(client, scripts.REASSIGN)
+        self._count_queued = _Script(client, scripts.COUNT_QUEUED)
 
     async def claim(
         self,
@@ -350,6 +356,17 @@ class TaskStore:
             pipe.zcard(f"{self.p}q:{tier.rank}")
         counts = await pipe.execute()
         return {tier.value: int(n) for tier, n in zip(tiers, counts, strict=True)}
+
+    async def project_queue_sizes(
+        self, max_rank: int, projects: list[str], limit: int = QUEUE_COUNT_LIMIT
+    ) -> tuple[dict[str, int], bool]:
+        """Tasks of ``projects`` with a free slot per tier, for tiers up to ``max_rank``, among
+        the first ``limit`` of each tier's queue (queues are shared by the projects); and
+        whether every queue was read whole (else the counts are lower bounds)."""
+        tiers = [t for t in Tier if t.rank <= max_rank]
+        answer = await self._count_queued(args=[self.p, max_rank, limit, *projects])
+        counts = {tier.value: int(n) for tier, n in zip(tiers, answer[:-1], strict=True)}
+        return counts, bool(answer[-1])
 
     async def votes(self, item_id: str) -> list[dict[str, Any]]:
         """Counted votes on an item, oldest first."""

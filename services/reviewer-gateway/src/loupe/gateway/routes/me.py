@@ -14,10 +14,15 @@ router = APIRouter(prefix="/v1", tags=["me"])
 
 @router.get("/me")
 async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
-    """The caller's identity and the work visible to them."""
+    """The caller's identity and the work visible to them: queue sizes count the caller's
+    projects only (``queues_complete`` false: lower bounds, the queues were read in part)."""
     tier = user.effective_tier()
     max_rank = Tier.LEAD.rank if tier is None else tier.rank
     leases = await gw.store.my_leases(user.id)
+    if user.projects:
+        queues, complete = await gw.store.project_queue_sizes(max_rank, user.projects)
+    else:
+        queues, complete = await gw.store.queue_sizes(max_rank), True
     return FastJSONResponse(
         {
             "id": user.id,
@@ -26,7 +31,8 @@ async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
             "tier": tier.value if tier else None,
             "skills": user.skills,
             "projects": user.projects,
-            "queues": await gw.store.queue_sizes(max_rank),
+            "queues": queues,
+            "queues_complete": complete,
             "leases": [
                 {
                     "task_id": lease.task_id,
