@@ -71,8 +71,9 @@ OVERLAP = 2
 LEASE_S = 10.0
 RETURN_BOUND_S = LEASE_S + 5.0
 """A dead client's lease is gone (its slot back in the queue) within this of the claim."""
-DEADLINE_S = 240.0
-"""The whole run (start to every item resolved) fails the test past this, never hangs."""
+DEADLINE_S = 300.0
+"""The whole run (start to every item resolved) fails the test past this, never hangs (about
+200 s were seen on 2 cores shared with three other test sessions)."""
 PROJECTS = ("alpha", "beta")
 SKILLS = ("de", "medical")
 CLASSES = ("cat", "dog", "fox")
