@@ -10,6 +10,7 @@ BENCHMARKS = {
     "router": "loupe.bench.router",
     "router-state": "loupe.bench.router_state",
     "gateway": "loupe.bench.gateway",
+    "gateway-memory": "loupe.bench.gateway_memory",
     "resolver": "loupe.bench.resolver",
     "rebuild": "loupe.bench.rebuild",
 }
