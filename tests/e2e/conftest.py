@@ -128,7 +128,11 @@ def _seed_users(path: Path) -> dict[str, str]:
     users = UsersFile(path)
     tokens = {}
     for user_id, name, role, tier in PEOPLE:
-        users.add(User.model_validate({"id": user_id, "name": name, "role": role, "tier": tier}))
+        users.add(
+            User.model_validate(
+                {"id": user_id, "name": name, "role": role, "tier": tier, "projects": ["*"]}
+            )
+        )
         tokens[user_id] = users.issue_token(user_id, PEPPER)[0]
     return tokens
 

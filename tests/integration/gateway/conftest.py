@@ -46,14 +46,14 @@ class GatewayHarness:
         projects: list[str] | None = None,
     ) -> str:
         """Create a user in the durable file, cache it in Redis, return a fresh token
-        (``projects`` empty or None: every project)."""
+        (``projects`` empty or None: every project, ``["*"]``)."""
         import redis  # noqa: PLC0415
 
         from loupe.gateway.projector import Projector  # noqa: PLC0415
         from loupe.runtime.connections import redis_kwargs  # noqa: PLC0415
 
         self.users_file.add(
-            User(id=user_id, role=role, tier=tier, skills=skills or [], projects=projects or [])
+            User(id=user_id, role=role, tier=tier, skills=skills or [], projects=projects or ["*"])
         )
         token, _, _ = self.users_file.issue_token(user_id, PEPPER)
         client = redis.Redis.from_url(**redis_kwargs(self.settings.redis))

@@ -40,7 +40,7 @@ def _get_me(base_url: str, authorization: str) -> tuple[int, dict]:
 
 def test_every_spelling_of_the_bearer_scheme_and_its_whitespace_is_accepted(gw_settings):
     users = UsersFile(gw_settings.users_file)
-    users.add(User(id="ann", role=Role.REVIEWER))
+    users.add(User(id="ann", role=Role.REVIEWER, projects=["*"]))
     token = users.issue_token("ann", PEPPER)[0]
     refused = []
     with serve(gw_settings) as base_url:

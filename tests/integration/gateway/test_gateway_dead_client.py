@@ -32,7 +32,7 @@ async def test_a_dead_clients_tasks_are_claimable_within_lease_plus_5s(
     users = UsersFile(settings.users_file)
     tokens = {}
     for name in ("ann", "bob"):
-        users.add(User(id=name, role=Role.REVIEWER))
+        users.add(User(id=name, role=Role.REVIEWER, projects=["*"]))
         tokens[name] = {"Authorization": f"Bearer {users.issue_token(name, PEPPER)[0]}"}
     requests = [request_for(f"dead-{i}", age_s=100 - i) for i in range(TASKS)]
     produce(

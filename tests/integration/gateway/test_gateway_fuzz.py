@@ -96,10 +96,10 @@ def _users(path) -> dict[str, str]:
     users = UsersFile(path)
     tokens = {}
     for role in Role:
-        users.add(User(id=f"fuzz-{role.value}", role=role))
+        users.add(User(id=f"fuzz-{role.value}", role=role, projects=["*"]))
         tokens[role.value] = users.issue_token(f"fuzz-{role.value}", PEPPER)[0]
     for user_id in ("seed-ann", "seed-bob", *VICTIMS):
-        users.add(User(id=user_id, role=Role.REVIEWER))
+        users.add(User(id=user_id, role=Role.REVIEWER, projects=["*"]))
         tokens[user_id] = users.issue_token(user_id, PEPPER)[0]
     return tokens
 

@@ -45,7 +45,7 @@ async def test_two_tabs_deciding_one_lease_with_fresh_keys_fill_one_slot(
     users = UsersFile(gw_settings.users_file)
     tokens = {}
     for name in ("ann", "bob"):
-        users.add(User(id=name, role=Role.REVIEWER))
+        users.add(User(id=name, role=Role.REVIEWER, projects=["*"]))
         tokens[name] = {"Authorization": f"Bearer {users.issue_token(name, PEPPER)[0]}"}
     requests = [make_request(f"slot-{i}", overlap=2, age_s=100 - i) for i in range(TASKS)]
     produce(

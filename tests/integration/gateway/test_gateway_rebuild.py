@@ -59,7 +59,7 @@ async def test_a_rebuild_past_its_deadline_keeps_the_gateway_unready(
         kafka_bootstrap, redis_url, topic_prefix, tmp_path, rebuild_deadline_s=1e-6
     )
     users = UsersFile(settings.users_file)
-    users.add(User(id="ann", role=Role.REVIEWER))
+    users.add(User(id="ann", role=Role.REVIEWER, projects=["*"]))
     token, _, _ = users.issue_token("ann", PEPPER)
     app = create_app(settings)
     async with app.router.lifespan_context(app):

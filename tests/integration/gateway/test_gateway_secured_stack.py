@@ -70,7 +70,7 @@ def test_a_review_request_over_sasl_ssl_is_claimed_and_decided(
     secured: StackInfo, secured_prefix: str, tmp_path: Path
 ) -> None:
     users = UsersFile(tmp_path / "users.json")
-    users.add(User(id="ann", role=Role.REVIEWER, tier=Tier.REVIEWER))
+    users.add(User(id="ann", role=Role.REVIEWER, tier=Tier.REVIEWER, projects=["*"]))
     token, _, _ = users.issue_token("ann", PEPPER)
     auth = {"Authorization": f"Bearer {token}"}
     produce(

@@ -95,9 +95,9 @@ async def _two_replicas(kafka_bootstrap, redis_url, topic_prefix, tmp_path: Path
         kafka_bootstrap, redis_url, topic_prefix, tmp_path, start_consumer=False, **values
     )
     async with start_gateway(a_settings) as a, start_gateway(b_settings) as b:
-        a.users_file.add(User(id="boss", role=Role.ADMIN))
+        a.users_file.add(User(id="boss", role=Role.ADMIN, projects=["*"]))
         a.tokens["boss"] = a.users_file.issue_token("boss", PEPPER)[0]
-        a.users_file.add(User(id="ann", role=Role.REVIEWER))
+        a.users_file.add(User(id="ann", role=Role.REVIEWER, projects=["*"]))
         _load(a_settings)
         yield a, b
 
@@ -222,7 +222,7 @@ async def test_concurrent_changes_of_one_user_agree_in_redis_and_the_file(
     kafka_bootstrap, redis_url, topic_prefix, tmp_path
 ):
     async with _two_replicas(kafka_bootstrap, redis_url, topic_prefix, tmp_path) as (a, b):
-        a.users_file.add(User(id="lee", role=Role.LEAD))
+        a.users_file.add(User(id="lee", role=Role.LEAD, projects=["*"]))
         _load(a.settings)
         # both changes reach the file only after both were made in Redis (its lock is held)
         lock = a.settings.users_file.with_name(a.settings.users_file.name + ".lock")

@@ -20,7 +20,7 @@ def test_without_kafka_nothing_changes_unless_unaudited(tmp_path, monkeypatch):
     monkeypatch.setenv("LOUPE_REDIS_URL", "redis://127.0.0.1:1/0")
     get_settings.cache_clear()
     store = UsersFile(path)
-    store.add(User(id="ann", role=Role.REVIEWER))
+    store.add(User(id="ann", role=Role.REVIEWER, projects=["*"]))
     _, laptop, _ = store.issue_token("ann", "p")
     _, phone, _ = store.issue_token("ann", "p")
     try:

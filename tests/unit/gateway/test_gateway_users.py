@@ -3,6 +3,7 @@ ids refused, atomic updates."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -142,3 +143,40 @@ def test_tokens_long_expired_leave_the_file_when_another_is_issued(tmp_path):
         tokens[recent]["expires_at"] = (gone + timedelta(minutes=5)).isoformat()
     _, new, _ = store.issue_token("ann", "pepper")
     assert {t.token_id for t in store.tokens("ann")} == {recent, new}
+
+
+def test_no_projects_is_no_project_and_every_project_is_said_explicitly():
+    """Fail closed: a user created without projects works on none; ``*`` grants every one and
+    goes alone."""
+    nobody = User(id="ann", role=Role.REVIEWER)
+    assert not nobody.works_on("demo") and not nobody.all_projects
+    everyone = User(id="ann", role=Role.REVIEWER, projects=["*"])
+    assert everyone.works_on("demo") and everyone.works_on("other") and everyone.all_projects
+    one = User(id="ann", role=Role.REVIEWER, projects=["demo"])
+    assert one.works_on("demo") and not one.works_on("other") and not one.all_projects
+    with pytest.raises(ValueError, match="goes alone"):
+        User(id="ann", role=Role.REVIEWER, projects=["*", "demo"])
+    with pytest.raises(ValueError):
+        User(id="ann", role=Role.REVIEWER, projects=["de*"])
+
+
+def test_a_format_1_users_file_keeps_everyones_access(tmp_path):
+    """Before format 2 an empty project list meant every project: an upgrade reads those users
+    as ``["*"]`` (and writes format 2), so nobody loses or gains access."""
+    path = tmp_path / "users.json"
+    path.write_text(
+        json.dumps(
+            {
+                "users": {
+                    "ann": {"id": "ann", "role": "reviewer", "projects": [], "tokens": {}},
+                    "bob": {"id": "bob", "role": "reviewer", "projects": ["demo"], "tokens": {}},
+                }
+            }
+        )
+    )
+    store = UsersFile(path)
+    assert store.find("ann").projects == ["*"] and store.find("bob").projects == ["demo"]
+    store.add(User(id="cy", role=Role.REVIEWER))
+    written = json.loads(path.read_text())
+    assert written["format"] == 2
+    assert written["users"]["ann"]["projects"] == ["*"] and store.find("cy").projects == []

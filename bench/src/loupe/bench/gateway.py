@@ -566,7 +566,7 @@ def command(
         users = UsersFile(Path(tmp) / "users.json")
         tokens = []
         for i in range(reviewers):
-            users.add(User(id=f"bench-r{i:04d}", role=Role.REVIEWER))
+            users.add(User(id=f"bench-r{i:04d}", role=Role.REVIEWER, projects=["*"]))
             tokens.append(users.issue_token(f"bench-r{i:04d}", PEPPER)[0])
         produce_started = time.perf_counter()
         _produce(infra.kafka, f"{prefix}{REVIEW_REQUESTS.name}", tasks)

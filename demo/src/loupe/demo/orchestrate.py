@@ -256,6 +256,8 @@ class Deployment:
                 "admin",
                 "--name",
                 "Demo admin",
+                "--project",
+                "*",
                 "--token",
             ],
             env=self.user_env(),

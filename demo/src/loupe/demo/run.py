@@ -100,7 +100,14 @@ def _create_accounts(
         tokens: dict[str, str] = {}
         for user_id, name, role, tier in people:
             created = client.post(
-                "/v1/users", json={"id": user_id, "name": name, "role": role, "tier": tier}
+                "/v1/users",
+                json={
+                    "id": user_id,
+                    "name": name,
+                    "role": role,
+                    "tier": tier,
+                    "projects": [PROJECT],
+                },
             )
             if created.status_code not in (201, 409):
                 raise RuntimeError(f"creating user {user_id}: {created.status_code} {created.text}")

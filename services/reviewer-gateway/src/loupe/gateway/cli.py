@@ -159,7 +159,12 @@ def sync() -> None:
 @click.option("--name", default="")
 @click.option("--tier", type=click.Choice([t.value for t in Tier]), default=None)
 @click.option("--skill", "skills", multiple=True, help="Skill/language tag (repeatable).")
-@click.option("--project", "projects", multiple=True, help="Restrict to project (repeatable).")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    help="A project the user works on (repeatable); '*' for every project. None: no project.",
+)
 @click.option("--token/--no-token", default=False, help="Also issue a token and print it.")
 def add(
     *,
@@ -195,6 +200,8 @@ def add(
     except (UserError, ValidationError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     click.echo(f"added {user.id} ({user.role.value})")
+    if not user.projects:
+        click.echo(f"note: {user.id} works on no project yet (--project NAME or '*')", err=True)
     if token:
         click.echo(_issue(user_id, ""))
     _sync()

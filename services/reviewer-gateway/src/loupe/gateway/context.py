@@ -260,7 +260,7 @@ def check_project(user: User, project: str) -> None:
 
 async def _check_scope(request: Request, user: User, scope: Scope) -> None:
     """Hold ``user`` to their projects for a ``scope`` (see ``check_project``)."""
-    if scope is Scope.NONE or not user.projects:
+    if scope is Scope.NONE or user.all_projects:
         return
     gateway: Gateway = request.app.state.gateway
     params = request.path_params

@@ -40,9 +40,16 @@ UserId = Annotated[
 SkillTag = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-Slug = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+ALL_PROJECTS = "*"
+"""The one project entry that grants every project; it must be said, never implied: a user
+with no projects works on none."""
+ProjectGrant = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^(\*|[a-z0-9][a-z0-9_.-]*)$")
 ]
+"""A project a user works on, or ``*`` (``ALL_PROJECTS``) alone for every project."""
+USERS_FILE_FORMAT = 2
+"""Format 2: ``projects: []`` means no project. Format 1 (no ``format`` key) meant every project
+by an empty list; such users are read as ``["*"]`` so an upgrade changes nobody's access."""
 
 
 class User(BaseModel):
@@ -55,13 +62,21 @@ class User(BaseModel):
     role: Role
     tier: Tier | None = None
     skills: Annotated[list[SkillTag], Field(max_length=64)] = Field(default_factory=list)
-    projects: Annotated[list[Slug], Field(max_length=256)] = Field(default_factory=list)
+    projects: Annotated[list[ProjectGrant], Field(max_length=256)] = Field(default_factory=list)
+    """The projects this user works on; ``["*"]``: every project; empty: none."""
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     version: Annotated[int, Field(ge=0)] = 0
     """Counts the record's changes, in Redis and in the file alike: a load of the file into
     Redis never replaces a newer version (``SET_USER_IF_NEWER``), so it cannot undo a change
     (a deactivation) whose file write failed or that landed while the load ran."""
+
+    @model_validator(mode="after")
+    def _all_projects_alone(self) -> Self:
+        """``*`` grants every project, so a list naming others as well is a mistake."""
+        if ALL_PROJECTS in self.projects and len(self.projects) > 1:
+            raise ValueError(f"user {self.id!r}: projects: '*' (every project) goes alone")
+        return self
 
     @model_validator(mode="after")
     def _tier_within_role(self) -> Self:
@@ -76,10 +91,14 @@ class User(BaseModel):
             )
         return self
 
+    @property
+    def all_projects(self) -> bool:
+        """Whether this user works on every project (``projects == ["*"]``)."""
+        return ALL_PROJECTS in self.projects
+
     def works_on(self, project: str) -> bool:
-        """Whether this user may see and change ``project``'s work (an empty ``projects``
-        list: every project)."""
-        return not self.projects or project in self.projects
+        """Whether this user may see and change ``project``'s work."""
+        return self.all_projects or project in self.projects
 
     def effective_tier(self) -> Tier | None:
         """The queue tier this user works at (None: may not claim)."""
@@ -232,8 +251,12 @@ class UsersFile:
             with self.path.open("rb") as handle:
                 data: dict[str, Any] = json.load(handle)
         except FileNotFoundError:
-            return {"users": {}}
+            return {"format": USERS_FILE_FORMAT, "users": {}}
         data.setdefault("users", {})
+        if data.get("format", 1) < USERS_FILE_FORMAT:
+            for doc in data["users"].values():
+                doc["projects"] = doc.get("projects") or [ALL_PROJECTS]
+            data["format"] = USERS_FILE_FORMAT
         return data
 
     @contextlib.contextmanager

@@ -158,7 +158,7 @@ async def _within(gw: Gateway, user_id: str, projects: set[str]) -> bool:
     if raw is None:
         return False
     user = User.model_validate_json(raw)
-    return bool(user.projects) and set(user.projects) <= projects
+    return not user.all_projects and set(user.projects) <= projects
 
 
 @router.get("/reviewers/quality")
@@ -171,7 +171,7 @@ async def quality(gw: GatewayDep, lead: ListingLead) -> FastJSONResponse:
     """
     p = gw.settings.redis_prefix
     users = sorted(text(u) for u in await gw.redis.smembers(f"{p}qusers"))
-    if lead.projects:
+    if not lead.all_projects:
         users = [u for u in users if await _within(gw, u, set(lead.projects))]
     pipe = gw.redis.pipeline(transaction=False)
     for user_id in users:

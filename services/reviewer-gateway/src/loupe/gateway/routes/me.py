@@ -19,7 +19,7 @@ async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
     tier = user.effective_tier()
     max_rank = Tier.LEAD.rank if tier is None else tier.rank
     leases = await gw.store.my_leases(user.id)
-    if user.projects:
+    if not user.all_projects:
         queues, complete = await gw.store.project_queue_sizes(max_rank, user.projects)
     else:
         queues, complete = await gw.store.queue_sizes(max_rank), True

@@ -26,8 +26,8 @@ from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.logic import Role
 from loupe.gateway.responses import FastJSONResponse
 from loupe.gateway.users import (
+    ProjectGrant,
     SkillTag,
-    Slug,
     TokenGrant,
     TokenRecord,
     User,
@@ -61,7 +61,7 @@ class NewUser(BaseModel):
     role: Role
     tier: Tier | None = None
     skills: Annotated[list[SkillTag], Field(max_length=64)] = Field(default_factory=list)
-    projects: Annotated[list[Slug], Field(max_length=256)] = Field(default_factory=list)
+    projects: Annotated[list[ProjectGrant], Field(max_length=256)] = Field(default_factory=list)
 
 
 class UserChanges(BaseModel):
@@ -72,7 +72,7 @@ class UserChanges(BaseModel):
     role: Role | None = None
     tier: Tier | None = None
     skills: Annotated[list[SkillTag], Field(max_length=64)] | None = None
-    projects: Annotated[list[Slug], Field(max_length=256)] | None = None
+    projects: Annotated[list[ProjectGrant], Field(max_length=256)] | None = None
     active: bool | None = None
 
     @model_validator(mode="after")

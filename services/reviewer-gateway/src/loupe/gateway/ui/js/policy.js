@@ -47,7 +47,9 @@ function numberInput(id, value) {
 
 /** Render the policy tab into `pane`. */
 export async function policyEditor(pane, me) {
-  const remembered = sessionStorage.getItem(PROJECT_KEY) || me.projects?.[0] || "";
+  // "*" (every project) names no project to open
+  const named = (me.projects || []).find((name) => name !== "*");
+  const remembered = sessionStorage.getItem(PROJECT_KEY) || named || "";
   const project = h("input", { id: "policy-project", type: "text", value: remembered,
     "aria-label": "Project", size: 16, placeholder: "project" });
   const body = h("div", { id: "policy-body" });
