@@ -72,9 +72,9 @@ OVERLAP = 2
 LEASE_S = 10.0
 RETURN_BOUND_S = LEASE_S + 5.0
 """A dead client's lease is gone (its slot back in the queue) within this of the claim."""
-DEADLINE_S = 300.0
-"""The whole run (start to every item resolved) fails the test past this, never hangs (about
-200 s were seen on 2 cores shared with three other test sessions)."""
+DEADLINE_S = 420.0
+"""The whole run (start to every item resolved) fails the test past this, never hangs: a guard,
+not a speed (about 220 s were seen on 2 cores at load 17, three other test sessions beside)."""
 PROJECTS = ("alpha", "beta")
 SKILLS = ("de", "medical")
 CLASSES = ("cat", "dog", "fox")
@@ -582,6 +582,7 @@ async def test_three_replicas_and_a_hundred_reviewers_resolve_every_item_once_pe
     watch = ResolvedWatch(infra, f"{topic_prefix}{LABELS_RESOLVED.name}", items)
     try:
         with _gateways(infra, env, tmp_path) as gateways:
+            run.figures["seconds to the replicas' start"] = round(time.monotonic() - started)
             # a few connections per person and replica (two tabs, a double submit): a client
             # shared by all would scan a pool of hundreds of connections on every request
             limits = httpx.Limits(
@@ -613,6 +614,7 @@ async def test_three_replicas_and_a_hundred_reviewers_resolve_every_item_once_pe
                     assert time.monotonic() < started + 90, "requests not queued in 90 s"
                     await asyncio.sleep(0.2)
                 work_started = time.monotonic()
+                run.figures["seconds to every request queued"] = round(work_started - started)
                 reviewers = [
                     Reviewer(p.id, tokens[p.id], await replicas(), store, run, watch, deadline)
                     for p in people
