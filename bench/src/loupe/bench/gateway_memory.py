@@ -162,9 +162,16 @@ async def _review(base_url: str, tokens: list[str], total: int) -> list[str]:
     return decided
 
 
-def _expire(client: redis.Redis, prefix: str) -> int:
-    """Walk the prefix's keys (Redis deletes an expired key it touches) and count the rest."""
-    return sum(1 for _ in client.scan_iter(f"{prefix}*", count=10_000))
+def _quiesce(client: redis.Redis, prefix: str, *, private: bool) -> tuple[int, int]:
+    """Walk the prefix's keys twice (Redis deletes an expired key it touches); on a private
+    Redis also empty the slow log (copies of up to 128 slow commands' arguments, not keys).
+    The keys left and the slow log's length before."""
+    for _ in range(2):
+        left = sum(1 for _ in client.scan_iter(f"{prefix}*", count=10_000))
+    slowlog = int(client.slowlog_len())
+    if private:
+        client.slowlog_reset()
+    return left, slowlog
 
 
 def _used(client: redis.Redis) -> int:
@@ -224,8 +231,7 @@ def _reviewers(path: Path, count: int) -> tuple[UsersFile, list[str]]:
 def _memory_overhead(client: redis.Redis) -> dict[str, int]:
     """Where Redis's memory beyond the keys goes (``MEMORY STATS``)."""
     stats = client.memory_stats()
-    wanted = ("overhead.total", "dataset.bytes", "keys.count", "clients.normal", "aof.buffer")
-    out = {key: int(stats[key]) for key in wanted if key in stats}
+    out = {key: int(value) for key, value in stats.items() if isinstance(value, int)}
     for key, value in stats.items():
         if str(key).startswith("db.") and isinstance(value, dict):
             out.update({f"{key}.{k}": int(v) for k, v in value.items()})
@@ -272,19 +278,18 @@ def run(
             started = time.perf_counter()
             decided = asyncio.run(_review(f"http://127.0.0.1:{port}", tokens, to_decide))
             timings["review_s"] = time.perf_counter() - started
-            last_decision = time.monotonic()
             started = time.perf_counter()
             records += _produce(infra.kafka, prefix, _consensus(decided))
             _wait_consumed(
                 infra.kafka, group, [f"{prefix}{name}" for name in LIVE_TOPICS], timeout_s=3_600
             )
             timings["settle_s"] = time.perf_counter() - started
+            last_write = time.monotonic()  # the last item settled, the last key got its TTL
             peak = _used(client) - empty
         # every settled item's window and every decision's idempotency key have run out
-        wait = max(retention_s, IDEMPOTENCY_TTL_S) + 1 - (time.monotonic() - last_decision)
+        wait = max(retention_s, IDEMPOTENCY_TTL_S) + 1 - (time.monotonic() - last_write)
         time.sleep(max(0.0, wait))
-        keys_left = _expire(client, redis_prefix)
-        keys_left = _expire(client, redis_prefix)
+        keys_left, slowlog = _quiesce(client, redis_prefix, private=private)
         after_run = _settled(client) - empty
         keys_after_run = _keys_bytes(client, redis_prefix)
         overhead_after_run = _memory_overhead(client)
@@ -325,6 +330,7 @@ def run(
         "keys_bytes_open_only": keys_open_only,
         "keys_ratio": round(keys_after_run / keys_open_only, 3) if keys_open_only else None,
         "redis_memory_stats_after_run": overhead_after_run,
+        "redis_slowlog_entries_after_run": slowlog,
         **{key: round(value, 1) for key, value in timings.items()},
         "target_ratio": TARGET_RATIO,
         "target_bytes_per_open_task": TARGET_BYTES_PER_OPEN_TASK,
