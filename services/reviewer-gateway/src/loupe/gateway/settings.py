@@ -62,11 +62,13 @@ class GatewaySettings(ServiceSettings):
     """A new token's lifetime, and the longest an admin may give one."""
     token_use_flush_s: float = Field(default=60.0, ge=1, le=3_600)
     """Tokens' last use is written to the users file this often (one write per replica)."""
-    rate_limit: str = "30/second;1200/minute"
+    rate_limit: str = "30/second"
     """Requests each API token may make, a ``limits`` rate string (``<n>/<period>``, several
     joined by ``;``), counted per token in Redis across replicas; over it: ``429`` with
     ``Retry-After``. Empty: no limit. The default is far above what a person in the UI sends
-    (a page, a claim and a decision are a handful of requests) and bounds a runaway script."""
+    (a page, a claim and a decision are a handful of requests) and bounds a runaway script. One
+    window: each one costs every request a Redis call (about as much as the token lookup), and a
+    second, per-minute one would bound little more."""
     media_origins_refresh_s: float = Field(default=5.0, gt=0, le=300)
     """How often the CSP's media origins are read from the projects' policies (one Redis
     command per period and replica; a changed list reaches the header within this)."""
