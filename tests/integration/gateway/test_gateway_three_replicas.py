@@ -101,7 +101,7 @@ def _people() -> list[User]:
     people = []
     for i in range(REVIEWERS):
         skills = [s for s, every in zip(SKILLS, (3, 5), strict=True) if i % every == 0]
-        projects = [PROJECTS[i % 2]] if i % 4 == 1 else []
+        projects = [PROJECTS[i % 2]] if i % 4 == 1 else ["*"]
         people.append(User(id=f"r{i:03d}", role=Role.REVIEWER, skills=skills, projects=projects))
     return people
 
