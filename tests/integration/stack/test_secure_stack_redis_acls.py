@@ -60,9 +60,21 @@ def test_the_gateway_user_owns_the_gateway_keys_and_nothing_else(
             client.set(f"elsewhere:{uuid.uuid4().hex}", "1")
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.eval("return redis.call('SET', KEYS[1], '1')", 1, "elsewhere:x")
-        for command in (("FLUSHALL",), ("CONFIG", "GET", "requirepass"), ("KEYS", "*")):
+        denied = (
+            ("FLUSHALL",),
+            ("CONFIG", "GET", "requirepass"),
+            ("KEYS", "*"),
+            ("SCAN", "0"),
+            ("RANDOMKEY",),
+            ("DBSIZE",),
+            ("SCRIPT", "FLUSH"),
+            ("FUNCTION", "FLUSH"),
+            ("SELECT", "1"),
+        )
+        for command in denied:
             with pytest.raises(redis.exceptions.NoPermissionError):
                 client.execute_command(*command)
+        assert "evicted_keys" in client.info("stats")  # a partial loss is noticed
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.acl_list()
 

@@ -35,14 +35,22 @@ def test_rules_confine_keys_and_store_only_the_password_hash() -> None:
     assert "-@admin" in rules
 
 
-def test_metrics_may_not_write_or_run_scripts() -> None:
+def test_metrics_may_only_read() -> None:
     rules = redis_acl_rules(Service.METRICS, PASSWORD)
     assert rules is not None
-    assert f"~{GATEWAY_REDIS_PREFIX}*" in rules
-    assert not {"+@write", "+@scripting", "+@all"} & set(rules)
+    assert {rule for rule in rules if "~" in rule} == {f"%R~{GATEWAY_REDIS_PREFIX}*"}
+    assert not {"+@write", "+@scripting", "+@all", "+eval", "+evalsha"} & set(rules)
 
 
-@pytest.mark.parametrize("prefix", ["", "a*", "gw ", "x?y", "k[1]"])
+def test_the_gateway_reads_info_but_lists_no_keys_and_flushes_no_scripts() -> None:
+    rules = redis_acl_rules(Service.GATEWAY, PASSWORD)
+    assert rules is not None
+    assert rules.index("+info") > rules.index("-@dangerous")
+    assert {"-scan", "-randomkey", "-dbsize", "-select", "-function"} <= set(rules)
+    assert "+@scripting" not in rules and "+script|load" in rules
+
+
+@pytest.mark.parametrize("prefix", ["", "a*:", "gw :", "x?y:", "k[1]:", "loupe", "a\\:"])
 def test_a_prefix_that_would_widen_the_pattern_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         redis_acl_rules(Service.GATEWAY, PASSWORD, prefix=prefix)

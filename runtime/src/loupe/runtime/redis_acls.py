@@ -31,15 +31,46 @@ REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
         "-@all",
         "+@read",
         "+@write",
-        "+@scripting",
         "+@transaction",
+        "+@connection",
+        "+eval",
+        "+evalsha",
+        "+script|load",
+        "+script|exists",
+        "-@admin",
+        "-@dangerous",
+        "-scan",
+        "-randomkey",
+        "-dbsize",
+        "-select",
+        "-function",
+        "+info",
+    ),
+    Service.METRICS: (
+        "-@all",
+        "+@read",
         "+@connection",
         "-@admin",
         "-@dangerous",
+        "-scan",
+        "-randomkey",
+        "-dbsize",
+        "-select",
     ),
-    Service.METRICS: ("-@all", "+@read", "+@connection", "-@admin", "-@dangerous"),
 }
-"""Command categories per service; a service missing here gets no Redis user."""
+"""Commands per service, applied in order; a service missing here gets no Redis user. The
+gateway runs Lua by SHA (``EVALSHA``, ``SCRIPT LOAD`` on a miss), never ``FUNCTION`` or a
+script or function flush, and reads ``INFO`` (``evicted_keys``: a partial loss starts a
+rebuild). Neither may list key names (``SCAN``, ``RANDOMKEY``, ``DBSIZE``: on a shared Redis
+those are other applications' names) or switch databases."""
+
+KEY_PATTERNS: Mapping[Service, tuple[str, ...]] = {
+    Service.GATEWAY: ("~{prefix}*",),
+    Service.METRICS: ("%R~{prefix}*",),
+}
+"""Keys per service: the gateway owns its prefix; the metrics service may only read it (one
+gateway prefix may hold several deployments' sub-prefixes, so its queues cannot be told apart
+from the rest by a pattern)."""
 
 
 def redis_acl_rules(
@@ -50,10 +81,14 @@ def redis_acl_rules(
     grants = REDIS_GRANTS.get(service)
     if grants is None:
         return None
-    if not prefix or any(char in prefix for char in "*?[] \t\r\n"):
-        raise ValueError(f"a Redis key prefix without glob characters or spaces, not {prefix!r}")
+    if not prefix.endswith(":") or any(char in prefix for char in "*?[]\\ \t\r\n"):
+        raise ValueError(
+            "a Redis key prefix ending in ':' without glob characters or spaces (so that "
+            f"its pattern matches its own keys only), not {prefix!r}"
+        )
     digest = hashlib.sha256(password.get_secret_value().encode()).hexdigest()
-    return ["reset", "on", f"#{digest}", f"~{prefix}*", "resetchannels", *grants]
+    keys = [pattern.format(prefix=prefix) for pattern in KEY_PATTERNS[service]]
+    return ["reset", "on", f"#{digest}", *keys, "resetchannels", *grants]
 
 
 def redis_acl_config(
