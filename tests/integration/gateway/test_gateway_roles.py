@@ -293,3 +293,16 @@ async def test_queue_sizes_count_only_the_callers_projects(
         me = (await gateway.call("GET", "/v1/me", user)).json()
         assert me["queues"] == {"annotator": 0, "reviewer": expected}, (user, me)
         assert me["queues_complete"] is True
+
+
+async def test_another_projects_item_answers_exactly_like_an_unknown_one(
+    gateway, make_request, kafka_bootstrap, topic_prefix
+):
+    """Same status, code and text (but for the id): nobody learns that b-1 exists."""
+    await _seed_two_projects(gateway, make_request, kafka_bootstrap, topic_prefix)
+    gateway.add_user("al", Role.LEAD, projects=["demo"])
+    for path in ("/v1/items/{}", "/v1/items/{}/history", "/v1/items/{}/comments"):
+        hidden = await gateway.call("GET", path.format("b-1"), "al")
+        unknown = await gateway.call("GET", path.format("zz-9"), "al")
+        assert hidden.status_code == unknown.status_code == 404, (hidden.text, unknown.text)
+        assert hidden.text.replace("b-1", "zz-9") == unknown.text, path

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from loupe.gateway.errors import REBUILD_RETRY_AFTER_S, ApiError, rebuilding
+from loupe.gateway.errors import REBUILD_RETRY_AFTER_S, ApiError, item_not_found, rebuilding
 from loupe.gateway.kafka_io import AsyncProducer
 from loupe.gateway.logic import ADMINS, EVERYONE, LEADS, SENIORS, WORKERS, Role
 from loupe.gateway.ratelimit import TokenRateLimit
@@ -268,7 +268,7 @@ async def _check_scope(request: Request, user: User, scope: Scope) -> None:
         item_id = params["item_id"]
         projects = await gateway.store.item_projects(item_id)
         if not all(user.works_on(project) for project in projects):
-            raise ApiError(404, "item_not_found", f"no item {item_id!r}")
+            raise item_not_found(item_id, gateway.settings.settled_retention_s)
     elif scope is Scope.TASK:
         task_id = params["task_id"]
         project = await gateway.store.task_project(task_id)

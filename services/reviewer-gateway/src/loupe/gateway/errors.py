@@ -70,6 +70,20 @@ def rebuilding(message: str) -> ApiError:
     return ApiError(503, "rebuilding", message, headers={"Retry-After": str(REBUILD_RETRY_AFTER_S)})
 
 
+def item_not_found(item_id: str, settled_retention_s: float) -> ApiError:
+    """The one answer for an item the caller cannot see: Redis holds nothing of it (it never
+    needed review, it settled longer ago than the retention window, or it does not exist; Kafka
+    is the home of all three, docs/architecture.md "Retention"), or it is another project's.
+    One text for every case, so that nobody learns whether another tenant's item exists."""
+    days = settled_retention_s / 86_400
+    return ApiError(
+        404,
+        "item_not_found",
+        f"no item {item_id!r} in the gateway: it never needed review or settled more than "
+        f"{days:g} days ago (its final label is on labels.resolved, its history on audit)",
+    )
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The JSON error document."""
     return {"error": {"code": code, "message": message, "details": details}}

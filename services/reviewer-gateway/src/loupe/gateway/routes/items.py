@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from loupe.gateway.audit import actor_of, audit_event, comment_view
 from loupe.gateway.context import Gateway, GatewayDep, ItemLead, ItemSenior, ItemWorker
 from loupe.gateway.diff import diff_labels
-from loupe.gateway.errors import ApiError
+from loupe.gateway.errors import ApiError, item_not_found
 from loupe.gateway.idempotency import replayed, request_hash, stored_result
 from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
@@ -93,7 +93,7 @@ async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONRe
     tasks = await _item_requests(gw, item_id)
     resolved_raw = await gw.store.resolved(item_id)
     if not tasks and resolved_raw is None:
-        raise _item_not_found(gw, item_id)
+        raise item_not_found(item_id, gw.settings.settled_retention_s)
     requests = [orjson.loads(task["req"]) for _, task in tasks]
     resolved = orjson.loads(resolved_raw) if resolved_raw else None
     if requests:
@@ -141,21 +141,8 @@ async def get_item(item_id: str, gw: GatewayDep, user: ItemWorker) -> FastJSONRe
 async def _require_item(gw: GatewayDep, item_id: str) -> list[tuple[str, dict[str, bytes]]]:
     tasks = await _item_requests(gw, item_id)
     if not tasks and await gw.store.resolved(item_id) is None:
-        raise _item_not_found(gw, item_id)
+        raise item_not_found(item_id, gw.settings.settled_retention_s)
     return tasks
-
-
-def _item_not_found(gw: Gateway, item_id: str) -> ApiError:
-    """The answer for an item Redis holds nothing of: it never needed review (auto-accepted
-    items cost nothing in Redis), it settled longer ago than the retention window, or it does
-    not exist. Kafka is the home of all three (docs/architecture.md, "Retention")."""
-    days = gw.settings.settled_retention_s / 86_400
-    return ApiError(
-        404,
-        "item_not_found",
-        f"no item {item_id!r} in the gateway: it never needed review or settled more than "
-        f"{days:g} days ago (its final label is on labels.resolved, its history on audit)",
-    )
 
 
 @router.get("/{item_id}/comments")
