@@ -109,7 +109,17 @@ ENQUEUE = (
     + """
 local p = ARGV[1]
 local t = p .. 't:' .. ARGV[2]
-if redis.call('EXISTS', t) == 1 then return 0 end
+local held = redis.call('HMGET', t, 'status', 'done', 'active', 'overlap', 'rank', 'score')
+if held[1] then
+  -- Known task: state already in Redis wins over the request. But an open task with a free
+  -- slot belongs in its queue, and every task in its item's list: after a partial loss (the
+  -- queue evicted, the task kept) the rebuild puts them back rather than leave it unclaimable.
+  if held[1] == 'open' and tonumber(held[2]) + tonumber(held[3]) < tonumber(held[4]) then
+    redis.call('ZADD', p .. 'q:' .. held[5], 'NX', held[6], ARGV[2])
+  end
+  redis.call('ZADD', p .. 'itasks:' .. ARGV[3], 'NX', ARGV[10], ARGV[2])
+  return 0
+end
 redis.call('HSET', t, 'item', ARGV[3], 'project', ARGV[4], 'rank', ARGV[5], 'overlap', ARGV[6],
   'done', ARGV[12], 'active', 0, 'score', ARGV[7], 'skills', ARGV[8], 'req', ARGV[9],
   'created_ms', ARGV[10], 'status', ARGV[11], 'confidence', ARGV[13])
