@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -33,6 +34,8 @@ from pydantic import (
 
 from loupe.gateway.logic import Role, default_tier
 from loupe.schemas import Tier, utcnow
+
+log = logging.getLogger(__name__)
 
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -255,7 +258,14 @@ class UsersFile:
         data.setdefault("users", {})
         if data.get("format", 1) < USERS_FILE_FORMAT:
             for doc in data["users"].values():
-                doc["projects"] = doc.get("projects") or [ALL_PROJECTS]
+                if doc.get("projects", []) == []:
+                    log.warning(
+                        "users file %s is format 1: %r, with no project list, works on every "
+                        "project (projects: ['*']); the next change writes format 2",
+                        self.path,
+                        doc.get("id"),
+                    )
+                    doc["projects"] = [ALL_PROJECTS]
             data["format"] = USERS_FILE_FORMAT
         return data
 

@@ -158,7 +158,7 @@ async def _within(gw: Gateway, user_id: str, projects: set[str]) -> bool:
     if raw is None:
         return False
     user = User.model_validate_json(raw)
-    return not user.all_projects and set(user.projects) <= projects
+    return bool(user.projects) and not user.all_projects and set(user.projects) <= projects
 
 
 @router.get("/reviewers/quality")

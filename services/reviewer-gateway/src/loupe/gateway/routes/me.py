@@ -19,7 +19,9 @@ async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
     tier = user.effective_tier()
     max_rank = Tier.LEAD.rank if tier is None else tier.rank
     leases = await gw.store.my_leases(user.id)
-    if not user.all_projects:
+    if not user.projects:  # works on no project: nothing of any queue is theirs
+        queues, complete = {t.value: 0 for t in Tier if t.rank <= max_rank}, True
+    elif not user.all_projects:
         queues, complete = await gw.store.project_queue_sizes(max_rank, user.projects)
     else:
         queues, complete = await gw.store.queue_sizes(max_rank), True
