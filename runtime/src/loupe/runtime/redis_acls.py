@@ -9,7 +9,7 @@ leaked metrics credential cannot change anything.
 Each user is confined to the gateway's keys (``~<prefix>*``, checked by Redis for commands run
 inside Lua scripts too) and to the command categories its code needs, never ``@admin`` or
 ``@dangerous`` (``FLUSHALL``, ``CONFIG``, ``KEYS``, ``DEBUG``...). The password is written as its
-SHA-256 (``#<hex>``), so an ACL file or ``redis.conf`` holds no usable secret.
+SHA-256 (``#<hex>``), so the rules hold no usable secret.
 """
 
 from __future__ import annotations
