@@ -31,16 +31,16 @@ from typing import Any
 import click
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from loupe.bench.gateway import PEPPER, _gateway_process
 from loupe.bench.http_load import Connection
-from loupe.bench.infra import bench_infra
+from loupe.bench.infra import bench_infra, produce_records
 from loupe.bench.rebuild import _templates
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
 from loupe.runtime.connections import KafkaConnection, RedisConnection, process_env, redis_kwargs
-from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config, watermarks
+from loupe.runtime.kafka import consumer_config, ensure_topics, watermarks
 from loupe.schemas import Tier
 from loupe.schemas.topics import AUDIT, LABELS_RESOLVED, REVIEW_REQUESTS
 from loupe.stack import free_port
@@ -83,24 +83,6 @@ def _consensus(items: list[str]) -> Iterator[tuple[str, str, bytes]]:
         label["provenance"]["request_ids"] = [f"req-{item}"]
         label["resolved_at"] = now
         yield LABELS_RESOLVED.name, item, orjson.dumps(label)
-
-
-def _produce(kafka: KafkaConnection, prefix: str, records: Iterator[tuple[str, str, bytes]]) -> int:
-    producer = Producer(producer_config(kafka, extra={"linger.ms": 50, "compression.type": "lz4"}))
-    count = 0
-    for topic, key, value in records:
-        while True:
-            try:
-                producer.produce(f"{prefix}{topic}", key=key.encode(), value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(300):
-        raise click.ClickException("Kafka did not acknowledge the records")
-    return count
 
 
 def _wait_consumed(kafka: KafkaConnection, group: str, topics: list[str], timeout_s: float) -> None:
@@ -253,7 +235,7 @@ def run(
         users, tokens = _reviewers(Path(tmp) / "users.json", reviewers)
         empty = _used(client)
         started = time.perf_counter()
-        records = _produce(infra.kafka, prefix, _records(items, every))
+        records = produce_records(infra.kafka, prefix, _records(items, every))
         timings["produce_s"] = time.perf_counter() - started
         env = {
             **process_env(os.environ, infra.kafka, infra.redis),
@@ -279,7 +261,7 @@ def run(
             decided = asyncio.run(_review(f"http://127.0.0.1:{port}", tokens, to_decide))
             timings["review_s"] = time.perf_counter() - started
             started = time.perf_counter()
-            records += _produce(infra.kafka, prefix, _consensus(decided))
+            records += produce_records(infra.kafka, prefix, _consensus(decided))
             _wait_consumed(
                 infra.kafka, group, [f"{prefix}{name}" for name in LIVE_TOPICS], timeout_s=3_600
             )

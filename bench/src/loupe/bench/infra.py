@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+from confluent_kafka import Producer
+
 from loupe.runtime.connections import KafkaConnection, RedisConnection
+from loupe.runtime.kafka import producer_config
 from loupe.runtime.settings import ServiceSettings
 from loupe.stack import LocalStack, StackSettings
 
@@ -36,3 +40,33 @@ def bench_infra(*, private: bool) -> Iterator[BenchInfra]:
             yield BenchInfra(info.kafka, info.redis, private=True)
         finally:
             stack.down()
+
+
+def produce_records(
+    kafka: KafkaConnection,
+    prefix: str,
+    records: Iterator[tuple[str, str, bytes]],
+    *,
+    batch_bytes: int | None = None,
+) -> int:
+    """Produce ``(topic, key, value)`` records under ``prefix`` as fast as the producer takes
+    them (lz4, 50 ms linger, waiting on a full buffer); return how many, once Kafka
+    acknowledged all of them (``ClickException`` otherwise, after 300 s)."""
+    extra: dict[str, int | str] = {"linger.ms": 50, "compression.type": "lz4"}
+    if batch_bytes is not None:
+        extra["batch.size"] = batch_bytes
+    producer = Producer(producer_config(kafka, extra=extra))
+    count = 0
+    for topic, key, value in records:
+        while True:
+            try:
+                producer.produce(f"{prefix}{topic}", key=key.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(300):
+        raise click.ClickException(f"Kafka did not acknowledge the records under {prefix}")
+    return count

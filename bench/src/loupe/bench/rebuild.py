@@ -27,11 +27,10 @@ from typing import Any
 import click
 import orjson
 import redis
-from confluent_kafka import Producer
 
-from loupe.bench.infra import bench_infra
+from loupe.bench.infra import bench_infra, produce_records
 from loupe.runtime.connections import KafkaConnection, redis_kwargs
-from loupe.runtime.kafka import ensure_topics, producer_config
+from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import (
     Action,
     ClassificationLabel,
@@ -145,26 +144,7 @@ def _history(items: int, open_items: int) -> Iterator[tuple[str, str, bytes]]:
 
 
 def _fill(kafka: KafkaConnection, prefix: str, items: int, open_items: int) -> int:
-    producer = Producer(
-        producer_config(
-            kafka,
-            extra={"linger.ms": 50, "batch.size": 1_000_000, "compression.type": "lz4"},
-        )
-    )
-    count = 0
-    for topic, key, value in _history(items, open_items):
-        while True:
-            try:
-                producer.produce(f"{prefix}{topic}", key=key.encode(), value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(300):
-        raise click.ClickException("Kafka did not acknowledge the history")
-    return count
+    return produce_records(kafka, prefix, _history(items, open_items), batch_bytes=1_000_000)
 
 
 def _rebuild_in_child(settings: dict[str, Any], out: Any) -> None:

@@ -26,6 +26,9 @@ GATEWAY_REDIS_PREFIX = "loupe:gw:"
 service's ``LOUPE_METRICS_GATEWAY_REDIS_PREFIX`` reads the same keys). A deployment with a prefix
 of its own grants that prefix instead (``redis_acl_rules(..., prefix=...)``)."""
 
+_NO_ADMIN_NO_KEY_LISTING = ("-@admin", "-@dangerous", "-scan", "-randomkey", "-dbsize", "-select")
+"""Taken from every user after its grants: no administration, and no listing of key names."""
+
 REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
     Service.GATEWAY: (
         "-@all",
@@ -37,12 +40,7 @@ REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
         "+evalsha",
         "+script|load",
         "+script|exists",
-        "-@admin",
-        "-@dangerous",
-        "-scan",
-        "-randomkey",
-        "-dbsize",
-        "-select",
+        *_NO_ADMIN_NO_KEY_LISTING,
         "-function",
         "+info",
     ),
@@ -50,12 +48,7 @@ REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
         "-@all",
         "+@read",
         "+@connection",
-        "-@admin",
-        "-@dangerous",
-        "-scan",
-        "-randomkey",
-        "-dbsize",
-        "-select",
+        *_NO_ADMIN_NO_KEY_LISTING,
     ),
 }
 """Commands per service, applied in order; a service missing here gets no Redis user. The
