@@ -66,8 +66,9 @@ async def test_a_dead_clients_tasks_are_claimable_within_lease_plus_5s(
 
 
 async def test_one_sweep_returns_every_due_lease(redis_url):
-    """A burst of expiries larger than one script's batch (a dead client that held many leases,
-    or a sweeper that could not run for a while) is returned in one pass, not one batch a tick."""
+    """A burst of expiries larger than one script's batch (many dead clients, or a sweeper that
+    could not run for a while) is returned in one pass, not one batch a tick. One person each:
+    the per-person lease cap keeps one client from holding many."""
     client = aioredis.Redis.from_url(redis_url)
     sync_client = redis.Redis.from_url(redis_url)
     try:
@@ -79,9 +80,9 @@ async def test_one_sweep_returns_every_due_lease(redis_url):
             sync.request(request, request.to_json_bytes())
         sync_client.set(f"{prefix}ready", "1")
         store = TaskStore(client, prefix)
-        for _ in range(count):
+        for i in range(count):
             claimed = await store.claim(
-                "ann", tier=Tier.REVIEWER, skills=[], projects=[], lease_ms=1, scan_limit=10
+                f"p{i}", tier=Tier.REVIEWER, skills=[], projects=[], lease_ms=1, scan_limit=10
             )
             assert claimed is not None
         await asyncio.sleep(0.01)

@@ -17,12 +17,14 @@ from loupe.gateway.logic import Role
 from loupe.gateway.store import Claimed, TaskStore
 from loupe.gateway.users import User, UsersFile
 from loupe.schemas import ReviewDecision, Tier, decode
+from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
 
 from .conftest import PEPPER, serve
 
 LABEL = {"kind": "classification", "label": "dog"}
-TASKS = 8
+TASKS = DEFAULT_MAX_LEASES_PER_PERSON
+"""bob holds one lease of each at the end: at most the default per-person lease cap."""
 
 
 def _decision(key: str) -> dict[str, object]:
