@@ -126,19 +126,22 @@ class TaskStore:
         *,
         tier: Tier,
         skills: list[str],
-        projects: list[str],
+        projects: list[str] | None,
         lease_ms: int,
         scan_limit: int,
     ) -> Claimed | None:
-        """Lease the best task this user may take (in ``projects``; empty = any), or None.
+        """Lease the best task this user may take (in ``projects``: None is every project, an
+        empty list none, as ``User.projects`` has it), or None.
 
         Raises ``ScanLimitError`` when nothing eligible was found within ``scan_limit`` tasks,
         ``LeaseLimitError`` when the only tasks it could take are of projects whose lease cap the
         person has reached (checked in the same script as the lease, so concurrent claims never
         pass it).
         """
+        if projects == []:
+            return None
         lease_id = new_id()
-        scope = ",".join(projects)
+        scope = "" if projects is None else ",".join(projects)  # the script's '' is any
         args: list[Any] = [
             self.p,
             user,

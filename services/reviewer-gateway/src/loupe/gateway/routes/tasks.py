@@ -98,13 +98,10 @@ async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = No
     tier = user.effective_tier()
     if tier is None:
         raise ApiError(403, "forbidden", "this user has no review tier")
-    projects = [] if user.all_projects else list(user.projects)  # the store's [] is any
+    projects = None if user.all_projects else list(user.projects)
     if body is not None and body.project is not None:
         check_project(user, body.project)
         projects = [body.project]
-    if not projects and not user.all_projects:  # works on no project: nothing to take
-        metrics.CLAIMS.labels("empty").inc()
-        return Response(status_code=204)
     settings = gw.settings
     try:
         claimed = await gw.store.claim(
