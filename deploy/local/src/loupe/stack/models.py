@@ -80,12 +80,10 @@ class StackInfo:
 
         A secured stack's include the passwords: hand them to a child process, never print them.
         """
-        prefix = {"LOUPE_TOPIC_PREFIX": self.topic_prefix}
-        if service is None or not self.secure:
-            return {**self.kafka.env(), **self.redis.env(), **prefix}
-        redis = self.redis_for(service)
-        kafka = self.services.get(service, self.kafka)
-        return {**kafka.env(), **(redis.env() if redis else {}), **prefix}
+        kafka = self.services.get(service, self.kafka) if service else self.kafka
+        redis = self.redis_for(service) if service else self.redis
+        redis_env = redis.env() if redis else {}
+        return {**kafka.env(), **redis_env, "LOUPE_TOPIC_PREFIX": self.topic_prefix}
 
     def redis_for(self, service: Service) -> RedisConnection | None:
         """How ``service`` connects to Redis: its own ACL user on a secured stack (None for a
