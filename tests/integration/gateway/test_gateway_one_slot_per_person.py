@@ -117,7 +117,7 @@ async def test_a_late_acknowledgement_never_counts_a_second_vote(
         store = TaskStore(client, gateway.settings.redis_prefix)
         lease_ms = 60_000
         claimed = await _claim(store, lease_ms)
-        status, _ = await store.begin_decision(claimed.task_id, "ann", "k1", grace_ms=1)
+        status, _, _ = await store.begin_decision(claimed.task_id, "ann", "k1", grace_ms=1)
         assert status == "ok"
         await asyncio.sleep(0.05)  # the first decision's grace is over; Kafka still silent
         assert await store.release(claimed.task_id, "ann")

@@ -12,6 +12,7 @@ from loupe.metrics.scenario import PROJECT, START
 from loupe.schemas import (
     Action,
     ClassificationLabel,
+    LeaseFence,
     ReviewDecision,
     ReviewerRef,
     Tier,
@@ -60,3 +61,15 @@ def test_distinct_decisions_sharing_a_producer_id_are_both_counted(pair) -> None
     assert state.counters["decisions", PROJECT, "reviewer", "skip"] == 1
     assert state.counters["decisions", PROJECT, "reviewer", "approve"] == 1
     assert len(state.items["item-1"].decisions) == 2
+
+
+def test_a_decision_under_a_revived_lease_is_work_but_not_a_vote() -> None:
+    """ann's lease came back with an older Redis after bob held her slot (issue 12, point 3):
+    her decision counts as work done, not among the item's votes (as the resolver ignores it)."""
+    bob = _decision("req-1", "bob", "b", Action.APPROVE)
+    ann = _decision("req-1", "ann", "a", Action.APPROVE)
+    state = MetricsState()
+    state.on_decision(bob.model_copy(update={"lease": LeaseFence(slot=1, epoch=700)}))
+    state.on_decision(ann.model_copy(update={"lease": LeaseFence(slot=1, epoch=500)}))
+    assert state.counters["decisions", PROJECT, "reviewer", "approve"] == 2
+    assert [d.reviewer for d in state.items["item-1"].decisions.values()] == ["bob"]

@@ -9,7 +9,7 @@ from loupe.schemas._base import (
     utcnow,
 )
 from loupe.schemas.codec import ContractError, decode, encode
-from loupe.schemas.decisions import decision_id_for, decision_identity
+from loupe.schemas.decisions import admit_by_fence, decision_id_for, decision_identity
 from loupe.schemas.events import (
     ALL_EVENTS,
     AUTO_REVISION,
@@ -24,6 +24,7 @@ from loupe.schemas.events import (
     Disagreement,
     ErrorKind,
     LabelSchemaRef,
+    LeaseFence,
     ModelRef,
     Outcome,
     PolicyUpdate,
@@ -97,6 +98,7 @@ __all__ = [
     "Label",
     "LabelSchema",
     "LabelSchemaRef",
+    "LeaseFence",
     "ModelRef",
     "NoveltyPolicy",
     "Outcome",
@@ -123,6 +125,7 @@ __all__ = [
     "TracksLabel",
     "Units",
     "Vote",
+    "admit_by_fence",
     "decision_id_for",
     "decision_identity",
     "decode",

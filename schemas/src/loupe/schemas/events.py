@@ -28,6 +28,8 @@ from loupe.schemas.policy import ConsolidationPolicy, ProjectPolicy
 MAX_EMBEDDING_DIM = 4_096
 MAX_TEXT_CHARS = 100_000
 MAX_VOTES = 64
+MAX_OVERLAP = 10
+"""The most people one task may need (``ReviewRequest.required_overlap``)."""
 
 Embedding = Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_EMBEDDING_DIM)]
 
@@ -183,7 +185,7 @@ class ReviewRequest(Event):
     reasons: Annotated[list[ReviewReason], Field(min_length=1, max_length=16)]
     priority: int = Field(ge=0, le=100)
     required_tier: Tier
-    required_overlap: int = Field(ge=1, le=10)
+    required_overlap: int = Field(ge=1, le=MAX_OVERLAP)
     skills: Annotated[list[Tag], Field(max_length=16)] = Field(default_factory=list)
     allowed_classes: Annotated[list[ClassName], Field(min_length=1, max_length=1_000)]
     safety_critical: bool = False
@@ -195,6 +197,17 @@ class ReviewRequest(Event):
     show_votes: bool = False
     policy_version: int = Field(ge=0)
     created_at: Timestamp
+
+
+class LeaseFence(Contract):
+    """The lease a decision was made under: which of the task's overlap slots it held, and the
+    fencing token the gateway issued with it. Tokens only grow, so when Redis comes back with
+    an older state (a failover to a lagging replica, a restored snapshot) and revives a lease
+    that had ended, a decision made under it carries a lower token than the one made by whoever
+    held the slot after it, and readers drop it (``loupe.schemas.decisions.admit_by_fence``)."""
+
+    slot: int = Field(ge=1, le=MAX_OVERLAP)
+    epoch: int = Field(ge=1, lt=2**63)
 
 
 class ReviewDecision(Event):
@@ -214,6 +227,9 @@ class ReviewDecision(Event):
     final: bool = False
     """A lead's call (or override) that ends the item's review at once."""
     decided_at: Timestamp
+    lease: LeaseFence | None = None
+    """The lease it was made under (None: a lead's call without a lease, or a decision
+    published before fencing existed); see ``LeaseFence``."""
 
     @model_validator(mode="after")
     def _label_when_needed(self) -> Self:

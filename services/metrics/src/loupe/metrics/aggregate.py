@@ -28,6 +28,7 @@ from loupe.schemas import (
     ResolvedLabel,
     ReviewDecision,
     ReviewRequest,
+    admit_by_fence,
     decision_identity,
 )
 
@@ -191,7 +192,10 @@ class MetricsState:
         record = DecisionRecord(event.reviewer.id, event.action, event.label, event.request_id)
 
         def update(state: ItemState) -> None:
-            state.decisions[identity] = record
+            # a decision under a lease that had ended (``admit_by_fence``) was work done, but
+            # not a vote: the resolver ignores it, so agreement and spot checks do too
+            if admit_by_fence(state.fences, event):
+                state.decisions[identity] = record
 
         self._update(event.item_id, event.project, update)
 

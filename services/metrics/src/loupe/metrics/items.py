@@ -66,6 +66,8 @@ class ItemState:
     votes: tuple[VoteRecord, ...] = ()
     decisions: dict[str, DecisionRecord] = field(default_factory=dict)
     """By ``decision_identity``: a redelivery replaces nothing, a distinct vote never collides."""
+    fences: dict[str, int] = field(default_factory=dict)
+    """Highest lease token admitted per overlap slot (``loupe.schemas.admit_by_fence``)."""
     request_ids: set[str] = field(default_factory=set)
     conflict_ids: set[str] = field(default_factory=set)
     in_window: bool = False

@@ -46,6 +46,7 @@ from loupe.schemas import (
     TaskType,
     Tier,
     Vote,
+    admit_by_fence,
     decision_identity,
     label_classes,
 )
@@ -86,6 +87,9 @@ class Effects:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     requests: list[ReviewRequest] = field(default_factory=list)
     audits: list[AuditEvent] = field(default_factory=list)
+    stale: bool = False
+    """The input was a decision made under a lease that had ended (``admit_by_fence``):
+    ignored."""
 
     def __len__(self) -> int:
         return len(self.resolved) + len(self.conflicts) + len(self.requests) + len(self.audits)
@@ -152,6 +156,10 @@ class Engine:
         effects = Effects()
         identity = decision_identity(decision)
         if state.knows_key(identity):
+            return state, effects
+        if not admit_by_fence(state.fences, decision):
+            state.remember_key(identity)
+            effects.stale = True
             return state, effects
         if decision.action is Action.SKIP:
             state.remember_key(identity)

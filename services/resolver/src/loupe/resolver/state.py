@@ -102,6 +102,9 @@ class ItemState(BaseModel):
     seen_keys: list[str] = Field(default_factory=list)
     """The latest ``RECENT_KEYS`` decision identities (``decision_identity``) counted or
     skipped."""
+    fences: dict[str, int] = Field(default_factory=dict)
+    """Per overlap slot, the highest lease fencing token of a decision admitted on it (at
+    most ``MAX_FENCES``; ``loupe.schemas.admit_by_fence``)."""
     positions: dict[str, InputPosition] = Field(default_factory=dict)
     """Input topic -> the last input applied (see ``replayed``)."""
     escalation_path: list[Tier] = Field(default_factory=list)

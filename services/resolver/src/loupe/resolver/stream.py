@@ -215,7 +215,7 @@ class StreamResolver:
             metrics.EVENTS.labels(kind, "dead_letter").inc()
             return
         self.table[state.item_id] = state.to_bytes()
-        metrics.EVENTS.labels(kind, "ok").inc()
+        metrics.EVENTS.labels(kind, "stale" if effects.stale else "ok").inc()
 
     async def _guard(self, record: Record) -> None:
         """A record on ``labels.resolved``: republish the item's human label after an automatic

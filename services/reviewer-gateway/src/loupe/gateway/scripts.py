@@ -7,7 +7,9 @@ Task hash ``<p>t:<task_id>`` fields: ``req`` (ReviewRequest JSON), ``item``, ``p
 ``rank`` (tier rank), ``overlap``, ``done`` (votes counted), ``active`` (live leases), ``score``
 (queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
 ``created_ms``, ``confidence`` (the model's, '' when unknown; absent on tasks stored before it
-existed). Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot.
+existed). Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot. A task's
+leases are ``<p>holders:<task>`` (person -> lease, ``_LEASES``); ``<p>epoch`` is the last
+fencing token issued.
 
 What the gateway keeps for an item (``ITEM_KEYS`` per item, ``TASK_KEYS`` per task of it) lives
 while one of its tasks is open or complete; once the last one settled (resolved or closed) every
@@ -136,7 +138,43 @@ return 1
 """
 )
 
-_LEASE_CAP = """
+_LEASES = """
+-- A lease is the value of <p>holders:<task> for its holder: 'lease_id|expiry ms|slot|epoch'.
+-- slot is the task's overlap slot the lease fills and epoch its fencing token; both are absent
+-- on leases granted before fencing (a decision under one carries no fence).
+local function holder(v)
+  local lease_id, expiry, slot, epoch = string.match(v, '^([^|]*)|([^|]*)|?([^|]*)|?([^|]*)$')
+  return {lease_id = lease_id, expiry = tonumber(expiry), slot = slot, epoch = epoch}
+end
+
+local function holder_value(h, expiry)
+  if h.slot == '' then return h.lease_id .. '|' .. expiry end
+  return h.lease_id .. '|' .. expiry .. '|' .. h.slot .. '|' .. h.epoch
+end
+
+local function grant(p, id, user, lease_id, expiry)
+  -- a new lease: the lowest overlap slot no holder of the task has, and a fencing token above
+  -- every one issued before. The counter <p>epoch is floored by Redis's clock in microseconds,
+  -- so that Redis coming back with an older state (a failover to a lagging replica, a restored
+  -- snapshot: the counter went back too) still hands out tokens above the lost ones.
+  local taken = {}
+  for _, v in ipairs(redis.call('HVALS', p .. 'holders:' .. id)) do taken[holder(v).slot] = true end
+  local slot = 1
+  while taken[tostring(slot)] do slot = slot + 1 end
+  local clock = redis.call('TIME')
+  local epoch = math.max(tonumber(clock[1]) * 1000000 + tonumber(clock[2]),
+    (tonumber(redis.call('GET', p .. 'epoch')) or 0) + 1)
+  epoch = string.format('%.0f', epoch)
+  redis.call('SET', p .. 'epoch', epoch)
+  redis.call('HSET', p .. 'holders:' .. id, user,
+    lease_id .. '|' .. expiry .. '|' .. slot .. '|' .. epoch)
+  return tostring(slot), epoch
+end
+"""
+
+_LEASE_CAP = (
+    _LEASES
+    + """
 -- The per-person lease cap (review.max_leases_per_person): a person takes a task of project P
 -- only while they hold fewer live leases, in every project, than P's cap (<p>lease-caps, kept
 -- with the policy; default_cap for a project whose policy is unknown). <p>mine:<user> may
@@ -157,7 +195,7 @@ local function lease_cap(p, user, now, default_cap)
       live = 0
       for _, id in ipairs(redis.call('SMEMBERS', mine)) do
         local v = redis.call('HGET', p .. 'holders:' .. id, user)
-        if v and tonumber(string.sub(v, string.find(v, '|', 1, true) + 1)) >= now then
+        if v and holder(v).expiry >= now then
           live = live + 1
         end
       end
@@ -182,6 +220,7 @@ local function lease_cap(p, user, now, default_cap)
   return cap
 end
 """
+)
 
 CLAIM = (
     _LEASE_CAP
@@ -238,12 +277,12 @@ for rank = max_rank, 0, -1 do
     local t = p .. 't:' .. id
     local active = redis.call('HINCRBY', t, 'active', 1)
     local expiry = now + lease_ms
-    redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
+    local slot, epoch = grant(p, id, user, lease_id, expiry)
     redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
     redis.call('SADD', p .. 'mine:' .. user, id)
     if tonumber(f[4]) + active >= tonumber(f[3]) then redis.call('ZREM', q, id) end
     local stored = redis.call('HMGET', t, 'req', 'confidence')
-    return {'ok', id, lease_id, tostring(expiry), stored[1], stored[2]}
+    return {'ok', id, lease_id, tostring(expiry), stored[1], stored[2], slot, epoch}
   end
 end
 if capped then return {'lease_limit', capped, cap.held()} end
@@ -298,21 +337,25 @@ return 0
 """
 )
 
-HEARTBEAT = """
+HEARTBEAT = (
+    _LEASES
+    + """
 local p, id, user = ARGV[1], ARGV[2], ARGV[3]
 local now, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local v = redis.call('HGET', p .. 'holders:' .. id, user)
 if not v then return {'not_holder'} end
-local sep = string.find(v, '|', 1, true)
-local lease_id, expiry = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-if expiry < now then return {'not_holder'} end
-expiry = now + lease_ms
-redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
+local h = holder(v)
+if h.expiry < now then return {'not_holder'} end
+local expiry = now + lease_ms
+redis.call('HSET', p .. 'holders:' .. id, user, holder_value(h, expiry))
 redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
-return {'ok', lease_id, tostring(expiry)}
+return {'ok', h.lease_id, tostring(expiry)}
 """
+)
 
-DECIDE_BEGIN = """
+DECIDE_BEGIN = (
+    _LEASES
+    + """
 -- One decision in flight per (task, person): a second one with another idempotency key (a
 -- second tab, a retry with a fresh key) is refused until the first committed or its grace ran
 -- out, so a person never publishes two votes for one lease.
@@ -322,20 +365,19 @@ local r = redis.call('GET', idem)
 if r then return {'replay', r} end
 local v = redis.call('HGET', p .. 'holders:' .. id, user)
 if not v then return {'not_holder'} end
-local sep = string.find(v, '|', 1, true)
-local lease_id, expiry = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-if expiry < now then return {'not_holder'} end
+local h = holder(v)
+if h.expiry < now then return {'not_holder'} end
 local deciding = p .. 'deciding:' .. id .. '\\31' .. user
 local pending = redis.call('GET', deciding)
 if pending and pending ~= idem then return {'in_progress'} end
 redis.call('SET', deciding, idem, 'PX', grace)
-if expiry < now + grace then
-  expiry = now + grace
-  redis.call('HSET', p .. 'holders:' .. id, user, lease_id .. '|' .. expiry)
-  redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
+if h.expiry < now + grace then
+  redis.call('HSET', p .. 'holders:' .. id, user, holder_value(h, now + grace))
+  redis.call('ZADD', p .. 'leases', now + grace, id .. '\\31' .. user)
 end
-return {'ok', redis.call('HGET', p .. 't:' .. id, 'req')}
+return {'ok', redis.call('HGET', p .. 't:' .. id, 'req'), h.slot, h.epoch}
 """
+)
 
 DECIDE_ABANDON = """
 -- A decision refused before it was published (422, 413) no longer holds the person's slot.
@@ -431,7 +473,8 @@ return revoked
 )
 
 REASSIGN = (
-    _DROP_LEASE
+    _LEASES
+    + _DROP_LEASE
     + """
 local p, id, from_user, new_rank, to_user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, lease_ms, lease_id = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
@@ -467,7 +510,7 @@ if to_user ~= '' then
   end
   active = redis.call('HINCRBY', t, 'active', 1)
   expiry = tostring(now + lease_ms)
-  redis.call('HSET', p .. 'holders:' .. id, to_user, lease_id .. '|' .. expiry)
+  grant(p, id, to_user, lease_id, expiry)
   redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. to_user)
   redis.call('SADD', p .. 'mine:' .. to_user, id)
   redis.call('SREM', p .. 'skip:' .. id, to_user)

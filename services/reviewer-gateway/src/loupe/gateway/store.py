@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 from loupe.gateway import scripts
 from loupe.gateway.ids import new_id
 from loupe.gateway.views import text
-from loupe.schemas import Tier
+from loupe.schemas import LeaseFence, Tier
 from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 
 QUEUE_COUNT_LIMIT = 2_000
@@ -28,6 +28,13 @@ queues are shared by the projects, so the count reads entries; this bounds the R
 def now_ms() -> int:
     """Current epoch milliseconds (lease clocks)."""
     return int(time.time() * 1000)
+
+
+def _fence(slot: bytes | None, epoch: bytes | None) -> LeaseFence | None:
+    """A lease's fence as a script returns it (empty on a lease granted before fencing)."""
+    if not slot or not epoch:
+        return None
+    return LeaseFence(slot=int(slot), epoch=int(epoch))
 
 
 class RebuildingError(RuntimeError):
@@ -44,6 +51,8 @@ class Claimed:
     request_json: bytes
     confidence: bytes | None
     """The task's stored confidence field (see ``views.task_confidence``)."""
+    fence: LeaseFence | None
+    """The lease's overlap slot and fencing token (``scripts._LEASES``)."""
 
 
 class ScanLimitError(LookupError):
@@ -164,7 +173,14 @@ class TaskStore:
             if len(result) > 1 and result[1] == b"scan_limit":
                 raise ScanLimitError(f"no eligible task among the first {scan_limit} queued")
             return None
-        return Claimed(result[1].decode(), result[2].decode(), int(result[3]), result[4], result[5])
+        return Claimed(
+            result[1].decode(),
+            result[2].decode(),
+            int(result[3]),
+            result[4],
+            result[5],
+            _fence(result[6], result[7]),
+        )
 
     async def heartbeat(self, task_id: str, user: str, lease_ms: int) -> Lease | None:
         """Extend the caller's lease, or None when they hold none."""
@@ -203,14 +219,16 @@ class TaskStore:
 
     async def begin_decision(
         self, task_id: str, user: str, idem_key: str, grace_ms: int
-    ) -> tuple[str, bytes | None]:
+    ) -> tuple[str, bytes | None, LeaseFence | None]:
         """('replay', stored result) | ('not_holder', None) | ('ok', request JSON) |
-        ('in_progress', None): another decision of this person on the task is in flight."""
+        ('in_progress', None): another decision of this person on the task is in flight; with
+        the lease's fence when 'ok' (the decision carries it)."""
         result = await self._begin(
             args=[self.p, task_id, user, self.idem_key(user, idem_key), now_ms(), grace_ms]
         )
         status = result[0].decode()
-        return status, (result[1] if len(result) > 1 else None)
+        fence = _fence(result[2], result[3]) if status == "ok" else None
+        return status, (result[1] if len(result) > 1 else None), fence
 
     async def abandon_decision(self, task_id: str, user: str, idem_key: str) -> None:
         """Forget a begun decision that was refused before it was published."""
@@ -347,7 +365,7 @@ class TaskStore:
             task_id = text(raw_id)
             value = await self.r.hget(f"{self.p}holders:{task_id}", user)
             if value:
-                lease_id, expiry = text(value).split("|")
+                lease_id, expiry = text(value).split("|")[:2]
                 leases.append(Lease(task_id, lease_id, int(expiry)))
         return sorted(leases, key=lambda lease: lease.expires_ms)
 

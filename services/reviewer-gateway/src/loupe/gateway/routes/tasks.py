@@ -24,6 +24,7 @@ from loupe.schemas import (
     Action,
     AuditAction,
     AuditEvent,
+    LeaseFence,
     ReviewDecision,
     ReviewerRef,
     Tier,
@@ -189,7 +190,14 @@ async def release(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONRes
 
 
 def _prepare(
-    gw: Gateway, user: User, body: DecisionBody, *, task_id: str, key: str, request: Any
+    gw: Gateway,
+    user: User,
+    body: DecisionBody,
+    *,
+    task_id: str,
+    key: str,
+    request: Any,
+    fence: LeaseFence | None,
 ) -> tuple[ReviewDecision, AuditEvent, bytes]:
     """The decision, its audit event and its record (422/413 when they cannot be published)."""
     try:
@@ -214,6 +222,7 @@ def _prepare(
         comment=body.comment,
         seconds_spent=body.seconds_spent,
         decided_at=decided_at,
+        lease=fence,
     )
     event = audit_event(
         actor_of(user),
@@ -248,7 +257,7 @@ async def decide(
         )
     settings = gw.settings
     grace_ms = int((settings.kafka_timeout_s + 5) * 1000)
-    status, payload = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
+    status, payload, fence = await gw.store.begin_decision(task_id, user.id, key, grace_ms)
     body_hash = request_hash(body, measures=frozenset({"seconds_spent"}))
     if status == "replay" and payload is not None:
         return replayed(payload, body_hash=body_hash, field="task_id", value=task_id)
@@ -263,7 +272,13 @@ async def decide(
         raise await _missing_lease(gw, task_id)
     try:
         decision, event, record = _prepare(
-            gw, user, body, task_id=task_id, key=key, request=orjson.loads(payload)
+            gw,
+            user,
+            body,
+            task_id=task_id,
+            key=key,
+            request=orjson.loads(payload),
+            fence=fence,
         )
     except ApiError:
         # nothing was published: the key no longer holds the person's slot of the task
