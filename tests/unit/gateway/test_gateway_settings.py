@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from loupe.gateway.consumer import live_consumer_config
 from loupe.gateway.settings import GatewaySettings
 
 
@@ -29,3 +30,15 @@ def test_an_empty_token_pepper_is_reported_at_start_and_never_shown() -> None:
     assert GatewaySettings(token_pepper=SecretStr("p" * 32)).insecure_settings() == []
     short = GatewaySettings(token_pepper=SecretStr("tiny-pepper")).insecure_settings()
     assert len(short) == 1 and "tiny-pepper" not in short[0]
+
+
+def test_a_dead_replicas_partitions_move_after_the_session_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replicas share the live topics in one group: without a session timeout of its own
+    the consumer used librdkafka's 45 s, so a killed replica's partitions stayed unread that
+    long (hostile review of issue 12)."""
+    assert live_consumer_config(GatewaySettings())["session.timeout.ms"] == 10_000
+    monkeypatch.setenv("LOUPE_GATEWAY_SESSION_TIMEOUT_S", "7")
+    config = live_consumer_config(GatewaySettings())
+    assert config["session.timeout.ms"] == 7_000

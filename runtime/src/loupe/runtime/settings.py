@@ -43,6 +43,11 @@ class ServiceSettings(BaseSettings):
     refused (gateway: 413) or dead-lettered (router, resolver) with the sizes. The topics (and
     the broker's ``message.max.bytes``, 1 MiB by default) must accept it plus a little overhead
     (``RECORD_OVERHEAD_BYTES``); read from ``LOUPE_<SERVICE>_MAX_RECORD_BYTES``."""
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    """Consumer-group session timeout of the services that share their input partitions (router,
+    resolver, gateway): how soon a crashed instance's partitions move to the others (the
+    broker's ``group.min.session.timeout.ms`` is 6 s by default; librdkafka's own default, 45 s,
+    would leave them unread that long); ``LOUPE_<SERVICE>_SESSION_TIMEOUT_S``."""
 
     @model_validator(mode="before")
     @classmethod

@@ -32,8 +32,6 @@ class ResolverSettings(ServiceSettings):
     replication_factor: int | None = Field(default=None, ge=1, le=16)
     """Replication of the table's changelog topic; None = the cluster's
     ``default.replication.factor`` (the registry topics use it too)."""
-    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
-    """Consumer-group session timeout: how soon a crashed worker's partitions move elsewhere."""
     probe_interval_s: float = Field(default=5.0, gt=0.0, le=300.0)
     """How often the health probe asks the broker for the input partitions' offsets."""
     broker_timeout_s: float = Field(default=15.0, gt=0.0, le=3_600.0)

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from confluent_kafka import Consumer, KafkaException, Message
@@ -55,6 +55,13 @@ SENTINELS = 8
 them all (``GatewayConsumer.lost``)."""
 _FETCH_BATCHING = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 16_384}
 """Fewer, fuller fetches under load; at most 100 ms added when traffic is light."""
+
+
+def live_consumer_config(settings: GatewaySettings) -> dict[str, Any]:
+    """The live consumer's configuration: the replicas share the topics' partitions in one
+    group, so a replica that died hands its partitions over after ``session_timeout_s``."""
+    extra = {**_FETCH_BATCHING, "session.timeout.ms": round(settings.session_timeout_s * 1000)}
+    return consumer_config(settings.kafka, settings.group_id(), extra=extra)
 
 
 class GatewayConsumer:
@@ -249,11 +256,7 @@ class GatewayConsumer:
                     self._stop.wait(max(0.0, next_check - time.monotonic()))
                     continue
                 if consumer is None:
-                    consumer = Consumer(
-                        consumer_config(
-                            self.settings.kafka, self.settings.group_id(), extra=_FETCH_BATCHING
-                        )
-                    )
+                    consumer = Consumer(live_consumer_config(self.settings))
                     consumer.subscribe(list(self._handlers))
                 batch = consumer.consume(500, timeout=0.2)
                 self._apply(batch)

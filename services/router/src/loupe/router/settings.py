@@ -54,9 +54,6 @@ class RouterSettings(ServiceSettings):
     shutdown_timeout_s: float = Field(default=25.0, ge=1.0, le=600.0)
     """After SIGTERM the process exits within this long, whatever Kafka does (fit it inside
     the orchestrator's grace period: Kubernetes waits 30 s by default)."""
-    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
-    """Consumer-group session timeout: how soon a crashed instance's partitions move elsewhere
-    (the broker's ``group.min.session.timeout.ms`` is 6 s by default)."""
     health_host: str = Field(
         default="127.0.0.1",
         validation_alias=AliasChoices("LOUPE_ROUTER_HEALTH_HOST", "LOUPE_ROUTER_METRICS_HOST"),
