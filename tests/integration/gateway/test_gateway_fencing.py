@@ -1,4 +1,4 @@
-"""Fencing tokens against a Redis that comes back older (issue 12, point 3).
+"""Fencing tokens, and a Redis that came back older noticed (issue 12, point 3).
 
 Redis replication is asynchronous: after a failover to a lagging replica, or a restore from a
 snapshot, a lease that had ended is alive again. Here a real redis-server is stopped, its
@@ -6,7 +6,9 @@ append-only files copied (the snapshot), and later put back under a running gate
 running resolver (``python -m loupe.resolver``), on a real Kafka broker: ann's lease comes back
 after she released it and bob took her slot and decided; ann's decision carries the lower
 fencing token on that slot, so the resolver ignores it instead of counting it against bob's (a
-tie, an escalation), and the item resolves with bob's and cy's votes.
+tie, an escalation), and the item resolves with bob's and cy's votes. And a task whose request
+the gateway applied after the snapshot (its offset committed in Kafka, its task gone with the
+restore) is noticed missing and rebuilt: claimable again, not lost.
 """
 
 from __future__ import annotations
@@ -16,17 +18,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from harness.kafka import produce, read_all
 from integration.resolver.resolver_process import ResolverProcess, collect
 from loupe.gateway.logic import Role
+from loupe.runtime.kafka import consumer_config, watermarks
 from loupe.schemas import ResolvedLabel, ReviewDecision, ReviewRequest, decode
 from loupe.schemas.policy import ConsolidationMethod, ConsolidationPolicy
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_DECISIONS, REVIEW_REQUESTS
 from loupe.stack.redis import RedisServer
 
 ITEM = "fenced-1"
+LATER = "after-the-snapshot"
+
+
+def _committed_through_the_end(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every record of ``topic``."""
+    consumer = Consumer(consumer_config(bootstrap, group))
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = watermarks(consumer, topic, partitions)
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        return all(
+            tp.offset >= ends[tp.partition][1] or ends[tp.partition][0] == ends[tp.partition][1]
+            for tp in committed
+        )
+    finally:
+        consumer.close()
 
 
 def _copy_data(server: RedisServer, to: Path) -> None:
@@ -59,7 +78,7 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
     ).start()
     try:
         async with launch_gateway(redis_url=own_redis.settings.redis_url) as gateway:
-            for person in ("ann", "bob", "cy"):
+            for person in ("ann", "bob", "cy", "dee"):
                 gateway.add_user(person, Role.REVIEWER)
             produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(ITEM, request)])
 
@@ -68,8 +87,10 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
 
             await gateway.wait_for(queued, what="the request queued")
 
-            async def claim(person: str) -> str | None:
-                answer = await gateway.call("POST", "/v1/tasks/claim", person)
+            async def claim(person: str, project: str = "demo") -> str | None:
+                answer = await gateway.call(
+                    "POST", "/v1/tasks/claim", person, json={"project": project}
+                )
                 assert answer.status_code in (200, 204, 503), answer.text
                 return answer.json()["task"]["task_id"] if answer.status_code == 200 else None
 
@@ -91,6 +112,16 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
             assert task_id is not None
             _copy_data(own_redis, tmp_path / "snapshot")  # ann holds slot 1 in the snapshot
             await gateway.wait_for(answers, what="the gateway on Redis again")
+            # a request applied after the snapshot, its offset committed
+            later = make_request(LATER, project="other")
+            produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(LATER, later)])
+            requests_topic = f"{topic_prefix}{REVIEW_REQUESTS.name}"
+
+            async def committed() -> bool:
+                group = gateway.settings.group_id()
+                return _committed_through_the_end(kafka_bootstrap, group, requests_topic)
+
+            await gateway.wait_for(committed, what="the later request applied and committed")
 
             # ann closes her tab (her lease is released) and bob takes her slot, the lowest free
             released = await gateway.call("POST", f"/v1/tasks/{task_id}/release", "ann")
@@ -100,7 +131,12 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
 
             _restore(own_redis, tmp_path / "snapshot")  # Redis is back to ann holding slot 1
 
-            await gateway.wait_for(answers, what="the gateway on the restored Redis")
+            # the gateway notices Redis went back (the later request's offset is committed,
+            # Redis's record of what was applied is older) and rebuilds: the task is back
+            async def later_claimable() -> str | None:
+                return await claim("dee", "other")
+
+            assert await gateway.wait_for(later_claimable, what="the later task rebuilt")
             await decide("ann", task_id, "dog")  # the gateway cannot tell her lease had ended
 
             async def cy_claims() -> str | None:
@@ -121,7 +157,7 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
             )
     finally:
         resolver.stop()
-    [label] = [decode(ResolvedLabel, r.value()) for r in labels]
+    [label] = [decode(ResolvedLabel, r.value()) for r in labels if r.key() == ITEM.encode()]
     assert label.label is not None and label.label.label == "cat"  # type: ignore[union-attr]
     assert sorted(label.provenance.decided_by) == ["bob", "cy"]
     fences = {

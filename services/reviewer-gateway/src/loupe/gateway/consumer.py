@@ -21,6 +21,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Message
 
 from loupe.gateway import metrics, scripts
+from loupe.gateway.applied import AppliedPositions
 from loupe.gateway.projector import Projector
 from loupe.gateway.rebuilder import Rebuilder, RebuildError
 from loupe.gateway.settings import GatewaySettings
@@ -79,6 +80,7 @@ class GatewayConsumer:
         self._retry_at = 0.0
         self._upto: dict[tuple[str, int], int] | None = None
         self._release_lock = self.redis.register_script(scripts.RELEASE_LOCK)
+        self.applied = AppliedPositions(self.redis, self.p)
         self.last_error: str | None = None
         self.died: str | None = None
         self._last_loop = time.monotonic()
@@ -123,9 +125,7 @@ class GatewayConsumer:
                 if self._upto is None:
                     self._load_upto()
                 return True
-            metrics.PARTIAL_LOSSES.inc()
-            log.error("Redis lost part of the working set (%s): rebuilding it from Kafka", lost)
-            self.redis.delete(f"{self.p}ready")
+            self._lose(lost)
         self._upto = None
         if time.monotonic() < self._retry_at:
             return False
@@ -144,6 +144,13 @@ class GatewayConsumer:
             self._release_lock(args=[lock, token])
         self._load_upto()  # before the first live record is applied
         return True
+
+    def _lose(self, reason: str) -> None:
+        """Redis lost part of the working set: unready until a rebuild made it whole (and the
+        applied offsets recorded for the lost state no longer count)."""
+        metrics.PARTIAL_LOSSES.inc()
+        log.error("Redis lost part of the working set (%s): rebuilding it from Kafka", reason)
+        self.redis.delete(f"{self.p}ready", self.applied.key)
 
     def rebuild(self, token: str) -> bool:
         """Rebuild under the lease ``token``; set the ready marker only when it completed (and
@@ -242,7 +249,8 @@ class GatewayConsumer:
     def _loop(self) -> None:
         consumer: Consumer | None = None
         next_check = next_commit = 0.0
-        uncommitted = False
+        positions: dict[tuple[str, int], int] = {}
+        """Per partition, the next offset to apply (applied but not committed yet)."""
         ready = False
         while not self._stop.is_set():
             self._last_loop = time.monotonic()
@@ -250,6 +258,17 @@ class GatewayConsumer:
                 if time.monotonic() >= next_check:
                     ready = self.ensure_ready()
                     next_check = time.monotonic() + 1.0
+                    if ready and consumer is not None:
+                        went_back = self.applied.went_back(consumer)
+                        if went_back is not None:
+                            # what was applied since that older state is lost from Redis: the
+                            # rebuild reads it again (this consumer's positions must not count)
+                            self._lose(went_back)
+                            self._drop(consumer)
+                            consumer = None
+                            positions.clear()
+                            ready = False
+                            continue
                 if not ready:
                     # another replica rebuilds (or the last attempt failed): live events wait
                     # in Kafka until the working set they apply to is complete
@@ -260,12 +279,15 @@ class GatewayConsumer:
                     consumer.subscribe(list(self._handlers))
                 batch = consumer.consume(500, timeout=0.2)
                 self._apply(batch)
-                uncommitted = uncommitted or bool(batch)
-                if uncommitted and time.monotonic() >= next_commit:
+                for message in batch:
+                    offset = message.offset()
+                    if message.error() is None and offset is not None:
+                        positions[(message.topic() or "", message.partition() or 0)] = offset + 1
+                if positions and time.monotonic() >= next_commit:
                     # committing after the writes keeps at-least-once; batching commits spares
                     # the broker a request per batch (a replay after a crash is idempotent)
-                    consumer.commit(asynchronous=False)
-                    uncommitted = False
+                    self.applied.commit(consumer, positions)
+                    positions.clear()
                     next_commit = time.monotonic() + self.settings.commit_interval_s
                 self.last_error = None
             except (KafkaException, redis.RedisError) as exc:
@@ -274,16 +296,21 @@ class GatewayConsumer:
                 # consume() has moved past the failed batch: drop the consumer without
                 # committing, so the next one resumes at the last committed offsets and
                 # re-applies everything since (every write is idempotent)
-                if consumer is not None:
-                    with contextlib.suppress(KafkaException, RuntimeError):
-                        consumer.close()
-                consumer, uncommitted = None, False
+                self._drop(consumer)
+                consumer = None
+                positions.clear()
                 self._stop.wait(1.0)
         if consumer is not None:
-            if uncommitted:
-                with contextlib.suppress(KafkaException):
-                    consumer.commit(asynchronous=False)
+            with contextlib.suppress(KafkaException, redis.RedisError):
+                self.applied.commit(consumer, positions)
             consumer.close()
+
+    def _drop(self, consumer: Consumer | None) -> None:
+        """Close a consumer without committing (the next one resumes at the last commit)."""
+        if consumer is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                consumer.close()
+        self.applied.forget()
 
     def _apply(self, batch: list[Message]) -> None:
         audit_topic = self.settings.topic(AUDIT.name)
