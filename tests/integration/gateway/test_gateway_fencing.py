@@ -33,6 +33,13 @@ ITEM = "fenced-1"
 LATER = "after-the-snapshot"
 
 
+def _partial_losses(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith("loupe_gateway_partial_losses_total "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no loupe_gateway_partial_losses_total on /metrics")
+
+
 def _committed_through_the_end(bootstrap: str, group: str, topic: str) -> bool:
     """Whether ``group`` has committed every record of ``topic``."""
     consumer = Consumer(consumer_config(bootstrap, group))
@@ -129,6 +136,7 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
             assert await claim("bob") == task_id
             await decide("bob", task_id, "cat")
 
+            losses = _partial_losses((await gateway.call("GET", "/metrics")).text)
             _restore(own_redis, tmp_path / "snapshot")  # Redis is back to ann holding slot 1
 
             # the gateway notices Redis went back (the later request's offset is committed,
@@ -137,6 +145,8 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
                 return await claim("dee", "other")
 
             assert await gateway.wait_for(later_claimable, what="the later task rebuilt")
+            metrics = (await gateway.call("GET", "/metrics")).text
+            assert _partial_losses(metrics) > losses  # alert LoupeGatewayWorkingSetLost
             await decide("ann", task_id, "dog")  # the gateway cannot tell her lease had ended
 
             async def cy_claims() -> str | None:

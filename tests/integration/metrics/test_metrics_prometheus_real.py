@@ -23,9 +23,11 @@ _SIGNAL_FROM_ANOTHER_SERVICE = {
     # read back from the gateway's /metrics in tests/integration/gateway/test_gateway_claim_scan.py
     # and test_gateway_rebuild.py (loupe_gateway_rebuild_failed 1.0 after a missed deadline)
     # and test_gateway_auth_failures.py (loupe_gateway_auth_failures_total{kind, reason})
+    # and test_gateway_fencing.py (loupe_gateway_partial_losses_total after a restored Redis)
     "LoupeClaimScanLimit",
     "LoupeGatewayRebuildFailed",
     "LoupeGatewayAuthFailures",
+    "LoupeGatewayWorkingSetLost",
 }
 _COMPARISON = re.compile(r"^(?P<signal>.+?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.e+]+\s*$", re.DOTALL)
 
