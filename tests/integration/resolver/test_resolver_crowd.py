@@ -1,7 +1,7 @@
 """2,000 items x overlap 3 from simulated reviewers of known accuracy, through real Kafka.
 
-Seniors and leads answer the escalations the resolver publishes. Checks: weighted is at least
-as accurate as majority, escalations go one tier up, every item resolves once with its votes
+Seniors and leads answer the escalations the resolver publishes. Checks: weighted is well
+above majority's accuracy, escalations go one tier up, every item resolves once with its votes
 counted once, streaming majority equals batch majority, reliability snapshots rank reviewers.
 """
 
@@ -88,7 +88,10 @@ def test_crowd_through_kafka(kafka_bootstrap: str, topic_prefix: str, tmp_path: 
 
     acc_majority, acc_weighted = accuracy("maj-"), accuracy("wei-")
     print(f"resolved accuracy: majority {acc_majority:.4f}, weighted {acc_weighted:.4f}")
-    assert acc_weighted >= acc_majority
+    # reliability weighting must pay: with these reviewers (three good, five poor) it is about
+    # ten points above majority (0.93 vs 0.83 with the engine alone on the same votes); a
+    # weighted path that ignored the weights would land on majority's figure
+    assert acc_weighted >= acc_majority + 0.05
 
     # escalations go exactly one tier up and carry the conflict
     assert escalations
