@@ -82,7 +82,7 @@ async def test_one_sweep_returns_every_due_lease(redis_url):
         store = TaskStore(client, prefix)
         for i in range(count):
             claimed = await store.claim(
-                f"p{i}", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=1, scan_limit=10
+                f"p{i}", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=1
             )
             assert claimed is not None
         await asyncio.sleep(0.01)
