@@ -80,9 +80,9 @@ def _tier_ids(
 ) -> tuple[list[str], bool]:
     """The ids queued at a rank (at most ``scan_limit``) and whether there were more."""
     ids: list[str] = []
-    projects: set[bytes | str] = client.smembers(queue_projects_key(prefix, rank))  # type: ignore[assignment]
+    projects: set[bytes | str] = client.smembers(queue_projects_key(prefix, rank))
     for project in sorted(_text(name) or "" for name in projects):
-        queues: set[bytes | str] = client.smembers(queue_index_key(prefix, rank, project))  # type: ignore[assignment]
+        queues: set[bytes | str] = client.smembers(queue_index_key(prefix, rank, project))
         for queue in sorted(_text(name) or "" for name in queues):
             left = scan_limit - len(ids)
             key = queue_key(prefix, rank, project, queue)
