@@ -29,3 +29,11 @@ def test_an_empty_token_pepper_is_reported_at_start_and_never_shown() -> None:
     assert GatewaySettings(token_pepper=SecretStr("p" * 32)).insecure_settings() == []
     short = GatewaySettings(token_pepper=SecretStr("tiny-pepper")).insecure_settings()
     assert len(short) == 1 and "tiny-pepper" not in short[0]
+
+
+def test_the_removed_claim_scan_limit_in_an_environment_does_not_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claims are bounded by the queues' layout now; a deployment's old setting is ignored."""
+    monkeypatch.setenv("LOUPE_GATEWAY_CLAIM_SCAN_LIMIT", "2000")
+    assert not hasattr(GatewaySettings(), "claim_scan_limit")
