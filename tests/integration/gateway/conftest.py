@@ -22,6 +22,7 @@ from loupe.gateway.app import create_app
 from loupe.gateway.logic import Role
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
+from loupe.runtime.gateway_queues import queue_key
 from loupe.schemas import Prediction, ReasonCode, ReviewReason, ReviewRequest, Tier
 from loupe.stack import free_port
 
@@ -184,6 +185,11 @@ def launch_gateway(
         return start_gateway(settings)
 
     return launch
+
+
+def fresh_queue(prefix: str, tier: Tier = Tier.REVIEWER, project: str = "demo") -> str:
+    """The key of the queue where ``request_for``'s tasks (no skills) wait until touched."""
+    return queue_key(prefix, tier.rank, project, "f[]")
 
 
 def request_for(

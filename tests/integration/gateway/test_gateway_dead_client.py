@@ -18,7 +18,7 @@ from loupe.gateway.users import User, UsersFile
 from loupe.schemas import Tier
 from loupe.schemas.topics import REVIEW_REQUESTS
 
-from .conftest import PEPPER, request_for, serve
+from .conftest import PEPPER, fresh_queue, request_for, serve
 
 LEASE_S = 2.0
 ACCEPTANCE_S = LEASE_S + 5.0
@@ -82,13 +82,13 @@ async def test_one_sweep_returns_every_due_lease(redis_url):
         store = TaskStore(client, prefix)
         for i in range(count):
             claimed = await store.claim(
-                f"p{i}", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=1, scan_limit=10
+                f"p{i}", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=1
             )
             assert claimed is not None
         await asyncio.sleep(0.01)
         expired = await store.sweep()
         assert len(expired) == count
-        assert await client.zcard(f"{prefix}q:{Tier.REVIEWER.rank}") == count
+        assert await client.zcard(fresh_queue(prefix)) == count
     finally:
         await client.aclose()
         sync_client.close()

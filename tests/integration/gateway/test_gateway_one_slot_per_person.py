@@ -139,7 +139,7 @@ async def test_a_late_acknowledgement_never_counts_a_second_vote(
 
 async def _claim(store: TaskStore, lease_ms: int) -> Claimed:
     claimed = await store.claim(
-        "ann", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=lease_ms, scan_limit=100
+        "ann", tier=Tier.REVIEWER, skills=[], projects=None, lease_ms=lease_ms
     )
     assert claimed is not None
     return claimed

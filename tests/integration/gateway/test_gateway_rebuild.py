@@ -25,7 +25,7 @@ from loupe.runtime.kafka import producer_config
 from loupe.schemas import Action, ClassificationLabel, ReviewDecision, ReviewerRef, Tier
 from loupe.schemas.topics import REVIEW_DECISIONS, REVIEW_REQUESTS
 
-from .conftest import PEPPER, gateway_settings, request_for
+from .conftest import PEPPER, fresh_queue, gateway_settings, request_for
 
 
 def vote(item_id: str, reviewer: str) -> ReviewDecision:
@@ -116,7 +116,7 @@ def test_two_replicas_one_rebuild_both_ready(kafka_bootstrap, redis_url, topic_p
         assert outcomes == [True, True]
         assert sorted(r.rebuilds for r in replicas) == [0, 1], "exactly one replica rebuilt"
         probe = redis.Redis.from_url(redis_url)
-        assert probe.zcard(f"{settings.redis_prefix}q:{Tier.REVIEWER.rank}") == 300
+        assert probe.zcard(fresh_queue(settings.redis_prefix)) == 300
         assert not probe.exists(f"{settings.redis_prefix}rebuild-lock"), "the lease is released"
         probe.close()
     finally:
@@ -149,7 +149,7 @@ def test_a_decision_acknowledged_during_the_rebuild_is_not_undone(
         }
         assert (task["done"], task["status"]) == ("2", "complete"), task
         assert replica.redis.smembers(f"{p}voters:item-0") == {b"ann", b"bob"}
-        queued = replica.redis.zrange(f"{p}q:{Tier.REVIEWER.rank}", 0, -1)
+        queued = replica.redis.zrange(fresh_queue(p), 0, -1)
         assert b"req-item-0" not in queued and len(queued) == 2
         assert replica.redis.hget(f"{p}quality:bob", "votes") == b"1"
     finally:

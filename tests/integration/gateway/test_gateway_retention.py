@@ -24,13 +24,12 @@ from loupe.schemas import (
     ResolutionMethod,
     ResolvedLabel,
     ReviewRequest,
-    Tier,
     utcnow,
 )
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 from loupe.stack.redis import RedisServer
 
-from .conftest import PEPPER, GatewayHarness, gateway_settings, request_for
+from .conftest import PEPPER, GatewayHarness, fresh_queue, gateway_settings, request_for
 
 LABEL = {"kind": "classification", "label": "dog"}
 
@@ -251,7 +250,7 @@ def test_a_partial_loss_of_redis_is_rebuilt(
     )
     replica = GatewayConsumer(settings)
     client = redis.Redis.from_url(own_redis.settings.redis_url)
-    queue = f"{settings.redis_prefix}q:{Tier.REVIEWER.rank}"
+    queue = fresh_queue(settings.redis_prefix)
     try:
         assert replica.ensure_ready() and replica.rebuilds == 1
         assert client.zcard(queue) == len(requests)

@@ -25,6 +25,12 @@ from loupe.metrics.service import MetricsService
 from loupe.metrics.settings import MetricsSettings
 from loupe.metrics.smoke import publish_scenario, scrape
 from loupe.runtime.connections import KafkaConnection, RedisConnection, redis_kwargs
+from loupe.runtime.gateway_queues import (
+    queue_index_key,
+    queue_key,
+    queue_projects_key,
+    task_key,
+)
 from loupe.runtime.health import HealthServer
 from loupe.runtime.kafka import client_config, ensure_topics
 from loupe.schemas.topics import PREDICTIONS
@@ -111,10 +117,12 @@ def _seed_gateway_queues(connection: RedisConnection, prefix: str) -> None:
     }
     for task_id, (rank, created_ms, status) in tasks.items():
         client.hset(
-            f"{prefix}t:{task_id}",
+            task_key(prefix, task_id),
             mapping={"project": PROJECT, "status": status, "created_ms": created_ms},
         )
-        client.zadd(f"{prefix}q:{rank}", {task_id: created_ms})
+        client.zadd(queue_key(prefix, rank, PROJECT, "f[]"), {task_id: created_ms})
+        client.sadd(queue_index_key(prefix, rank, PROJECT), "f[]")
+        client.sadd(queue_projects_key(prefix, rank), PROJECT)
     client.close()
 
 

@@ -20,11 +20,10 @@ RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml
 GRAFANA_VARIABLES = {"$project": ".*", "$__rate_interval": "5m", "$__interval": "15s"}
 _SIGNAL_FROM_ANOTHER_SERVICE = {
     # the gateway's series, which this Prometheus does not scrape; their names and labels are
-    # read back from the gateway's /metrics in tests/integration/gateway/test_gateway_claim_scan.py
-    # and test_gateway_rebuild.py (loupe_gateway_rebuild_failed 1.0 after a missed deadline)
-    # and test_gateway_auth_failures.py (loupe_gateway_auth_failures_total{kind, reason})
+    # read back from the gateway's /metrics in tests/integration/gateway/test_gateway_rebuild.py
+    # (loupe_gateway_rebuild_failed 1.0 after a missed deadline) and
+    # test_gateway_auth_failures.py (loupe_gateway_auth_failures_total{kind, reason})
     # and test_gateway_fencing.py (loupe_gateway_partial_losses_total after a restored Redis)
-    "LoupeClaimScanLimit",
     "LoupeGatewayRebuildFailed",
     "LoupeGatewayAuthFailures",
     "LoupeGatewayWorkingSetLost",

@@ -42,3 +42,11 @@ def test_a_dead_replicas_partitions_move_after_the_session_timeout(
     monkeypatch.setenv("LOUPE_GATEWAY_SESSION_TIMEOUT_S", "7")
     config = live_consumer_config(GatewaySettings())
     assert config["session.timeout.ms"] == 7_000
+
+
+def test_the_removed_claim_scan_limit_in_an_environment_does_not_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claims are bounded by the queues' layout now; a deployment's old setting is ignored."""
+    monkeypatch.setenv("LOUPE_GATEWAY_CLAIM_SCAN_LIMIT", "2000")
+    assert not hasattr(GatewaySettings(), "claim_scan_limit")

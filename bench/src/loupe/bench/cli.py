@@ -13,6 +13,7 @@ BENCHMARKS = {
     "gateway-memory": "loupe.bench.gateway_memory",
     "resolver": "loupe.bench.resolver",
     "rebuild": "loupe.bench.rebuild",
+    "claims": "loupe.bench.claims",
 }
 
 

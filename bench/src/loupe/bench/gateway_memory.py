@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from loupe.bench.gateway import PEPPER, _gateway_process
 from loupe.bench.http_load import Connection
-from loupe.bench.infra import bench_infra, produce_records
+from loupe.bench.infra import bench_infra, produce_records, queued_tasks
 from loupe.bench.rebuild import _templates
 from loupe.gateway.logic import Role
 from loupe.gateway.users import User, UsersFile
@@ -254,7 +254,7 @@ def run(
             topics = [f"{prefix}{name}" for name in (REVIEW_REQUESTS.name, LABELS_RESOLVED.name)]
             _wait_consumed(infra.kafka, group, topics, timeout_s=3_600)
             timings["consume_s"] = time.perf_counter() - started
-            queued = int(client.zcard(f"{redis_prefix}q:{Tier.REVIEWER.rank}"))
+            queued = queued_tasks(client, redis_prefix, Tier.REVIEWER.rank)
             if queued != reviews:
                 raise click.ClickException(f"{queued} tasks queued, expected {reviews}")
             started = time.perf_counter()
@@ -286,9 +286,9 @@ def run(
             settled_retention_s=retention_s,
         )
         timings["rebuild_s"] = time.perf_counter() - started
-        open_rebuilt = int(client.zcard(f"{prefix}rebuilt:q:{Tier.REVIEWER.rank}"))
+        open_rebuilt = queued_tasks(client, f"{prefix}rebuilt:", Tier.REVIEWER.rank)
         keys_open_only = _keys_bytes(client, f"{prefix}rebuilt:")
-        open_left = int(client.zcard(f"{redis_prefix}q:{Tier.REVIEWER.rank}"))
+        open_left = queued_tasks(client, redis_prefix, Tier.REVIEWER.rank)
         client.close()
     ratio = after_run / open_only if open_only > 0 else None
     per_task = after_run / open_left if open_left else None

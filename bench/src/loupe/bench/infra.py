@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import redis
 from confluent_kafka import Producer
 
 from loupe.runtime.connections import KafkaConnection, RedisConnection
+from loupe.runtime.gateway_queues import queue_index_key, queue_key, queue_projects_key
 from loupe.runtime.kafka import producer_config
 from loupe.runtime.settings import ServiceSettings
 from loupe.stack import LocalStack, StackSettings
@@ -70,3 +72,16 @@ def produce_records(
     if producer.flush(300):
         raise click.ClickException(f"Kafka did not acknowledge the records under {prefix}")
     return count
+
+
+def queued_tasks(client: redis.Redis, prefix: str, rank: int) -> int:
+    """Tasks with a free slot at a tier rank, every project's queues summed (the gateway's
+    layout: ``loupe.runtime.gateway_queues``)."""
+    total = 0
+    projects: set[bytes] = client.smembers(queue_projects_key(prefix, rank))  # type: ignore[assignment]
+    for project in projects:
+        index = queue_index_key(prefix, rank, project.decode())
+        queues: set[bytes] = client.smembers(index)  # type: ignore[assignment]
+        for queue in queues:
+            total += int(client.zcard(queue_key(prefix, rank, project.decode(), queue.decode())))
+    return total

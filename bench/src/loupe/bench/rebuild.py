@@ -28,7 +28,7 @@ import click
 import orjson
 import redis
 
-from loupe.bench.infra import bench_infra, produce_records
+from loupe.bench.infra import bench_infra, produce_records, queued_tasks
 from loupe.runtime.connections import KafkaConnection, redis_kwargs
 from loupe.runtime.kafka import ensure_topics
 from loupe.schemas import (
@@ -199,7 +199,7 @@ def run(items: int, open_items: int, *, private: bool) -> dict[str, Any]:
         child.join(60)
         client = redis.Redis.from_url(**redis_kwargs(infra.redis))
         try:
-            queued = int(client.zcard(f"{redis_prefix}q:{Tier.REVIEWER.rank}"))
+            queued = queued_tasks(client, redis_prefix, Tier.REVIEWER.rank)
             used = int(client.info("memory")["used_memory"])
             keys = client.scan_iter(f"{redis_prefix}*", count=10_000)
             if private:

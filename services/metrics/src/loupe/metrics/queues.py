@@ -1,10 +1,11 @@
 """Queue depth and oldest-task age per project and tier, read from the gateway's Redis.
 
-Contract (the gateway's working set, see ``loupe.gateway.scripts``): with the gateway's key
-prefix ``<p>`` (default ``loupe:gw:``), sorted set ``<p>q:<rank>`` holds the ids of tasks with a
-free review slot at tier rank ``rank`` (0 annotator … 3 lead), and hash ``<p>t:<task_id>`` has
-the fields ``project``, ``status`` (only ``open`` counts) and ``created_ms`` (epoch millis).
-Only reads; nothing here writes to the gateway's keys.
+Contract (the gateway's working set, key names in ``loupe.runtime.gateway_queues``): with the
+gateway's key prefix ``<p>`` (default ``loupe:gw:``), the queues of tasks with a free review slot
+at tier rank ``rank`` (0 annotator … 3 lead) are listed per project in ``QUEUE_INDEX``, the
+projects in ``QUEUE_PROJECTS``, and the task hash ``TASK`` has the fields ``project``, ``status``
+(only ``open`` counts) and ``created_ms`` (epoch millis). Only reads; nothing here writes to the
+gateway's keys.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from dataclasses import dataclass, field
 
 import redis
 
+from loupe.runtime.gateway_queues import (
+    queue_index_key,
+    queue_key,
+    queue_projects_key,
+    task_key,
+)
 from loupe.schemas import Tier
 
 TIERS = (Tier.ANNOTATOR, Tier.REVIEWER, Tier.SENIOR, Tier.LEAD)
@@ -68,19 +75,35 @@ def _millis(value: bytes | str | None) -> int | None:
         return None
 
 
+def _tier_ids(
+    client: redis.Redis, prefix: str, rank: int, scan_limit: int
+) -> tuple[list[str], bool]:
+    """The ids queued at a rank (at most ``scan_limit``) and whether there were more."""
+    ids: list[str] = []
+    projects: set[bytes | str] = client.smembers(queue_projects_key(prefix, rank))
+    for project in sorted(_text(name) or "" for name in projects):
+        queues: set[bytes | str] = client.smembers(queue_index_key(prefix, rank, project))
+        for queue in sorted(_text(name) or "" for name in queues):
+            left = scan_limit - len(ids)
+            key = queue_key(prefix, rank, project, queue)
+            some: list[bytes | str] = client.zrange(key, 0, left)  # type: ignore[assignment]
+            ids += [_text(task_id) or "" for task_id in some[:left]]
+            if len(some) > left:
+                return ids, True
+    return ids, False
+
+
 def read_queued(client: redis.Redis, prefix: str, scan_limit: int) -> tuple[list[QueuedTask], bool]:
     """Every queued task (at most ``scan_limit`` per tier) and whether any tier was cut short."""
     tasks: list[QueuedTask] = []
     truncated = False
     for tier in TIERS:
-        ids: list[bytes | str] = list(client.zrange(f"{prefix}q:{tier.rank}", 0, scan_limit))  # type: ignore[arg-type]
-        if len(ids) > scan_limit:
-            truncated = True
-            ids = ids[:scan_limit]
+        ids, cut = _tier_ids(client, prefix, tier.rank, scan_limit)
+        truncated = truncated or cut
         for start in range(0, len(ids), _BATCH):
             pipe = client.pipeline(transaction=False)
             for task_id in ids[start : start + _BATCH]:
-                pipe.hmget(f"{prefix}t:{_text(task_id)}", "project", "status", "created_ms")
+                pipe.hmget(task_key(prefix, task_id), "project", "status", "created_ms")
             for project, status, created in pipe.execute():
                 if project is None:
                     continue

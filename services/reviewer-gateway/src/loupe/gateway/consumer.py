@@ -54,6 +54,10 @@ LIVE_TOPICS = (REVIEW_REQUESTS, LABELS_RESOLVED, LABELS_CONFLICTS, CONTROL_POLIC
 SENTINELS = 8
 """Sentinel keys set with the ready marker: a partial loss that spares the marker rarely spares
 them all (``GatewayConsumer.lost``)."""
+LAYOUT = 2
+"""The working set's layout, in the sentinels' names: a Redis written by a gateway of another
+layout (1: one queue per tier) lacks these sentinels and is rebuilt once, which files every
+open task where this layout keeps it."""
 _FETCH_BATCHING = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 16_384}
 """Fewer, fuller fetches under load; at most 100 ms added when traffic is light."""
 
@@ -188,7 +192,7 @@ class GatewayConsumer:
         return True
 
     def _sentinel_keys(self) -> list[str]:
-        return [f"{self.p}sentinel:{n}" for n in range(SENTINELS)]
+        return [f"{self.p}sentinel:{LAYOUT}:{n}" for n in range(SENTINELS)]
 
     def _evicted_keys(self) -> int | None:
         """Redis's count of keys evicted since it started (None when this client may not run

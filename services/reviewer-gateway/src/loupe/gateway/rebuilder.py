@@ -64,18 +64,21 @@ if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('PEXPIRE', ARGV[
 return 0
 """
 
-CATCH_UP_VOTE = """
+CATCH_UP_VOTE = (
+    scripts.SKIPS
+    + """
 -- ARGV: prefix, task, item, reviewer, decision id, vote JSON ('' for a skip), seconds, kind.
 -- Counts a decision the rebuild's history did not hold, once: a decision id already in the
 -- item's votes was counted live; a task the working set does not hold, or holds settled (within
 -- the retention window), is settled.
 local p, id, item, user, did = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = p .. 't:' .. id
-local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank')
+local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status')
 if not f[1] or (f[4] ~= 'open' and f[4] ~= 'complete') then return 0 end
 local qual = p .. 'quality:' .. user
 if ARGV[8] == 'skip' then
-  if redis.call('SADD', p .. 'skip:' .. id, user) == 1 then
+  if redis.call('SISMEMBER', p .. 'skip:' .. id, user) == 0 then
+    remember_skip(p, id, user)
     redis.call('HINCRBY', qual, 'skips', 1)
     redis.call('SADD', p .. 'qusers', user)
   end
@@ -90,12 +93,21 @@ redis.call('HINCRBYFLOAT', qual, 'seconds', ARGV[7])
 if ARGV[8] == 'escalate' then redis.call('HINCRBY', qual, 'escalations', 1) end
 redis.call('SADD', p .. 'qusers', user)
 local done = redis.call('HINCRBY', t, 'done', 1)
-if done + tonumber(f[3]) >= tonumber(f[1]) then
-  redis.call('ZREM', p .. 'q:' .. f[5], id)
-end
 if done >= tonumber(f[1]) and f[4] == 'open' then redis.call('HSET', t, 'status', 'complete') end
+place_item(p, item)
 return 1
 """
+)
+
+REMEMBER_SKIPS = (
+    scripts.SKIPS
+    + """
+-- ARGV: prefix, task, people who skipped it (as the history has them): remembered as DECIDE_COMMIT
+-- does, within each person's SKIP_MEMORY.
+for i = 3, #ARGV do remember_skip(ARGV[1], ARGV[2], ARGV[i]) end
+return 0
+"""
+)
 
 
 _FETCH = {"fetch.max.bytes": 16 * 1_048_576, "queued.max.messages.kbytes": 16_384}
@@ -140,6 +152,7 @@ class Rebuilder:
         self._renew = client.register_script(RENEW_LEASE)
         self._resolved_if_newer = client.register_script(scripts.RESOLVED_IF_NEWER)
         self._catch_up_vote = client.register_script(CATCH_UP_VOTE)
+        self._remember_skips = client.register_script(REMEMBER_SKIPS)
         self._next_tick = 0.0
         self._lease_lost = threading.Event()
         self._elsewhere: Any = None
@@ -390,13 +403,14 @@ class Rebuilder:
                 window_us = self.settings.settled_retention_s * 1_000_000
                 keep_ms = max(1, (task.settled_us + window_us - self._now_us) // 1_000)
                 settled[request.item_id] = keep_ms
-            self.projector.request(
-                request, task.raw, status=task.status, done=task.done, client=pipe, keep_ms=keep_ms
-            )
+            # votes and skips first: the task is queued fresh only if nobody voted or skipped
             if task.voters:
                 pipe.sadd(f"{p}voters:{request.item_id}", *task.voters)
             if task.skippers:
-                pipe.sadd(f"{p}skip:{request.request_id}", *task.skippers)
+                self._remember_skips(args=[p, request.request_id, *task.skippers], client=pipe)
+            self.projector.request(
+                request, task.raw, status=task.status, done=task.done, client=pipe, keep_ms=keep_ms
+            )
             for vote in task.votes:
                 view = orjson.dumps(vote_view(vote))
                 pipe.hset(f"{p}votes:{request.item_id}", vote.decision_id, view)

@@ -7,7 +7,9 @@ Task hash ``<p>t:<task_id>`` fields: ``req`` (ReviewRequest JSON), ``item``, ``p
 ``rank`` (tier rank), ``overlap``, ``done`` (votes counted), ``active`` (live leases), ``score``
 (queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
 ``created_ms``, ``confidence`` (the model's, '' when unknown; absent on tasks stored before it
-existed). Queues are sorted sets ``<p>q:<rank>`` holding tasks with a free slot. A task's
+existed). An open task with a free slot is in exactly one queue (``PLACE``): its tier's,
+project's and required-skill set's, fresh or touched (``loupe.runtime.gateway_queues``); a claim
+picks queues by project and skills and reads a bounded number of entries (``CLAIM``). A task's
 leases are ``<p>holders:<task>`` (person -> lease, ``_LEASES``); ``<p>epoch`` is the last
 fencing token issued.
 
@@ -21,6 +23,10 @@ an item without a task in Redis is not kept (a label) or kept for the window onl
 
 from __future__ import annotations
 
+import re
+
+from loupe.runtime.gateway_queues import QUEUE, QUEUE_INDEX, QUEUE_PROJECTS
+
 DEFAULT_SETTLED_RETENTION_S = 7 * 86_400
 """Seven days: the window in which people can still read a settled item from the gateway."""
 
@@ -29,6 +35,96 @@ ITEM_KEYS = ("itasks", "voters", "votes", "scored", "resolved", "hist", "comment
 
 TASK_KEYS = ("t", "skip", "holders")
 """Keys ``<p><name>:<task id>`` the gateway keeps for each task of an item."""
+
+SKIP_MEMORY = 100
+"""A person's skips are remembered for their this many most recent skipped tasks (``SKIPS``):
+an older skipped task may be offered to them again. Bounds what a claim passes over."""
+
+VOTE_LOOK = 32
+"""In one queue a claim passes over, beyond the person's leases and remembered skips, at most
+this many tasks the person voted on that still wait for another reviewer (``CLAIM``)."""
+
+
+def _lua_key(template: str) -> str:
+    """A Lua expression of the key ``p .. template``, its ``{names}`` being Lua variables."""
+    parts = re.split(r"\{(\w+)\}", template)
+    pieces = [part if i % 2 else f"'{part}'" for i, part in enumerate(parts) if part]
+    return " .. ".join(["p", *pieces])
+
+
+PLACE = (
+    f"""
+local function queue_key(p, rank, project, queue) return {_lua_key(QUEUE)} end
+local function index_key(p, rank, project) return {_lua_key(QUEUE_INDEX)} end
+local function projects_key(p, rank) return {_lua_key(QUEUE_PROJECTS)} end
+"""
+    + """
+local function forget_if_empty(p, rank, project, queue)
+  -- an emptied queue leaves its project's index, an emptied index the rank's projects
+  if redis.call('EXISTS', queue_key(p, rank, project, queue)) == 1 then return end
+  local index = index_key(p, rank, project)
+  redis.call('SREM', index, queue)
+  if redis.call('EXISTS', index) == 0 then redis.call('SREM', projects_key(p, rank), project) end
+end
+
+local function place(p, id, away)
+  -- puts a task in the one queue it belongs in: none unless it is open with a free slot (or
+  -- when `away`: its rank is about to change), else its rank's, project's and skill set's,
+  -- 'f' (fresh: nobody holds it, voted on its item or skipped it) or 't' (touched)
+  local f = redis.call('HMGET', p .. 't:' .. id,
+    'status', 'done', 'active', 'overlap', 'rank', 'project', 'skills', 'score', 'item')
+  if not f[1] then return end
+  local kind = nil
+  if not away and f[1] == 'open' and tonumber(f[2]) + tonumber(f[3]) < tonumber(f[4]) then
+    kind = 't'
+    if tonumber(f[3]) == 0 and redis.call('EXISTS', p .. 'voters:' .. f[9]) == 0
+        and redis.call('EXISTS', p .. 'skip:' .. id) == 0 then
+      kind = 'f'
+    end
+  end
+  for _, k in ipairs({'f', 't'}) do
+    local queue = k .. f[7]
+    if k == kind then
+      redis.call('ZADD', queue_key(p, f[5], f[6], queue), f[8], id)
+      redis.call('SADD', index_key(p, f[5], f[6]), queue)
+      redis.call('SADD', projects_key(p, f[5]), f[6])
+    elseif redis.call('ZREM', queue_key(p, f[5], f[6], queue), id) == 1 then
+      forget_if_empty(p, f[5], f[6], queue)
+    end
+  end
+end
+
+local function place_item(p, item)
+  -- after a vote on the item: its queued tasks are no longer fresh
+  for _, id in ipairs(redis.call('ZRANGE', p .. 'itasks:' .. item, 0, -1)) do place(p, id) end
+end
+"""
+)
+"""Lua: where a task is queued, one function every transition calls after changing a task."""
+
+SKIPS = (
+    PLACE
+    + f"local SKIP_MEMORY = {SKIP_MEMORY}\n"
+    + """
+local function remember_skip(p, id, user)
+  -- the person's SKIP_MEMORY most recent skips are kept (<p>skips:<user>, by time); the task of
+  -- the oldest one beyond is offered to them again
+  redis.call('SADD', p .. 'skip:' .. id, user)
+  local mine = p .. 'skips:' .. user
+  local now = redis.call('TIME')
+  redis.call('ZADD', mine, tonumber(now[1]) * 1000000 + tonumber(now[2]), id)
+  local over = redis.call('ZCARD', mine) - SKIP_MEMORY
+  if over > 0 then
+    local oldest = redis.call('ZPOPMIN', mine, over)
+    for i = 1, #oldest, 2 do
+      redis.call('SREM', p .. 'skip:' .. oldest[i], user)
+      place(p, oldest[i])
+    end
+  end
+end
+"""
+)
+"""Lua: a person's skip, remembered within ``SKIP_MEMORY``."""
 
 _ITEMS = (
     "local ITEM_KEYS = {"
@@ -108,27 +204,23 @@ return left
 
 ENQUEUE = (
     _ITEMS
+    + PLACE
     + """
 local p = ARGV[1]
 local t = p .. 't:' .. ARGV[2]
-local held = redis.call('HMGET', t, 'status', 'done', 'active', 'overlap', 'rank', 'score')
-if held[1] then
+if redis.call('EXISTS', t) == 1 then
   -- Known task: state already in Redis wins over the request. But an open task with a free
   -- slot belongs in its queue, and every task in its item's list: after a partial loss (the
   -- queue evicted, the task kept) the rebuild puts them back rather than leave it unclaimable.
-  if held[1] == 'open' and tonumber(held[2]) + tonumber(held[3]) < tonumber(held[4]) then
-    redis.call('ZADD', p .. 'q:' .. held[5], 'NX', held[6], ARGV[2])
-  end
+  place(p, ARGV[2])
   redis.call('ZADD', p .. 'itasks:' .. ARGV[3], 'NX', ARGV[10], ARGV[2])
   return 0
 end
 redis.call('HSET', t, 'item', ARGV[3], 'project', ARGV[4], 'rank', ARGV[5], 'overlap', ARGV[6],
   'done', ARGV[12], 'active', 0, 'score', ARGV[7], 'skills', ARGV[8], 'req', ARGV[9],
   'created_ms', ARGV[10], 'status', ARGV[11], 'confidence', ARGV[13])
-if ARGV[11] == 'open' and tonumber(ARGV[12]) < tonumber(ARGV[6]) then
-  redis.call('ZADD', p .. 'q:' .. ARGV[5], ARGV[7], ARGV[2])
-end
 redis.call('ZADD', p .. 'itasks:' .. ARGV[3], ARGV[10], ARGV[2])
+place(p, ARGV[2])
 if ARGV[11] == 'open' or ARGV[11] == 'complete' then
   reopen_item(p, ARGV[3])
 else
@@ -224,54 +316,91 @@ end
 
 CLAIM = (
     _LEASE_CAP
+    + PLACE
+    + f"local VOTE_LOOK = {VOTE_LOOK}\n"
     + """
 local p, user = ARGV[1], ARGV[2]
 local max_rank, now, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local lease_id, limit = ARGV[6], tonumber(ARGV[8])
+local lease_id = ARGV[6]
 if redis.call('EXISTS', p .. 'ready') == 0 then return {'rebuilding'} end
 local projects, any_project = {}, ARGV[7] == ''
 for name in string.gmatch(ARGV[7], '[^,]+') do projects[name] = true end
 local skills = {}
-for i = 10, #ARGV do skills[ARGV[i]] = true end
-local cap, capped = lease_cap(p, user, now, tonumber(ARGV[9])), nil
+for i = 9, #ARGV do skills[ARGV[i]] = true end
+local cap, capped = lease_cap(p, user, now, tonumber(ARGV[8])), nil
 if cap.listed > 0 then
   -- at the cap of every project in scope: refused without looking at the queues
   local largest = cap.largest(projects)
   if not cap.under(largest) then return {'lease_limit', largest, cap.held()} end
 end
-local scanned = 0
-for rank = max_rank, 0, -1 do
-  local q = p .. 'q:' .. rank
-  local offset, stale, found = 0, {}, nil
-  while scanned < limit and not found do
-    local ids = redis.call('ZRANGE', q, offset, offset + 99)
-    if #ids == 0 then break end
-    offset = offset + #ids
-    for _, id in ipairs(ids) do
-      scanned = scanned + 1
+-- Project scope and skills choose the queues; inside one, the person reads past their own
+-- exclusions only: tasks they hold, skipped (remembered ones) or voted on. So a claim reads at
+-- most `look` entries of each queue it may take from (docs/architecture.md, "Claims").
+local look = 1 + cap.listed + redis.call('ZCARD', p .. 'skips:' .. user) + VOTE_LOOK
+local function fits(queue)
+  local required = string.sub(queue, 2)
+  if required == '[]' then return true end
+  for _, s in ipairs(cjson.decode(required)) do
+    if not skills[s] then return false end
+  end
+  return true
+end
+local function first_eligible(rank, project, queue, below)
+  -- the first task of a queue this person may take, scored below `below`; stale entries are
+  -- put where they belong
+  local q = queue_key(p, rank, project, queue)
+  local read, stale, hit = 0, {}, nil
+  while read < look and not hit do
+    local batch = redis.call('ZRANGE', q, read, read + math.min(look - read, 8) - 1, 'WITHSCORES')
+    if #batch == 0 then break end
+    read = read + #batch / 2
+    for i = 1, #batch, 2 do
+      local id, score = batch[i], tonumber(batch[i + 1])
+      if below and score >= below then read = look break end
       local f = redis.call('HMGET', p .. 't:' .. id,
         'item', 'project', 'overlap', 'done', 'active', 'skills', 'status')
       if f[7] ~= 'open' or tonumber(f[4]) + tonumber(f[5]) >= tonumber(f[3]) then
         stale[#stale + 1] = id
-      elseif (any_project or projects[f[2]])
-          and redis.call('SISMEMBER', p .. 'voters:' .. f[1], user) == 0
+      elseif redis.call('SISMEMBER', p .. 'voters:' .. f[1], user) == 0
           and redis.call('SISMEMBER', p .. 'skip:' .. id, user) == 0
           and redis.call('HEXISTS', p .. 'holders:' .. id, user) == 0 then
-        local ok = true
-        if f[6] ~= '[]' then
-          for _, s in ipairs(cjson.decode(f[6])) do
-            if not skills[s] then ok = false break end
-          end
-        end
-        if ok and not cap.under(cap.of(f[2])) then
-          ok, capped = false, math.min(capped or cap.of(f[2]), cap.of(f[2]))
-        end
-        if ok then found = {id, f} break end
+        hit = {id, f, score}
+        break
       end
-      if scanned >= limit then break end
     end
   end
-  for _, id in ipairs(stale) do redis.call('ZREM', q, id) end
+  for _, id in ipairs(stale) do
+    redis.call('ZREM', q, id)
+    place(p, id)
+  end
+  if #stale > 0 then forget_if_empty(p, rank, project, queue) end
+  return hit
+end
+for rank = max_rank, 0, -1 do
+  local names = {}
+  if any_project then
+    names = redis.call('SMEMBERS', projects_key(p, rank))
+  else
+    for name in pairs(projects) do names[#names + 1] = name end
+  end
+  local found = nil
+  for _, project in ipairs(names) do
+    local at_cap = cap.listed > 0 and not cap.under(cap.of(project))
+    for _, queue in ipairs(redis.call('SMEMBERS', index_key(p, rank, project))) do
+      if fits(queue) then
+        if at_cap then
+          -- a task the person could take but for the project's cap: 409, unless another fits
+          if first_eligible(rank, project, queue, nil) then
+            capped = math.min(capped or cap.of(project), cap.of(project))
+            break
+          end
+        else
+          local hit = first_eligible(rank, project, queue, found and found[3])
+          if hit then found = hit end
+        end
+      end
+    end
+  end
   if found then
     local id, f = found[1], found[2]
     local t = p .. 't:' .. id
@@ -280,32 +409,31 @@ for rank = max_rank, 0, -1 do
     local slot, epoch = grant(p, id, user, lease_id, expiry)
     redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. user)
     redis.call('SADD', p .. 'mine:' .. user, id)
-    if tonumber(f[4]) + active >= tonumber(f[3]) then redis.call('ZREM', q, id) end
+    place(p, id)
     local stored = redis.call('HMGET', t, 'req', 'confidence')
     return {'ok', id, lease_id, tostring(expiry), stored[1], stored[2], slot, epoch}
   end
 end
 if capped then return {'lease_limit', capped, cap.held()} end
-if scanned >= limit then return {'none', 'scan_limit'} end
 return {'none'}
 """
 )
 
-_DROP_LEASE = """
+_DROP_LEASE = (
+    PLACE
+    + """
 local function drop_lease(p, id, user)
   if redis.call('HDEL', p .. 'holders:' .. id, user) == 0 then return false end
   redis.call('ZREM', p .. 'leases', id .. '\\31' .. user)
   redis.call('SREM', p .. 'mine:' .. user, id)
   local t = p .. 't:' .. id
   if redis.call('EXISTS', t) == 0 then return true end  -- the settled item's window ended
-  local active = redis.call('HINCRBY', t, 'active', -1)
-  local f = redis.call('HMGET', t, 'overlap', 'done', 'status', 'rank', 'score')
-  if f[3] == 'open' and tonumber(f[2]) + active < tonumber(f[1]) then
-    redis.call('ZADD', p .. 'q:' .. f[4], f[5], id)
-  end
+  redis.call('HINCRBY', t, 'active', -1)
+  place(p, id)
   return true
 end
 """
+)
 
 SWEEP = (
     _DROP_LEASE
@@ -388,6 +516,7 @@ return 0
 
 DECIDE_COMMIT = (
     _ITEMS
+    + SKIPS
     + """
 local p, id, user, idem = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local result, ttl, kind = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -402,7 +531,7 @@ if redis.call('HDEL', p .. 'holders:' .. id, user) == 1 then
   redis.call('SREM', p .. 'mine:' .. user, id)
   if redis.call('EXISTS', t) == 1 then redis.call('HINCRBY', t, 'active', -1) end
 end
-local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'rank', 'score', 'item')
+local f = redis.call('HMGET', t, 'overlap', 'done', 'active', 'status', 'item')
 if not f[1] then
   -- the working set was lost after Kafka acknowledged: the rebuild counts this decision
   local res = cjson.decode(result)
@@ -412,32 +541,27 @@ if not f[1] then
   redis.call('SET', idem, encoded, 'EX', ttl)
   return {'ok', encoded}
 end
-local overlap, done, active = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+local overlap, done = tonumber(f[1]), tonumber(f[2])
 local qual = p .. 'quality:' .. user
 if kind == 'skip' then
-  redis.call('SADD', p .. 'skip:' .. id, user)
+  remember_skip(p, id, user)
   redis.call('HINCRBY', qual, 'skips', 1)
   redis.call('SADD', p .. 'qusers', user)
-elseif redis.call('SADD', p .. 'voters:' .. f[7], user) == 1 then
+elseif redis.call('SADD', p .. 'voters:' .. f[5], user) == 1 then
   -- a person's first vote on the item fills a slot; a later one (acknowledged after its grace,
   -- once the person had claimed again) is in Kafka but counts nothing more here
   done = redis.call('HINCRBY', t, 'done', 1)
-  redis.call('HSET', p .. 'votes:' .. f[7], decision_id, vote)
+  redis.call('HSET', p .. 'votes:' .. f[5], decision_id, vote)
   redis.call('HINCRBY', qual, 'votes', 1)
   redis.call('SADD', p .. 'qusers', user)
   redis.call('HINCRBYFLOAT', qual, 'seconds', seconds)
   if kind == 'escalate' then redis.call('HINCRBY', qual, 'escalations', 1) end
 end
-local q = p .. 'q:' .. f[5]
-if done >= overlap then
-  if f[4] == 'open' then redis.call('HSET', t, 'status', 'complete') end
-  redis.call('ZREM', q, id)
-elseif f[4] == 'open' and done + active < overlap then
-  redis.call('ZADD', q, f[6], id)
-end
+if done >= overlap and f[4] == 'open' then redis.call('HSET', t, 'status', 'complete') end
+place_item(p, f[5])
 if f[4] ~= 'open' and f[4] ~= 'complete' then
   -- a vote on a settled task (its item closed while it was decided): it expires with the item
-  settle_item(p, f[7], keep_ms)
+  settle_item(p, f[5], keep_ms)
 end
 local res = cjson.decode(result)
 res['task_votes'] = done
@@ -450,13 +574,14 @@ return {'ok', encoded}
 
 CLOSE = (
     _ITEMS
+    + PLACE
     + """
 local p, id, status, revoke, keep_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = p .. 't:' .. id
-local f = redis.call('HMGET', t, 'status', 'rank', 'item')
+local f = redis.call('HMGET', t, 'status', 'item')
 if not f[1] then return {} end
 if f[1] == 'open' or f[1] == 'complete' then redis.call('HSET', t, 'status', status) end
-redis.call('ZREM', p .. 'q:' .. f[2], id)
+place(p, id)
 local revoked = {}
 if revoke == '1' then
   for _, user in ipairs(redis.call('HKEYS', p .. 'holders:' .. id)) do
@@ -467,7 +592,7 @@ if revoke == '1' then
   redis.call('DEL', p .. 'holders:' .. id)
   redis.call('HSET', t, 'active', 0)
 end
-settle_item(p, f[3], keep_ms)
+settle_item(p, f[2], keep_ms)
 return revoked
 """
 )
@@ -492,13 +617,9 @@ for _, user in ipairs(holders) do
 end
 local rank = f[2]
 if new_rank ~= '' and new_rank ~= rank then
-  redis.call('ZREM', p .. 'q:' .. rank, id)
+  place(p, id, true)
   redis.call('HSET', t, 'rank', new_rank)
-  rank = new_rank
-  local active = tonumber(redis.call('HGET', t, 'active'))
-  if tonumber(f[6]) + active < tonumber(f[5]) then
-    redis.call('ZADD', p .. 'q:' .. rank, f[3], id)
-  end
+  place(p, id)
 end
 local expiry = ''
 if to_user ~= '' then
@@ -514,7 +635,7 @@ if to_user ~= '' then
   redis.call('ZADD', p .. 'leases', expiry, id .. '\\31' .. to_user)
   redis.call('SADD', p .. 'mine:' .. to_user, id)
   redis.call('SREM', p .. 'skip:' .. id, to_user)
-  if tonumber(f[6]) + active >= tonumber(f[5]) then redis.call('ZREM', p .. 'q:' .. rank, id) end
+  place(p, id)
 end
 return {'ok', cjson.encode(revoked), expiry}
 """
@@ -570,24 +691,25 @@ if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) 
 return 0
 """
 
-COUNT_QUEUED = """
--- ARGV: prefix, max rank, limit, projects... Per tier up to max rank, the queued tasks of the
--- given projects among the first `limit` of its queue; then 1 when every queue was read whole.
-local p, max_rank, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local projects = {}
-for i = 4, #ARGV do projects[ARGV[i]] = true end
-local counts, complete = {}, 1
+COUNT_QUEUED = (
+    PLACE
+    + """
+-- ARGV: prefix, max rank, projects... (none: every project). Per tier up to max rank, the
+-- queued tasks of those projects: one ZCARD per non-empty queue, never a read of entries.
+local p, max_rank = ARGV[1], tonumber(ARGV[2])
+local counts = {}
 for rank = 0, max_rank do
-  local q = p .. 'q:' .. rank
-  local ids = redis.call('ZRANGE', q, 0, limit - 1)
-  if #ids == limit and redis.call('ZCARD', q) > limit then complete = 0 end
+  local names = {}
+  for i = 3, #ARGV do names[#names + 1] = ARGV[i] end
+  if #ARGV < 3 then names = redis.call('SMEMBERS', projects_key(p, rank)) end
   local n = 0
-  for _, id in ipairs(ids) do
-    local project = redis.call('HGET', p .. 't:' .. id, 'project')
-    if project and projects[project] then n = n + 1 end
+  for _, project in ipairs(names) do
+    for _, queue in ipairs(redis.call('SMEMBERS', index_key(p, rank, project))) do
+      n = n + redis.call('ZCARD', queue_key(p, rank, project, queue))
+    end
   end
   counts[#counts + 1] = n
 end
-counts[#counts + 1] = complete
 return counts
 """
+)

@@ -30,8 +30,6 @@ class GatewaySettings(ServiceSettings):
     lease_seconds: float = Field(default=600.0, gt=0, le=86_400)
     sweep_interval_s: float = Field(default=1.0, gt=0, le=4)
     """Expired leases are back in their queues within lease + this (+ the sweep): ≤ lease + 5 s."""
-    claim_scan_limit: int = Field(default=2_000, ge=10, le=1_000_000)
-    """At most this many queued tasks are inspected per claim (skills/voted mismatches)."""
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=16_777_216)
     idempotency_ttl_s: int = Field(default=7 * 86_400, ge=60)
     settled_retention_s: int = Field(default=DEFAULT_SETTLED_RETENTION_S, ge=1, le=366 * 86_400)

@@ -19,11 +19,6 @@ from loupe.gateway.views import text
 from loupe.schemas import LeaseFence, Tier
 from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 
-QUEUE_COUNT_LIMIT = 2_000
-"""Queued tasks read per tier to count one caller's projects (``project_queue_sizes``): the
-queues are shared by the projects, so the count reads entries; this bounds the Redis work of a
-``/v1/me``."""
-
 
 def now_ms() -> int:
     """Current epoch milliseconds (lease clocks)."""
@@ -53,10 +48,6 @@ class Claimed:
     """The task's stored confidence field (see ``views.task_confidence``)."""
     fence: LeaseFence | None
     """The lease's overlap slot and fencing token (``scripts._LEASES``)."""
-
-
-class ScanLimitError(LookupError):
-    """No eligible task among the first ``claim_scan_limit`` queued ones (deeper ones may be)."""
 
 
 class LeaseLimitError(LookupError):
@@ -137,15 +128,13 @@ class TaskStore:
         skills: list[str],
         projects: list[str] | None,
         lease_ms: int,
-        scan_limit: int,
     ) -> Claimed | None:
         """Lease the best task this user may take (in ``projects``: None is every project, an
         empty list none, as ``User.projects`` has it), or None.
 
-        Raises ``ScanLimitError`` when nothing eligible was found within ``scan_limit`` tasks,
-        ``LeaseLimitError`` when the only tasks it could take are of projects whose lease cap the
-        person has reached (checked in the same script as the lease, so concurrent claims never
-        pass it).
+        Reads a bounded number of queued tasks (``scripts.CLAIM``). Raises ``LeaseLimitError``
+        when the only tasks it could take are of projects whose lease cap the person has reached
+        (checked in the same script as the lease, so concurrent claims never pass it).
         """
         if projects == []:
             return None
@@ -159,7 +148,6 @@ class TaskStore:
             lease_ms,
             lease_id,
             scope,
-            scan_limit,
             DEFAULT_MAX_LEASES_PER_PERSON,
             *skills,
         ]
@@ -170,8 +158,6 @@ class TaskStore:
         if status == "lease_limit":
             raise LeaseLimitError(int(result[1]), int(result[2]))
         if status != "ok":
-            if len(result) > 1 and result[1] == b"scan_limit":
-                raise ScanLimitError(f"no eligible task among the first {scan_limit} queued")
             return None
         return Claimed(
             result[1].decode(),
@@ -369,25 +355,14 @@ class TaskStore:
                 leases.append(Lease(task_id, lease_id, int(expiry)))
         return sorted(leases, key=lambda lease: lease.expires_ms)
 
-    async def queue_sizes(self, max_rank: int) -> dict[str, int]:
-        """Tasks with a free slot per tier, for tiers up to ``max_rank``."""
-        pipe = self.r.pipeline(transaction=False)
+    async def queue_sizes(self, max_rank: int, projects: list[str] | None = None) -> dict[str, int]:
+        """Tasks with a free slot per tier, for tiers up to ``max_rank``, of ``projects`` (None:
+        every project); one count per non-empty queue, exact."""
         tiers = [t for t in Tier if t.rank <= max_rank]
-        for tier in tiers:
-            pipe.zcard(f"{self.p}q:{tier.rank}")
-        counts = await pipe.execute()
-        return {tier.value: int(n) for tier, n in zip(tiers, counts, strict=True)}
-
-    async def project_queue_sizes(
-        self, max_rank: int, projects: list[str], limit: int = QUEUE_COUNT_LIMIT
-    ) -> tuple[dict[str, int], bool]:
-        """Tasks of ``projects`` with a free slot per tier, for tiers up to ``max_rank``, among
-        the first ``limit`` of each tier's queue (queues are shared by the projects); and
-        whether every queue was read whole (else the counts are lower bounds)."""
-        tiers = [t for t in Tier if t.rank <= max_rank]
-        answer = await self._count_queued(args=[self.p, max_rank, limit, *projects])
-        counts = {tier.value: int(n) for tier, n in zip(tiers, answer[:-1], strict=True)}
-        return counts, bool(answer[-1])
+        if projects == []:
+            return {tier.value: 0 for tier in tiers}
+        answer = await self._count_queued(args=[self.p, max_rank, *(projects or [])])
+        return {tier.value: int(n) for tier, n in zip(tiers, answer, strict=True)}
 
     async def votes(self, item_id: str) -> list[dict[str, Any]]:
         """Counted votes on an item, oldest first."""

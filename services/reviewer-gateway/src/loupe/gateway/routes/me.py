@@ -15,16 +15,12 @@ router = APIRouter(prefix="/v1", tags=["me"])
 @router.get("/me")
 async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
     """The caller's identity and the work visible to them: queue sizes count the caller's
-    projects only (``queues_complete`` false: lower bounds, the queues were read in part)."""
+    projects only (exact: ``queues_complete`` is always true, kept for clients that read it)."""
     tier = user.effective_tier()
     max_rank = Tier.LEAD.rank if tier is None else tier.rank
     leases = await gw.store.my_leases(user.id)
-    if not user.projects:  # works on no project: nothing of any queue is theirs
-        queues, complete = {t.value: 0 for t in Tier if t.rank <= max_rank}, True
-    elif not user.all_projects:
-        queues, complete = await gw.store.project_queue_sizes(max_rank, user.projects)
-    else:
-        queues, complete = await gw.store.queue_sizes(max_rank), True
+    projects = None if user.all_projects else list(user.projects)
+    queues = await gw.store.queue_sizes(max_rank, projects)
     return FastJSONResponse(
         {
             "id": user.id,
@@ -34,7 +30,7 @@ async def me(gw: GatewayDep, user: Me) -> FastJSONResponse:
             "skills": user.skills,
             "projects": user.projects,
             "queues": queues,
-            "queues_complete": complete,
+            "queues_complete": True,
             "leases": [
                 {
                     "task_id": lease.task_id,

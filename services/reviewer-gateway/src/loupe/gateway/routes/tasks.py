@@ -18,7 +18,7 @@ from loupe.gateway.kafka_io import DeliveryError
 from loupe.gateway.labels import parse_label
 from loupe.gateway.logic import LabelError, Role, check_label
 from loupe.gateway.responses import FastJSONResponse
-from loupe.gateway.store import Lease, LeaseLimitError, RebuildingError, ScanLimitError
+from loupe.gateway.store import Lease, LeaseLimitError, RebuildingError
 from loupe.gateway.views import ms_to_iso, task_confidence, task_view, vote_view
 from loupe.schemas import (
     Action,
@@ -111,7 +111,6 @@ async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = No
             skills=user.skills,
             projects=projects,
             lease_ms=int(settings.lease_seconds * 1000),
-            scan_limit=settings.claim_scan_limit,
         )
     except RebuildingError as exc:
         raise rebuilding(str(exc)) from None
@@ -124,11 +123,6 @@ async def claim(gw: GatewayDep, user: ListingWorker, body: ClaimBody | None = No
             "(review.max_leases_per_person): decide or release one, then claim again",
             details={"cap": exc.cap, "held": exc.held},
         ) from None
-    except ScanLimitError as exc:
-        # deeper tasks may fit this reviewer: counted, so operators see it (an alert fires)
-        metrics.CLAIMS.labels("scan_limit").inc()
-        log.info("claim by %s: %s", user.id, exc)
-        return Response(status_code=204, headers={"x-loupe-claim": "scan-limit-reached"})
     if claimed is None:
         metrics.CLAIMS.labels("empty").inc()
         return Response(status_code=204)
