@@ -6,10 +6,27 @@ from __future__ import annotations
 from loupe.resolver import simulate
 from loupe.resolver.engine import Engine
 from loupe.resolver.state import ItemState
-from loupe.schemas import ClassificationLabel, LeaseFence, ResolutionMethod, ReviewDecision
+from loupe.schemas import (
+    ClassificationLabel,
+    LeaseFence,
+    ResolutionMethod,
+    ReviewDecision,
+    ReviewRequest,
+)
 from loupe.schemas.policy import ConsolidationMethod
 
 CLASSES = ["cat", "dog", "fox"]
+
+
+def _request() -> ReviewRequest:
+    """An item two people review, consolidated by majority."""
+    return simulate.request(
+        "i1",
+        ClassificationLabel(label="cat"),
+        CLASSES,
+        overlap=2,
+        method=ConsolidationMethod.MAJORITY,
+    )
 
 
 def _with_key(decision: ReviewDecision, key: str) -> ReviewDecision:
@@ -17,13 +34,7 @@ def _with_key(decision: ReviewDecision, key: str) -> ReviewDecision:
 
 
 def test_two_reviewers_sending_the_task_id_as_their_key_are_two_votes() -> None:
-    req = simulate.request(
-        "i1",
-        ClassificationLabel(label="cat"),
-        CLASSES,
-        overlap=2,
-        method=ConsolidationMethod.MAJORITY,
-    )
+    req = _request()
     ann = _with_key(simulate.decision(req, "ann", label=ClassificationLabel(label="dog")), "t1")
     bob = _with_key(
         simulate.decision(req, "bob", label=ClassificationLabel(label="dog"), seq=1), "t1"
@@ -44,13 +55,7 @@ def test_a_decision_under_a_revived_lease_does_not_count() -> None:
     """Redis came back older and revived ann's ended lease on slot 1, which bob held after her
     and decided on: ann's decision carries the lower token and is ignored; the item waits for
     a second person and resolves with bob's and cy's votes (issue 12, point 3)."""
-    req = simulate.request(
-        "i1",
-        ClassificationLabel(label="cat"),
-        CLASSES,
-        overlap=2,
-        method=ConsolidationMethod.MAJORITY,
-    )
+    req = _request()
 
     def fenced(who: str, label: str, slot: int, epoch: int, seq: int) -> ReviewDecision:
         decision = simulate.decision(req, who, label=ClassificationLabel(label=label), seq=seq)
