@@ -138,13 +138,20 @@ async def test_a_lease_revived_by_an_old_redis_snapshot_cannot_count(
 
             losses = _partial_losses((await gateway.call("GET", "/metrics")).text)
             _restore(own_redis, tmp_path / "snapshot")  # Redis is back to ann holding slot 1
+            # traffic goes on: the consumer's next commit must not cover up the older Redis
+            busy = make_request("after-the-restore", project="other")
+            produce(kafka_bootstrap, requests_topic, [(busy.item_id, busy)])
 
             # the gateway notices Redis went back (the later request's offset is committed,
             # Redis's record of what was applied is older) and rebuilds: the task is back
-            async def later_claimable() -> str | None:
-                return await claim("dee", "other")
+            claimed: set[str] = set()
 
-            assert await gateway.wait_for(later_claimable, what="the later task rebuilt")
+            async def later_claimable() -> bool:
+                task = await claim("dee", "other")
+                claimed.add(task or "")
+                return later.request_id in claimed
+
+            await gateway.wait_for(later_claimable, what="the later task rebuilt")
             metrics = (await gateway.call("GET", "/metrics")).text
             assert _partial_losses(metrics) > losses  # alert LoupeGatewayWorkingSetLost
             await decide("ann", task_id, "dog")  # the gateway cannot tell her lease had ended

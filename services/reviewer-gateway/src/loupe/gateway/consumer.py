@@ -21,7 +21,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Message
 
 from loupe.gateway import metrics, scripts
-from loupe.gateway.applied import AppliedPositions
+from loupe.gateway.applied import AppliedPositions, WentBackError
 from loupe.gateway.projector import Projector
 from loupe.gateway.rebuilder import Rebuilder, RebuildError
 from loupe.gateway.settings import GatewaySettings
@@ -212,6 +212,8 @@ class GatewayConsumer:
             pipe.set(key, value)
         pipe.set(f"{self.p}ready", str(int(time.time() * 1000)))
         pipe.execute()
+        upto = self.redis.hgetall(f"{self.p}rebuilt-upto")
+        self.applied.record_rebuilt({text(k): int(v) for k, v in upto.items()})
 
     def lost(self) -> str | None:
         """Why Redis may have lost part of the working set since it was ready (None: it did
@@ -265,14 +267,7 @@ class GatewayConsumer:
                     if ready and consumer is not None:
                         went_back = self.applied.went_back(consumer)
                         if went_back is not None:
-                            # what was applied since that older state is lost from Redis: the
-                            # rebuild reads it again (this consumer's positions must not count)
-                            self._lose(went_back)
-                            self._drop(consumer)
-                            consumer = None
-                            positions.clear()
-                            ready = False
-                            continue
+                            raise WentBackError(went_back)
                 if not ready:
                     # another replica rebuilds (or the last attempt failed): live events wait
                     # in Kafka until the working set they apply to is complete
@@ -294,6 +289,13 @@ class GatewayConsumer:
                     positions.clear()
                     next_commit = time.monotonic() + self.settings.commit_interval_s
                 self.last_error = None
+            except WentBackError as exc:
+                # what was applied since that older state is lost from Redis: the rebuild reads
+                # it again, and this consumer's positions must not be committed
+                self._lose(str(exc))
+                self._drop(consumer)
+                consumer, ready = None, False
+                positions.clear()
             except (KafkaException, redis.RedisError) as exc:
                 self.last_error = str(exc)
                 log.warning("consumer loop error (will retry from the last commit): %s", exc)
@@ -305,7 +307,7 @@ class GatewayConsumer:
                 positions.clear()
                 self._stop.wait(1.0)
         if consumer is not None:
-            with contextlib.suppress(KafkaException, redis.RedisError):
+            with contextlib.suppress(KafkaException, redis.RedisError, WentBackError):
                 self.applied.commit(consumer, positions)
             consumer.close()
 

@@ -209,29 +209,21 @@ ENQUEUE = (
 local p = ARGV[1]
 local t = p .. 't:' .. ARGV[2]
 if redis.call('EXISTS', t) == 1 then
-  -- Known task: state already in Redis wins over the request, but not over what the history
-  -- proves happened since (Redis came back older: a restored snapshot, a failover to a lagging
-  -- replica): a task Kafka shows settled is settled (tasks never reopen), and the votes counted
-  -- never go down. And an open task with a free slot belongs in its queue, and every task in
-  -- its item's list: after a partial loss (the queue evicted, the task kept) the rebuild puts
-  -- them back rather than leave it unclaimable.
-  local held = redis.call('HMGET', t, 'status', 'done', 'overlap')
-  local status = held[1]
-  if (ARGV[11] == 'resolved' or ARGV[11] == 'closed')
-      and (status == 'open' or status == 'complete') then
-    status = ARGV[11]
-    redis.call('HSET', t, 'status', status)
-  end
-  if tonumber(ARGV[12]) > (tonumber(held[2]) or 0) then
-    redis.call('HSET', t, 'done', ARGV[12])
-    if status == 'open' and tonumber(ARGV[12]) >= tonumber(held[3]) then
-      status = 'complete'
-      redis.call('HSET', t, 'status', status)
-    end
-  end
+  -- Known task: state already in Redis wins over the request, but not over the one fact the
+  -- history proves whatever happened since (Redis came back older: a restored snapshot, a
+  -- failover to a lagging replica): a task Kafka shows settled is settled (tasks never reopen).
+  -- Its vote count is not raised from the history: a vote made under a lease the older Redis
+  -- revived would then fill the task in the gateway while the resolver, which drops it by its
+  -- fence, waits for one more. And an open task with a free slot belongs in its queue, and
+  -- every task in its item's list: after a partial loss (the queue evicted, the task kept) the
+  -- rebuild puts them back rather than leave it unclaimable.
+  local held = redis.call('HGET', t, 'status')
+  local settled = (ARGV[11] == 'resolved' or ARGV[11] == 'closed')
+    and (held == 'open' or held == 'complete')
+  if settled then redis.call('HSET', t, 'status', ARGV[11]) end
   place(p, ARGV[2])
   redis.call('ZADD', p .. 'itasks:' .. ARGV[3], 'NX', ARGV[10], ARGV[2])
-  if status ~= held[1] and status ~= 'complete' then settle_item(p, ARGV[3], ARGV[14]) end
+  if settled then settle_item(p, ARGV[3], ARGV[14]) end
   return 0
 end
 redis.call('HSET', t, 'item', ARGV[3], 'project', ARGV[4], 'rank', ARGV[5], 'overlap', ARGV[6],
