@@ -120,7 +120,7 @@ async def test_a_late_acknowledgement_never_counts_a_second_vote(
         status, _, _ = await store.begin_decision(claimed.task_id, "ann", "k1", grace_ms=1)
         assert status == "ok"
         await asyncio.sleep(0.05)  # the first decision's grace is over; Kafka still silent
-        assert await store.release(claimed.task_id, "ann")
+        assert await store.release(claimed.task_id, "ann") == "released"
         again = await _claim(store, lease_ms)
         assert again.task_id == claimed.task_id
         assert (await store.begin_decision(claimed.task_id, "ann", "k2", grace_ms=1))[0] == "ok"
@@ -161,3 +161,37 @@ async def _commit(store: TaskStore, task_id: str, key: str) -> tuple[str, bytes]
 
 def decode_votes(stored: bytes) -> int:
     return int(orjson.loads(stored)["task_votes"])
+
+
+async def test_a_lease_whose_decision_is_being_published_cannot_be_released(
+    gateway, kafka_bootstrap, topic_prefix, make_request
+):
+    """Tab A publishes ann's decision while tab B (closing) releases her lease: released, her
+    slot could go to bob, whose decision with a higher fence might reach Kafka first and make
+    ann's look stale to the resolver, while the gateway counted both (hostile review of issue
+    12). The release waits for the decision: refused while it is in flight."""
+    gateway.add_user("ann", Role.REVIEWER)
+    produce(
+        kafka_bootstrap,
+        f"{topic_prefix}{REVIEW_REQUESTS.name}",
+        [("tabs-1", make_request("tabs-1", overlap=2))],
+    )
+
+    async def queued():
+        return await gateway.queue_size("ann", "reviewer") >= 1
+
+    await gateway.wait_for(queued, what="request queued")
+    client = aioredis.Redis.from_url(gateway.settings.redis_url)
+    try:
+        store = TaskStore(client, gateway.settings.redis_prefix)
+        claimed = await _claim(store, 60_000)
+        status, _, fence = await store.begin_decision(claimed.task_id, "ann", "k1", grace_ms=60_000)
+        assert status == "ok" and fence is not None
+        refused = await gateway.call("POST", f"/v1/tasks/{claimed.task_id}/release", "ann")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "decision_in_progress"
+        assert [lease.task_id for lease in await store.my_leases("ann")] == [claimed.task_id]
+        await store.abandon_decision(claimed.task_id, "ann", "k1")  # refused before publishing
+        assert await store.release(claimed.task_id, "ann") == "released"
+    finally:
+        await client.aclose()

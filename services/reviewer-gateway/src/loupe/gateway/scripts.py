@@ -470,6 +470,12 @@ return out
 RELEASE = (
     _DROP_LEASE
     + """
+-- 1 released, 0 no such lease, 2 refused: a decision of the holder's on it is being published
+-- (freed now, its slot could go to someone else, whose decision, with a higher fence, might
+-- reach Kafka first and make the holder's look stale once it lands)
+if redis.call('EXISTS', ARGV[1] .. 'deciding:' .. ARGV[2] .. '\\31' .. ARGV[3]) == 1 then
+  return 2
+end
 if drop_lease(ARGV[1], ARGV[2], ARGV[3]) then return 1 end
 return 0
 """

@@ -17,6 +17,7 @@ from loupe.gateway import scripts
 from loupe.gateway.ids import new_id
 from loupe.gateway.views import text
 from loupe.schemas import LeaseFence, Tier
+from loupe.schemas.events import MAX_OVERLAP
 from loupe.schemas.policy import DEFAULT_MAX_LEASES_PER_PERSON
 
 
@@ -26,8 +27,10 @@ def now_ms() -> int:
 
 
 def _fence(slot: bytes | None, epoch: bytes | None) -> LeaseFence | None:
-    """A lease's fence as a script returns it (empty on a lease granted before fencing)."""
-    if not slot or not epoch:
+    """A lease's fence as a script returns it (empty on a lease granted before fencing). A slot
+    beyond any overlap (its count of live leases drifted after a partial loss) carries none:
+    the decision counts as an unfenced one rather than fail."""
+    if not slot or not epoch or int(slot) > MAX_OVERLAP:
         return None
     return LeaseFence(slot=int(slot), epoch=int(epoch))
 
@@ -175,9 +178,11 @@ class TaskStore:
             return None
         return Lease(task_id, result[1].decode(), int(result[2]))
 
-    async def release(self, task_id: str, user: str) -> bool:
-        """Give a lease back (the task keeps its place)."""
-        return bool(await self._release(args=[self.p, task_id, user]))
+    async def release(self, task_id: str, user: str) -> str:
+        """Give a lease back (the task keeps its place): 'released', 'not_holder', or
+        'deciding' (refused while a decision of the holder's on it is being published)."""
+        answer = int(await self._release(args=[self.p, task_id, user]))
+        return {1: "released", 2: "deciding"}.get(answer, "not_holder")
 
     async def sweep(
         self, batch: int = 1_000, max_batches: int = 1_000

@@ -169,7 +169,14 @@ async def heartbeat(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONR
 @router.post("/{task_id}/release")
 async def release(task_id: str, gw: GatewayDep, user: TaskWorker) -> FastJSONResponse:
     """Give the task back without deciding; it keeps its place in the queue."""
-    if not await gw.store.release(task_id, user.id):
+    released = await gw.store.release(task_id, user.id)
+    if released == "deciding":
+        raise ApiError(
+            409,
+            "decision_in_progress",
+            f"a decision of yours on task {task_id!r} is being recorded; it ends your lease",
+        )
+    if released != "released":
         raise await _missing_lease(gw, task_id)
     task = await gw.store.task(task_id)
     event = audit_event(
