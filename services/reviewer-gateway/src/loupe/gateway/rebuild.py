@@ -48,11 +48,15 @@ _MICROSECOND = timedelta(microseconds=1)
 _PARSED_LABELS = 10_000
 """Parsed labels kept while scoring (classification labels repeat; boxes rarely do)."""
 
-_SCHEMA = """
+_DECISIONS_SCHEMA = """
 CREATE TABLE decisions (
   task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB);
 CREATE TABLE decision_records (raw BLOB);
 CREATE TABLE finals (item_id TEXT PRIMARY KEY, at_us INTEGER);
+"""
+"""What ``add_decisions`` fills: in the index itself, or in a part another process fills."""
+
+_SCHEMA = """
 CREATE TABLE labels (
   item_id TEXT PRIMARY KEY, revision INTEGER, closes_us INTEGER, outcome TEXT, label BLOB,
   named TEXT);
@@ -63,16 +67,6 @@ CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT,
 _INSERT_DECISION = """
 INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
 VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
-_MERGE = """
-BEGIN;
-INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
-  SELECT rowid, task_id, item_id, reviewer, action, seconds, label FROM part.decisions;
-INSERT INTO decision_records (rowid, raw) SELECT rowid, raw FROM part.decision_records;
-INSERT INTO finals SELECT item_id, at_us FROM part.finals WHERE true
-  ON CONFLICT(item_id) DO UPDATE SET at_us = MAX(at_us, excluded.at_us);
-COMMIT;
 """
 
 _UPSERT_LABEL = """
@@ -111,7 +105,7 @@ a label people made that closes them) at or after a time: (seq, by a final call,
 -1 when open)."""
 
 _COUNTED = """
-CREATE TEMP TABLE counted AS SELECT MIN(rowid) AS id FROM decisions
+INSERT INTO counted SELECT MIN(rowid) FROM decisions
 WHERE action IN ('approve', 'correct', 'escalate', 'reject') GROUP BY task_id, reviewer
 """
 """The counted votes: the first vote (not a skip) of each reviewer on each task."""
@@ -132,7 +126,7 @@ SELECT d.reviewer, COUNT(*), TOTAL(d.seconds), TOTAL(d.action = 'escalate'),
   TOTAL(d.action = 'reject' AND l.item_id IS NOT NULL),
   TOTAL(d.action = 'reject' AND l.outcome IS 'rejected'),
   TOTAL(d.action IN ('approve', 'correct') AND d.label IS l.label AND l.label IS NOT NULL)
-FROM temp.counted c JOIN decisions d ON d.rowid = c.id LEFT JOIN labels l ON l.item_id = d.item_id
+FROM counted c JOIN decisions d ON d.rowid = c.id LEFT JOIN labels l ON l.item_id = d.item_id
 GROUP BY d.reviewer
 """
 """Per reviewer, in one pass over the counted votes: votes, seconds, escalations, and what the
@@ -141,7 +135,7 @@ label byte-identical to the item's latest one agrees)."""
 
 _COMPARED = """
 SELECT d.reviewer, d.label, l.label, COUNT(*)
-FROM temp.counted c JOIN decisions d ON d.rowid = c.id JOIN labels l ON l.item_id = d.item_id
+FROM counted c JOIN decisions d ON d.rowid = c.id JOIN labels l ON l.item_id = d.item_id
 WHERE d.action IN ('approve', 'correct') AND d.label IS NOT NULL
   AND (l.label IS NULL OR d.label != l.label)
 GROUP BY 1, 2, 3
@@ -204,7 +198,8 @@ class HistoryIndex:
         kept_since_us: int | None = None,
     ) -> None:
         """A scratch index in a temporary folder under ``directory``, or (``path``) a part that
-        another process fills and ``merge`` takes in; a part's file is left to its owner.
+        another process fills with decisions and an index ``attach``es; a part's file is left
+        to its owner.
         ``settle`` also returns the tasks settled at or after ``kept_since_us`` (the retention
         window; None: only the open ones)."""
         self.kept_since_us = _NEVER_KEPT if kept_since_us is None else kept_since_us
@@ -214,6 +209,7 @@ class HistoryIndex:
             path = Path(self._dir.name) / "history.db"
         self.folder = path.parent
         self.db = sqlite3.connect(path, isolation_level=None)
+        self._cache = -cache_kib
         for pragma in (
             f"cache_size = -{cache_kib}",
             "journal_mode = OFF",
@@ -222,7 +218,10 @@ class HistoryIndex:
             "locking_mode = EXCLUSIVE",
         ):
             self.db.execute(f"PRAGMA {pragma}")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(
+            _DECISIONS_SCHEMA if self._dir is None else _SCHEMA + _DECISIONS_SCHEMA
+        )
+        self._own_decisions = True
         self.bad = 0
         self._decisions = 0
 
@@ -232,12 +231,17 @@ class HistoryIndex:
         if self._dir is not None:
             self._dir.cleanup()
 
-    def merge(self, part: Path) -> None:
-        """Take in the decisions a part indexed (in another process, while this one indexed
-        the resolved labels)."""
+    def attach(self, part: Path) -> None:
+        """Read the decisions a sealed part holds (indexed in another process, while this one
+        indexed the resolved labels) where they are, instead of this index's own (empty)."""
+        if self._decisions:
+            raise ValueError("this index holds decisions of its own")
+        self.db.executescript(
+            "DROP TABLE decisions; DROP TABLE decision_records; DROP TABLE finals"
+        )
         self.db.execute("ATTACH DATABASE ? AS part", (str(part),))
-        self.db.executescript(_MERGE)
-        self.db.execute("DETACH DATABASE part")
+        self.db.execute(f"PRAGMA part.cache_size = {self._cache}")
+        self._own_decisions = False
 
     def __enter__(self) -> HistoryIndex:
         return self
@@ -300,12 +304,18 @@ class HistoryIndex:
         self.db.executemany("INSERT INTO label_records VALUES (?, ?, ?)", records)
         self.db.execute("COMMIT")
 
+    def seal_decisions(self) -> None:
+        """Index what ``settle`` and ``quality`` look up in the decisions (faster once, after
+        the bulk load; a part is sealed by the process that filled it)."""
+        self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
+        self.db.execute("CREATE TABLE counted (id INTEGER PRIMARY KEY)")
+        self.db.execute(_COUNTED)
+
     def seal(self) -> None:
         """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
-        self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
-        self.db.execute(_COUNTED)
+        if self._own_decisions:
+            self.seal_decisions()
         self.db.execute("CREATE INDEX label_records_item ON label_records (item_id)")
-        self.db.execute("CREATE INDEX temp.counted_id ON counted (id)")
 
     def settle(self, requests: Sequence[bytes]) -> list[RebuiltTask]:
         """The tasks of a batch of review-request records that the working set must hold."""
