@@ -2,9 +2,10 @@
 
 History (every decision and resolved label, then the review requests in batches) is indexed in
 a temporary SQLite file instead of Python collections: the process holds SQLite's page cache
-(``cache_kib``), one batch of records and the tasks of that batch still open, whatever the size
-of the topics. Records are read with ``orjson`` and only the fields the rules need; the open
-tasks' requests and votes (a small part of history) are validated in full.
+(``cache_kib`` per file and connection: at most two of each), one batch of records and the
+tasks of that batch still open, whatever the size of the topics. Records are read with
+``orjson`` and only the fields the rules need; the open tasks' requests and votes (a small part
+of history) are validated in full.
 
 The rules are the live projection's: a task is settled by a lead's final decision on its item,
 or by a resolved label that closes it (``logic.resolution_closes``); it is complete (off the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,13 +47,14 @@ _NEVER_KEPT = 2**62
 """``kept_since_us`` when no settled task is kept."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_PAGE_BYTES = 16_384
+"""SQLite pages of 16 KiB: a quarter less CPU than 4 KiB pages to append the records."""
 _PARSED_LABELS = 10_000
 """Parsed labels kept while scoring (classification labels repeat; boxes rarely do)."""
 
 _DECISIONS_SCHEMA = """
 CREATE TABLE decisions (
-  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB);
-CREATE TABLE decision_records (raw BLOB);
+  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB, raw BLOB);
 CREATE TABLE finals (item_id TEXT PRIMARY KEY, at_us INTEGER);
 """
 """What ``add_decisions`` fills: in the index itself, or in a part another process fills."""
@@ -59,28 +62,28 @@ CREATE TABLE finals (item_id TEXT PRIMARY KEY, at_us INTEGER);
 _SCHEMA = """
 CREATE TABLE labels (
   item_id TEXT PRIMARY KEY, revision INTEGER, closes_us INTEGER, outcome TEXT, label BLOB,
-  named TEXT);
-CREATE TABLE label_records (item_id TEXT, revision INTEGER, raw BLOB);
+  named TEXT, raw BLOB);
 CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT, created_us INT);
 """
 
 _INSERT_DECISION = """
-INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label, raw)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _UPSERT_LABEL = """
-INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
+INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
   outcome = CASE WHEN excluded.revision >= labels.revision
     THEN excluded.outcome ELSE labels.outcome END,
   label = CASE WHEN excluded.revision >= labels.revision THEN excluded.label ELSE labels.label END,
+  raw = CASE WHEN excluded.revision >= labels.revision THEN excluded.raw ELSE labels.raw END,
   revision = MAX(excluded.revision, labels.revision),
   closes_us = MAX(excluded.closes_us, labels.closes_us),
   named = labels.named || excluded.named
 """
-"""One row per item: its latest label, the latest time a label people made closes tasks up
-to, and every request id such labels named (``\x1f``-delimited). Records (large) live in their
-own tables, so that the scans over these rows stay small."""
+"""One row per item: its latest label and record (the highest revision; of equal ones, the
+later record), the latest time a label people made closes tasks up to, and every request id
+such labels named (``\x1f``-delimited)."""
 
 _INSERT_FINAL = """
 INSERT INTO finals VALUES (?, ?) ON CONFLICT(item_id) DO UPDATE SET
@@ -111,14 +114,12 @@ WHERE action IN ('approve', 'correct', 'escalate', 'reject') GROUP BY task_id, r
 """The counted votes: the first vote (not a skip) of each reviewer on each task."""
 
 _VOTES_OF = """
-SELECT d.task_id, d.reviewer, d.action, r.raw FROM decisions d
-JOIN decision_records r ON r.rowid = d.rowid
+SELECT d.task_id, d.reviewer, d.action, d.raw FROM decisions d
 WHERE d.task_id IN (SELECT value FROM json_each(?)) ORDER BY d.rowid
 """
 
 _LATEST = """
-SELECT item_id, revision, raw FROM label_records
-WHERE item_id IN (SELECT value FROM json_each(?)) ORDER BY rowid
+SELECT item_id, revision, raw FROM labels WHERE item_id IN (SELECT value FROM json_each(?))
 """
 
 _QUALITY = """
@@ -208,9 +209,14 @@ class HistoryIndex:
             self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
             path = Path(self._dir.name) / "history.db"
         self.folder = path.parent
+        self._path = path
+        self._part: Path | None = None
         self.db = sqlite3.connect(path, isolation_level=None)
         self._cache = -cache_kib
+        self._aside: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
         for pragma in (
+            f"page_size = {_PAGE_BYTES}",
             f"cache_size = -{cache_kib}",
             "journal_mode = OFF",
             "synchronous = OFF",
@@ -226,7 +232,12 @@ class HistoryIndex:
         self._decisions = 0
 
     def close(self) -> None:
-        """Close the index and drop its scratch folder (not a part's file)."""
+        """Close the index and drop its scratch folder (not a part's file); a ``quality_aside``
+        still running is interrupted."""
+        if self._aside is not None:
+            if (reader := self._reader) is not None:
+                reader.interrupt()
+            self._aside.shutdown(wait=True)
         self.db.close()
         if self._dir is not None:
             self._dir.cleanup()
@@ -236,11 +247,10 @@ class HistoryIndex:
         indexed the resolved labels) where they are, instead of this index's own (empty)."""
         if self._decisions:
             raise ValueError("this index holds decisions of its own")
-        self.db.executescript(
-            "DROP TABLE decisions; DROP TABLE decision_records; DROP TABLE finals"
-        )
+        self.db.executescript("DROP TABLE decisions; DROP TABLE finals")
         self.db.execute("ATTACH DATABASE ? AS part", (str(part),))
         self.db.execute(f"PRAGMA part.cache_size = {self._cache}")
+        self._part = part
         self._own_decisions = False
 
     def __enter__(self) -> HistoryIndex:
@@ -255,7 +265,6 @@ class HistoryIndex:
         duplicates share both), which ``seal`` builds from the first record of each."""
         rows: list[tuple[Any, ...]] = []
         finals: list[tuple[str, int]] = []
-        records: list[tuple[int, bytes]] = []
         loads, dumps, add = orjson.loads, orjson.dumps, rows.append
         for raw in values:
             try:
@@ -268,21 +277,30 @@ class HistoryIndex:
                 text = None if label is None else dumps(label)
                 seconds = float(d["seconds_spent"])
                 self._decisions += 1
-                add((self._decisions, str(d["task_id"]), item_id, reviewer, action, seconds, text))
-                records.append((self._decisions, raw))
+                add(
+                    (
+                        self._decisions,
+                        str(d["task_id"]),
+                        item_id,
+                        reviewer,
+                        action,
+                        seconds,
+                        text,
+                        raw,
+                    )
+                )
                 if d.get("final") is True:
                     finals.append((item_id, _us(d["decided_at"])))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_INSERT_DECISION, rows)
-        self.db.executemany("INSERT INTO decision_records (rowid, raw) VALUES (?, ?)", records)
         self.db.executemany(_INSERT_FINAL, finals)
         self.db.execute("COMMIT")
 
     def add_resolved(self, values: Iterable[bytes]) -> None:
         """Index resolved labels: the latest per item, and what they close."""
-        rows, records = [], []
+        rows = []
         for raw in values:
             try:
                 label = orjson.loads(raw)
@@ -295,13 +313,11 @@ class HistoryIndex:
                     ids = label["provenance"].get("request_ids", [])
                     named = "".join(f"\x1f{r}\x1f" for r in ids)
                 item, revision = str(label["item_id"]), int(label["revision"])
-                rows.append((item, revision, closes, str(label["outcome"]), text, named))
-                records.append((item, revision, raw))
+                rows.append((item, revision, closes, str(label["outcome"]), text, named, raw))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_UPSERT_LABEL, rows)
-        self.db.executemany("INSERT INTO label_records VALUES (?, ?, ?)", records)
         self.db.execute("COMMIT")
 
     def seal_decisions(self) -> None:
@@ -315,7 +331,10 @@ class HistoryIndex:
         """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
         if self._own_decisions:
             self.seal_decisions()
-        self.db.execute("CREATE INDEX label_records_item ON label_records (item_id)")
+        # nothing writes the files from now on: let ``quality_aside`` read them (the batches
+        # ``settle`` writes are in the connection's own temporary database)
+        self.db.execute("PRAGMA locking_mode = NORMAL")
+        self.db.execute("SELECT count(*) FROM sqlite_master").fetchall()
 
     def settle(self, requests: Sequence[bytes]) -> list[RebuiltTask]:
         """The tasks of a batch of review-request records that the working set must hold."""
@@ -365,30 +384,47 @@ class HistoryIndex:
     def latest_resolved(self, item_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """(revision, record) of the latest resolved label of each item that has one."""
         wanted = orjson.dumps(sorted(set(item_ids))).decode()
-        latest: dict[str, tuple[int, bytes]] = {}
-        for item, revision, raw in self.db.execute(_LATEST, (wanted,)):
-            if item not in latest or revision >= latest[item][0]:  # ties: the later record
-                latest[item] = (revision, raw)
-        return latest
+        return {
+            item: (revision, raw) for item, revision, raw in self.db.execute(_LATEST, (wanted,))
+        }
 
-    def quality(self) -> dict[str, Quality]:
+    def quality_aside(self) -> Future[dict[str, Quality]]:
+        """``quality`` computed on a thread with a connection of its own, once sealed, while
+        this one settles the requests: its queries run in SQLite, without the GIL, on the
+        other core."""
+        self._aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gw-rebuild-quality")
+        return self._aside.submit(self._quality_on_own_connection)
+
+    def _quality_on_own_connection(self) -> dict[str, Quality]:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        self._reader = db
+        try:
+            db.execute(f"PRAGMA cache_size = {self._cache}")
+            if self._part is not None:
+                db.execute("ATTACH DATABASE ? AS part", (str(self._part),))
+                db.execute(f"PRAGMA part.cache_size = {self._cache}")
+            return self.quality(db)
+        finally:
+            self._reader = None
+            db.close()
+
+    def quality(self, db: sqlite3.Connection | None = None) -> dict[str, Quality]:
         """Every reviewer's counters: counted votes, seconds, escalations, skipped tasks, and
         how many counted votes agree with their item's latest resolved label."""
+        db = self.db if db is None else db
         out: dict[str, Quality] = {}
-        for reviewer, votes, seconds, escalations, rejects, rejected, same in self.db.execute(
-            _QUALITY
-        ):
+        for reviewer, votes, seconds, escalations, rejects, rejected, same in db.execute(_QUALITY):
             scored, agreed = int(rejects) + int(same), int(rejected) + int(same)
             out[reviewer] = Quality(
                 int(votes), float(seconds), int(escalations), scored=scored, agreed=agreed
             )
-        for reviewer, skips in self.db.execute(
+        for reviewer, skips in db.execute(
             "SELECT reviewer, COUNT(DISTINCT task_id) FROM decisions WHERE action = 'skip' "
             "GROUP BY reviewer"
         ):
             out.setdefault(reviewer, Quality()).skips = int(skips)
         labels: dict[bytes | None, Any] = {None: None}
-        for reviewer, vote, final, count in self.db.execute(_COMPARED):
+        for reviewer, vote, final, count in db.execute(_COMPARED):
             try:
                 if len(labels) > _PARSED_LABELS:
                     labels = {None: None}

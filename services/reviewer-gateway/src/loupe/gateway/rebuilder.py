@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 
 from loupe.gateway import metrics, scripts
 from loupe.gateway.projector import Projector
-from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
+from loupe.gateway.rebuild import HistoryIndex, Quality, RebuiltTask
 from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
@@ -175,10 +176,14 @@ class Rebuilder:
                 self._enter("history")
                 self._index_history(index, ends[REVIEW_DECISIONS.name], ends[LABELS_RESOLVED.name])
                 index.seal()
+                quality = index.quality_aside()
                 self._enter("requests")
                 for batch in self._stream(REVIEW_REQUESTS.name, ends[REVIEW_REQUESTS.name]):
                     self._write_tasks(index, index.settle(batch))
-                self._write_quality(index)
+                while not quality.done():
+                    self._tick()
+                    futures.wait([quality], timeout=0.5)
+                self._write_quality(quality.result())
                 if index.bad:
                     metrics.BAD_RECORDS.inc(index.bad)
                     log.warning("rebuild skipped %d invalid records", index.bad)
@@ -411,10 +416,10 @@ class Rebuilder:
             self._settle(args=[p, item_id, keep_ms], client=pipe)
         pipe.execute()
 
-    def _write_quality(self, index: HistoryIndex) -> None:
+    def _write_quality(self, quality: dict[str, Quality]) -> None:
         """Reviewer counters as history makes them (set, not added: a rebuild may repeat)."""
         pipe = self.r.pipeline(transaction=False)
-        for user, q in index.quality().items():
+        for user, q in quality.items():
             pipe.hset(
                 f"{self.p}quality:{user}",
                 mapping={
