@@ -167,3 +167,29 @@ def test_an_automatic_label_after_a_person_s_never_wins_the_rebuild() -> None:
         index.add_resolved([human, automatic])
         [(revision, raw)] = index.latest_resolved(["item-1"]).values()
     assert (revision, raw) == (2, human)
+
+
+def test_decisions_indexed_in_a_part_settle_and_score_as_in_the_index_itself(tmp_path) -> None:
+    """The rebuild's helper process indexes the decisions in a file of its own, which the index
+    reads in place; the quality counters, computed on a thread with a connection of its own
+    while the requests are settled, are the ones the index computes itself."""
+    open_r, done_r = request("item-1"), request("item-2")
+    votes = [decision("ann"), decision("bob", Action.SKIP), decision("cy", item="item-2")]
+    votes.append(decision("dee", Action.REJECT, item="item-2", final=True))
+    labels = [resolved("item-2", request_ids=["req-item-2"])]
+    whole, whole_quality = settle([open_r, done_r], votes, labels)
+    with HistoryIndex(path=tmp_path / "part.db") as part:
+        part.add_decisions(votes)
+        part.seal_decisions()
+    with HistoryIndex() as index:
+        index.add_resolved(labels)
+        index.attach(tmp_path / "part.db")
+        index.seal()
+        quality = index.quality_aside()
+        tasks = {t.request.request_id: t for t in index.settle([open_r.to_json_bytes()])}
+        tasks |= {t.request.request_id: t for t in index.settle([done_r.to_json_bytes()])}
+        assert quality.result(timeout=30) == whole_quality == index.quality()
+    assert {k: (t.status, t.voters, t.skippers) for k, t in tasks.items()} == {
+        k: (t.status, t.voters, t.skippers) for k, t in whole.items()
+    }
+    assert list(tasks) == ["req-item-1"] and tasks["req-item-1"].skippers == ["bob"]

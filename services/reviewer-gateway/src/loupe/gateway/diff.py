@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scipy.optimize import linear_sum_assignment
-
 from loupe.runtime.geometry import box_iou_matrix
 from loupe.schemas import Box, BoxesLabel, ClassificationLabel, TrackedBox, TracksLabel
 
@@ -30,6 +28,10 @@ def match_boxes(
     """Optimal one-to-one matching maximising the total IoU of pairs at or above ``min_iou``."""
     if not before or not after:
         return []
+    # imported here: scipy takes seconds to import, and the processes that never match boxes
+    # (the rebuild's decisions indexer) would pay that on their critical path
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
     matrix = box_iou_matrix(before, after)
     matrix[matrix < min_iou] = 0.0
     rows, cols = linear_sum_assignment(matrix, maximize=True)

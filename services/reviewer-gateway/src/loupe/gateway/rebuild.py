@@ -2,9 +2,10 @@
 
 History (every decision and resolved label, then the review requests in batches) is indexed in
 a temporary SQLite file instead of Python collections: the process holds SQLite's page cache
-(``cache_kib``), one batch of records and the tasks of that batch still open, whatever the size
-of the topics. Records are read with ``orjson`` and only the fields the rules need; the open
-tasks' requests and votes (a small part of history) are validated in full.
+(``cache_kib`` per file and connection: at most two of each), one batch of records and the
+tasks of that batch still open, whatever the size of the topics. Records are read with
+``orjson`` and only the fields the rules need; the open tasks' requests and votes (a small part
+of history) are validated in full.
 
 The rules are the live projection's: a task is settled by a lead's final decision on its item,
 or by a resolved label that closes it (``logic.resolution_closes``); it is complete (off the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,48 +47,44 @@ _NEVER_KEPT = 2**62
 """``kept_since_us`` when no settled task is kept."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_PAGE_BYTES = 16_384
+"""SQLite pages of 16 KiB: appending records took a quarter less CPU than with 4 KiB pages (in
+a micro-benchmark of blob inserts)."""
 _PARSED_LABELS = 10_000
 """Parsed labels kept while scoring (classification labels repeat; boxes rarely do)."""
 
-_SCHEMA = """
+_DECISIONS_SCHEMA = """
 CREATE TABLE decisions (
-  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB);
-CREATE TABLE decision_records (raw BLOB);
+  task_id TEXT, item_id TEXT, reviewer TEXT, action TEXT, seconds REAL, label BLOB, raw BLOB);
 CREATE TABLE finals (item_id TEXT PRIMARY KEY, at_us INTEGER);
+"""
+"""What ``add_decisions`` fills: in the index itself, or in a part another process fills."""
+
+_SCHEMA = """
 CREATE TABLE labels (
   item_id TEXT PRIMARY KEY, revision INTEGER, closes_us INTEGER, outcome TEXT, label BLOB,
-  named TEXT);
-CREATE TABLE label_records (item_id TEXT, revision INTEGER, raw BLOB);
+  named TEXT, raw BLOB);
 CREATE TEMP TABLE batch (seq INTEGER PRIMARY KEY, request_id TEXT, item_id TEXT, created_us INT);
 """
 
 _INSERT_DECISION = """
-INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
-_MERGE = """
-BEGIN;
-INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label)
-  SELECT rowid, task_id, item_id, reviewer, action, seconds, label FROM part.decisions;
-INSERT INTO decision_records (rowid, raw) SELECT rowid, raw FROM part.decision_records;
-INSERT INTO finals SELECT item_id, at_us FROM part.finals WHERE true
-  ON CONFLICT(item_id) DO UPDATE SET at_us = MAX(at_us, excluded.at_us);
-COMMIT;
+INSERT INTO decisions (rowid, task_id, item_id, reviewer, action, seconds, label, raw)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _UPSERT_LABEL = """
-INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
+INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET
   outcome = CASE WHEN excluded.revision >= labels.revision
     THEN excluded.outcome ELSE labels.outcome END,
   label = CASE WHEN excluded.revision >= labels.revision THEN excluded.label ELSE labels.label END,
+  raw = CASE WHEN excluded.revision >= labels.revision THEN excluded.raw ELSE labels.raw END,
   revision = MAX(excluded.revision, labels.revision),
   closes_us = MAX(excluded.closes_us, labels.closes_us),
   named = labels.named || excluded.named
 """
-"""One row per item: its latest label, the latest time a label people made closes tasks up
-to, and every request id such labels named (``\x1f``-delimited). Records (large) live in their
-own tables, so that the scans over these rows stay small."""
+"""One row per item: its latest label and record (the highest revision; of equal ones, the
+later record), the latest time a label people made closes tasks up to, and every request id
+such labels named (``\x1f``-delimited)."""
 
 _INSERT_FINAL = """
 INSERT INTO finals VALUES (?, ?) ON CONFLICT(item_id) DO UPDATE SET
@@ -111,20 +109,18 @@ a label people made that closes them) at or after a time: (seq, by a final call,
 -1 when open)."""
 
 _COUNTED = """
-CREATE TEMP TABLE counted AS SELECT MIN(rowid) AS id FROM decisions
+INSERT INTO counted SELECT MIN(rowid) FROM decisions
 WHERE action IN ('approve', 'correct', 'escalate', 'reject') GROUP BY task_id, reviewer
 """
 """The counted votes: the first vote (not a skip) of each reviewer on each task."""
 
 _VOTES_OF = """
-SELECT d.task_id, d.reviewer, d.action, r.raw FROM decisions d
-JOIN decision_records r ON r.rowid = d.rowid
+SELECT d.task_id, d.reviewer, d.action, d.raw FROM decisions d
 WHERE d.task_id IN (SELECT value FROM json_each(?)) ORDER BY d.rowid
 """
 
 _LATEST = """
-SELECT item_id, revision, raw FROM label_records
-WHERE item_id IN (SELECT value FROM json_each(?)) ORDER BY rowid
+SELECT item_id, revision, raw FROM labels WHERE item_id IN (SELECT value FROM json_each(?))
 """
 
 _QUALITY = """
@@ -132,7 +128,7 @@ SELECT d.reviewer, COUNT(*), TOTAL(d.seconds), TOTAL(d.action = 'escalate'),
   TOTAL(d.action = 'reject' AND l.item_id IS NOT NULL),
   TOTAL(d.action = 'reject' AND l.outcome IS 'rejected'),
   TOTAL(d.action IN ('approve', 'correct') AND d.label IS l.label AND l.label IS NOT NULL)
-FROM temp.counted c JOIN decisions d ON d.rowid = c.id LEFT JOIN labels l ON l.item_id = d.item_id
+FROM counted c JOIN decisions d ON d.rowid = c.id LEFT JOIN labels l ON l.item_id = d.item_id
 GROUP BY d.reviewer
 """
 """Per reviewer, in one pass over the counted votes: votes, seconds, escalations, and what the
@@ -141,7 +137,7 @@ label byte-identical to the item's latest one agrees)."""
 
 _COMPARED = """
 SELECT d.reviewer, d.label, l.label, COUNT(*)
-FROM temp.counted c JOIN decisions d ON d.rowid = c.id JOIN labels l ON l.item_id = d.item_id
+FROM counted c JOIN decisions d ON d.rowid = c.id JOIN labels l ON l.item_id = d.item_id
 WHERE d.action IN ('approve', 'correct') AND d.label IS NOT NULL
   AND (l.label IS NULL OR d.label != l.label)
 GROUP BY 1, 2, 3
@@ -204,7 +200,8 @@ class HistoryIndex:
         kept_since_us: int | None = None,
     ) -> None:
         """A scratch index in a temporary folder under ``directory``, or (``path``) a part that
-        another process fills and ``merge`` takes in; a part's file is left to its owner.
+        another process fills with decisions and an index ``attach``es; a part's file is left
+        to its owner.
         ``settle`` also returns the tasks settled at or after ``kept_since_us`` (the retention
         window; None: only the open ones)."""
         self.kept_since_us = _NEVER_KEPT if kept_since_us is None else kept_since_us
@@ -213,8 +210,14 @@ class HistoryIndex:
             self._dir = tempfile.TemporaryDirectory(prefix="loupe-rebuild-", dir=directory)
             path = Path(self._dir.name) / "history.db"
         self.folder = path.parent
+        self._path = path
+        self._part: Path | None = None
         self.db = sqlite3.connect(path, isolation_level=None)
+        self._cache = -cache_kib
+        self._aside: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
         for pragma in (
+            f"page_size = {_PAGE_BYTES}",
             f"cache_size = -{cache_kib}",
             "journal_mode = OFF",
             "synchronous = OFF",
@@ -222,22 +225,34 @@ class HistoryIndex:
             "locking_mode = EXCLUSIVE",
         ):
             self.db.execute(f"PRAGMA {pragma}")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(
+            _DECISIONS_SCHEMA if self._dir is None else _SCHEMA + _DECISIONS_SCHEMA
+        )
+        self._own_decisions = True
         self.bad = 0
         self._decisions = 0
 
     def close(self) -> None:
-        """Close the index and drop its scratch folder (not a part's file)."""
+        """Close the index and drop its scratch folder (not a part's file); a ``quality_aside``
+        still running is interrupted."""
+        if self._aside is not None:
+            if (reader := self._reader) is not None:
+                reader.interrupt()
+            self._aside.shutdown(wait=True)
         self.db.close()
         if self._dir is not None:
             self._dir.cleanup()
 
-    def merge(self, part: Path) -> None:
-        """Take in the decisions a part indexed (in another process, while this one indexed
-        the resolved labels)."""
+    def attach(self, part: Path) -> None:
+        """Read the decisions a sealed part holds (indexed in another process, while this one
+        indexed the resolved labels) where they are, instead of this index's own (empty)."""
+        if self._decisions:
+            raise ValueError("this index holds decisions of its own")
+        self.db.executescript("DROP TABLE decisions; DROP TABLE finals")
         self.db.execute("ATTACH DATABASE ? AS part", (str(part),))
-        self.db.executescript(_MERGE)
-        self.db.execute("DETACH DATABASE part")
+        self.db.execute(f"PRAGMA part.cache_size = {self._cache}")
+        self._part = part
+        self._own_decisions = False
 
     def __enter__(self) -> HistoryIndex:
         return self
@@ -251,7 +266,6 @@ class HistoryIndex:
         duplicates share both), which ``seal`` builds from the first record of each."""
         rows: list[tuple[Any, ...]] = []
         finals: list[tuple[str, int]] = []
-        records: list[tuple[int, bytes]] = []
         loads, dumps, add = orjson.loads, orjson.dumps, rows.append
         for raw in values:
             try:
@@ -264,21 +278,30 @@ class HistoryIndex:
                 text = None if label is None else dumps(label)
                 seconds = float(d["seconds_spent"])
                 self._decisions += 1
-                add((self._decisions, str(d["task_id"]), item_id, reviewer, action, seconds, text))
-                records.append((self._decisions, raw))
+                add(
+                    (
+                        self._decisions,
+                        str(d["task_id"]),
+                        item_id,
+                        reviewer,
+                        action,
+                        seconds,
+                        text,
+                        raw,
+                    )
+                )
                 if d.get("final") is True:
                     finals.append((item_id, _us(d["decided_at"])))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_INSERT_DECISION, rows)
-        self.db.executemany("INSERT INTO decision_records (rowid, raw) VALUES (?, ?)", records)
         self.db.executemany(_INSERT_FINAL, finals)
         self.db.execute("COMMIT")
 
     def add_resolved(self, values: Iterable[bytes]) -> None:
         """Index resolved labels: the latest per item, and what they close."""
-        rows, records = [], []
+        rows = []
         for raw in values:
             try:
                 label = orjson.loads(raw)
@@ -291,21 +314,28 @@ class HistoryIndex:
                     ids = label["provenance"].get("request_ids", [])
                     named = "".join(f"\x1f{r}\x1f" for r in ids)
                 item, revision = str(label["item_id"]), int(label["revision"])
-                rows.append((item, revision, closes, str(label["outcome"]), text, named))
-                records.append((item, revision, raw))
+                rows.append((item, revision, closes, str(label["outcome"]), text, named, raw))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 self.bad += 1
         self.db.execute("BEGIN")
         self.db.executemany(_UPSERT_LABEL, rows)
-        self.db.executemany("INSERT INTO label_records VALUES (?, ?, ?)", records)
         self.db.execute("COMMIT")
+
+    def seal_decisions(self) -> None:
+        """Index what ``settle`` and ``quality`` look up in the decisions (faster once, after
+        the bulk load; a part is sealed by the process that filled it)."""
+        self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
+        self.db.execute("CREATE TABLE counted (id INTEGER PRIMARY KEY)")
+        self.db.execute(_COUNTED)
 
     def seal(self) -> None:
         """Index what ``settle`` and ``quality`` look up (faster once, after the bulk load)."""
-        self.db.execute("CREATE INDEX decisions_task ON decisions (task_id, reviewer)")
-        self.db.execute(_COUNTED)
-        self.db.execute("CREATE INDEX label_records_item ON label_records (item_id)")
-        self.db.execute("CREATE INDEX temp.counted_id ON counted (id)")
+        if self._own_decisions:
+            self.seal_decisions()
+        # nothing writes the files from now on: let ``quality_aside`` read them (the batches
+        # ``settle`` writes are in the connection's own temporary database)
+        self.db.execute("PRAGMA locking_mode = NORMAL")
+        self.db.execute("SELECT count(*) FROM sqlite_master").fetchall()
 
     def settle(self, requests: Sequence[bytes]) -> list[RebuiltTask]:
         """The tasks of a batch of review-request records that the working set must hold."""
@@ -355,30 +385,47 @@ class HistoryIndex:
     def latest_resolved(self, item_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """(revision, record) of the latest resolved label of each item that has one."""
         wanted = orjson.dumps(sorted(set(item_ids))).decode()
-        latest: dict[str, tuple[int, bytes]] = {}
-        for item, revision, raw in self.db.execute(_LATEST, (wanted,)):
-            if item not in latest or revision >= latest[item][0]:  # ties: the later record
-                latest[item] = (revision, raw)
-        return latest
+        return {
+            item: (revision, raw) for item, revision, raw in self.db.execute(_LATEST, (wanted,))
+        }
 
-    def quality(self) -> dict[str, Quality]:
+    def quality_aside(self) -> Future[dict[str, Quality]]:
+        """``quality`` computed on a thread with a connection of its own, once sealed, while
+        this one settles the requests: its queries run in SQLite, without the GIL, on the
+        other core."""
+        self._aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gw-rebuild-quality")
+        return self._aside.submit(self._quality_on_own_connection)
+
+    def _quality_on_own_connection(self) -> dict[str, Quality]:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        self._reader = db
+        try:
+            db.execute(f"PRAGMA cache_size = {self._cache}")
+            if self._part is not None:
+                db.execute("ATTACH DATABASE ? AS part", (str(self._part),))
+                db.execute(f"PRAGMA part.cache_size = {self._cache}")
+            return self.quality(db)
+        finally:
+            self._reader = None
+            db.close()
+
+    def quality(self, db: sqlite3.Connection | None = None) -> dict[str, Quality]:
         """Every reviewer's counters: counted votes, seconds, escalations, skipped tasks, and
         how many counted votes agree with their item's latest resolved label."""
+        db = self.db if db is None else db
         out: dict[str, Quality] = {}
-        for reviewer, votes, seconds, escalations, rejects, rejected, same in self.db.execute(
-            _QUALITY
-        ):
+        for reviewer, votes, seconds, escalations, rejects, rejected, same in db.execute(_QUALITY):
             scored, agreed = int(rejects) + int(same), int(rejected) + int(same)
             out[reviewer] = Quality(
                 int(votes), float(seconds), int(escalations), scored=scored, agreed=agreed
             )
-        for reviewer, skips in self.db.execute(
+        for reviewer, skips in db.execute(
             "SELECT reviewer, COUNT(DISTINCT task_id) FROM decisions WHERE action = 'skip' "
             "GROUP BY reviewer"
         ):
             out.setdefault(reviewer, Quality()).skips = int(skips)
         labels: dict[bytes | None, Any] = {None: None}
-        for reviewer, vote, final, count in self.db.execute(_COMPARED):
+        for reviewer, vote, final, count in db.execute(_COMPARED):
             try:
                 if len(labels) > _PARSED_LABELS:
                     labels = {None: None}

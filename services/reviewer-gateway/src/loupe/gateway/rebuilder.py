@@ -27,19 +27,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from loupe.gateway import metrics, scripts
 from loupe.gateway.projector import Projector
-from loupe.gateway.rebuild import HistoryIndex, RebuiltTask
+from loupe.gateway.rebuild import HistoryIndex, Quality, RebuiltTask
+from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
@@ -110,11 +111,6 @@ return 0
 )
 
 
-_FETCH = {"fetch.max.bytes": 16 * 1_048_576, "queued.max.messages.kbytes": 16_384}
-"""Large fetches, and at most 16 MiB prefetched (librdkafka's default, 64 MiB, is most of a
-rebuild's memory otherwise)."""
-
-
 class RebuildError(RuntimeError):
     """The rebuild could not finish correctly; the working set stays unready."""
 
@@ -163,7 +159,7 @@ class Rebuilder:
         self._upto: dict[str, int] = {}
         self.consumer = Consumer(
             consumer_config(
-                settings.kafka, f"{GATEWAY_REBUILD_GROUP_PREFIX}{uuid.uuid4().hex}", extra=_FETCH
+                settings.kafka, f"{GATEWAY_REBUILD_GROUP_PREFIX}{uuid.uuid4().hex}", extra=FETCH
             )
         )
 
@@ -193,10 +189,14 @@ class Rebuilder:
                 self._enter("history")
                 self._index_history(index, ends[REVIEW_DECISIONS.name], ends[LABELS_RESOLVED.name])
                 index.seal()
+                quality = index.quality_aside()
                 self._enter("requests")
                 for batch in self._stream(REVIEW_REQUESTS.name, ends[REVIEW_REQUESTS.name]):
                     self._write_tasks(index, index.settle(batch))
-                self._write_quality(index)
+                while not quality.done():
+                    self._tick()
+                    futures.wait([quality], timeout=0.5)
+                self._write_quality(quality.result())
                 if index.bad:
                     metrics.BAD_RECORDS.inc(index.bad)
                     log.warning("rebuild skipped %d invalid records", index.bad)
@@ -225,10 +225,11 @@ class Rebuilder:
         resolved: dict[int, tuple[int, int]],
     ) -> None:
         """Index ``review.decisions`` in a process of its own (the larger topic, on another
-        core) while this one indexes ``labels.resolved``, then merge the two.
+        core; it also builds their indexes) while this one indexes ``labels.resolved``, then
+        attach its file (read in place: no copy).
 
         With no decisions to read (a new deployment, a fresh prefix) there is no process: its
-        start alone, a new interpreter importing the gateway, takes seconds."""
+        start alone, a new interpreter importing the index's modules, takes a second or more."""
         if all(high <= low for low, high in decisions.values()):
             for batch in self._stream(LABELS_RESOLVED.name, resolved):
                 index.add_resolved(batch)
@@ -243,6 +244,7 @@ class Rebuilder:
             "ends": decisions,
             "path": str(part),
             "batch_size": self.settings.rebuild_batch,
+            "group": GATEWAY_REBUILD_GROUP_PREFIX,
         }
         args = (job, self._elsewhere, sender)
         # a daemon: a replica that exits mid-rebuild does not wait for it
@@ -268,8 +270,7 @@ class Rebuilder:
             self._elsewhere = None
         self.progress.read += read
         index.bad += bad
-        index.merge(part)
-        part.unlink()
+        index.attach(part)
 
     # -- progress, lease and deadline --------------------------------------------------------
 
@@ -429,10 +430,10 @@ class Rebuilder:
             self._settle(args=[p, item_id, keep_ms], client=pipe)
         pipe.execute()
 
-    def _write_quality(self, index: HistoryIndex) -> None:
+    def _write_quality(self, quality: dict[str, Quality]) -> None:
         """Reviewer counters as history makes them (set, not added: a rebuild may repeat)."""
         pipe = self.r.pipeline(transaction=False)
-        for user, q in index.quality().items():
+        for user, q in quality.items():
             pipe.hset(
                 f"{self.p}quality:{user}",
                 mapping={
@@ -526,64 +527,3 @@ class Rebuilder:
         topic = self.settings.topic(name)
         for number, (_low, high) in ends.items():
             self._upto[f"{topic}:{number}"] = high
-
-
-def _key(message: Message) -> str:
-    key = message.key()
-    return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-
-
-def stream(
-    consumer: Consumer,
-    topic: str,
-    ends: dict[int, tuple[int, int]],
-    *,
-    batch_size: int,
-    starts: dict[int, int] | None = None,
-    keep: set[str] | None = None,
-    tick: Callable[[], None] | None = None,
-) -> Iterator[tuple[int, list[bytes]]]:
-    """(records read, values kept) per batch of ``topic`` from ``starts`` (default: the
-    beginning) up to ``ends``; ``tick`` runs before every batch."""
-    first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
-    pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
-    if not pending:
-        return
-    consumer.assign([TopicPartition(topic, n, first[n]) for n in pending])
-    try:
-        while pending:
-            if tick is not None:
-                tick()
-            messages = consumer.consume(batch_size, timeout=0.5)
-            values = [
-                value
-                for message in messages
-                if message.error() is None
-                and (value := message.value()) is not None
-                and (keep is None or _key(message) in keep)
-            ]
-            # each partition stops at the end it had when the phase began (a batch may hold a
-            # few records written since: newer truth, applied idempotently); positions, not
-            # offsets, so that read_committed's last stable offset also ends it
-            for tp in consumer.position([TopicPartition(topic, n) for n in pending]):
-                if tp.offset >= pending[tp.partition]:
-                    del pending[tp.partition]
-            yield len(messages), values
-    finally:
-        consumer.unassign()
-
-
-def index_decisions(job: dict[str, Any], read: Any, out: Any) -> None:
-    """The decisions process: index ``job["topic"]`` up to ``job["ends"]`` into the part at
-    ``job["path"]``, count records in the shared ``read`` and send back (read, bad records)."""
-    group = f"{GATEWAY_REBUILD_GROUP_PREFIX}{uuid.uuid4().hex}"
-    consumer = Consumer(consumer_config(job["kafka"], group, extra=_FETCH))
-    try:
-        with HistoryIndex(path=Path(job["path"])) as index:
-            batches = stream(consumer, job["topic"], job["ends"], batch_size=job["batch_size"])
-            for count, values in batches:
-                index.add_decisions(values)
-                read.value += count
-            out.send((int(read.value), index.bad))
-    finally:
-        consumer.close()
