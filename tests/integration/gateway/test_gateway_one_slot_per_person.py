@@ -101,18 +101,9 @@ async def test_a_late_acknowledgement_never_counts_a_second_vote(
 ):
     """The slow path: Kafka acknowledges ann's first decision only after its grace ran out, she
     released, claimed again and decided with a fresh key; the late commit counts nothing more."""
-    gateway.add_user("ann", Role.REVIEWER)
-    produce(
-        kafka_bootstrap,
-        f"{topic_prefix}{REVIEW_REQUESTS.name}",
-        [("late-1", make_request("late-1", overlap=2))],
+    client = await _one_task_for_ann(
+        gateway, kafka_bootstrap, topic_prefix, make_request("late-1", overlap=2)
     )
-
-    async def queued():
-        return await gateway.queue_size("ann", "reviewer") >= 1
-
-    await gateway.wait_for(queued, what="request queued")
-    client = aioredis.Redis.from_url(gateway.settings.redis_url)
     try:
         store = TaskStore(client, gateway.settings.redis_prefix)
         lease_ms = 60_000
@@ -135,6 +126,18 @@ async def test_a_late_acknowledgement_never_counts_a_second_vote(
         assert task["status"] == b"open"
     finally:
         await client.aclose()
+
+
+async def _one_task_for_ann(gateway, kafka_bootstrap, topic_prefix, request) -> aioredis.Redis:
+    """ann, and one request queued for her; a client of the gateway's Redis (close it)."""
+    gateway.add_user("ann", Role.REVIEWER)
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(request.item_id, request)])
+
+    async def queued():
+        return await gateway.queue_size("ann", "reviewer") >= 1
+
+    await gateway.wait_for(queued, what="request queued")
+    return aioredis.Redis.from_url(gateway.settings.redis_url)
 
 
 async def _claim(store: TaskStore, lease_ms: int) -> Claimed:
@@ -170,18 +173,9 @@ async def test_a_lease_whose_decision_is_being_published_cannot_be_released(
     slot could go to bob, whose decision with a higher fence might reach Kafka first and make
     ann's look stale to the resolver, while the gateway counted both (hostile review of issue
     12). The release waits for the decision: refused while it is in flight."""
-    gateway.add_user("ann", Role.REVIEWER)
-    produce(
-        kafka_bootstrap,
-        f"{topic_prefix}{REVIEW_REQUESTS.name}",
-        [("tabs-1", make_request("tabs-1", overlap=2))],
+    client = await _one_task_for_ann(
+        gateway, kafka_bootstrap, topic_prefix, make_request("tabs-1", overlap=2)
     )
-
-    async def queued():
-        return await gateway.queue_size("ann", "reviewer") >= 1
-
-    await gateway.wait_for(queued, what="request queued")
-    client = aioredis.Redis.from_url(gateway.settings.redis_url)
     try:
         store = TaskStore(client, gateway.settings.redis_prefix)
         claimed = await _claim(store, 60_000)
