@@ -7,6 +7,7 @@ from loupe.gateway.rebuild import HistoryIndex
 from loupe.schemas import (
     Action,
     ClassificationLabel,
+    LeaseFence,
     ReviewDecision,
     ReviewerRef,
     Tier,
@@ -44,3 +45,23 @@ def test_two_decisions_sharing_a_producer_id_are_two_votes_and_a_replay_one() ->
         tasks = {t.request.item_id: t for t in index.settle([r.to_json_bytes() for r in requests])}
         assert (tasks["a"].done, tasks["b"].done) == (1, 1)
         assert index.quality()["ann"].votes == 2
+
+
+def test_a_vote_under_a_revived_lease_does_not_fill_the_rebuilt_task() -> None:
+    """bob decided on slot 1 after ann's lease on it had ended; Redis came back older and ann
+    decided under her revived lease (lower fence). The resolver drops her vote
+    (``admit_by_fence``), so the rebuilt task must still wait for a second person: counted, her
+    vote made it look full in the gateway while the resolver waited (issue 12, point 3)."""
+    request = review_request(classification("a")).model_copy(update={"required_overlap": 2})
+
+    def fenced(who: str, epoch: int) -> bytes:
+        vote = ReviewDecision.model_validate_json(_vote("a", f"d-{who}", f"k-{who}"))
+        update = {"reviewer": ReviewerRef(id=who, tier=Tier.REVIEWER)}
+        update["lease"] = LeaseFence(slot=1, epoch=epoch)  # type: ignore[assignment]
+        return vote.model_copy(update=update).to_json_bytes()
+
+    with HistoryIndex() as index:
+        index.add_decisions([fenced("bob", 700), fenced("ann", 500)])
+        index.seal()
+        [task] = index.settle([request.to_json_bytes()])
+        assert task.done == 1 and task.voters == ["bob"] and task.status == "open"

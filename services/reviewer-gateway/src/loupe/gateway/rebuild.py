@@ -36,6 +36,7 @@ from loupe.schemas import (
     ResolutionMethod,
     ReviewDecision,
     ReviewRequest,
+    admit_by_fence,
 )
 
 _VOTES = frozenset(action.value for action in VOTE_ACTIONS)
@@ -365,18 +366,24 @@ class HistoryIndex:
         return list(tasks.values())
 
     def _add_votes(self, tasks: dict[str, RebuiltTask]) -> None:
+        """The tasks' votes and skips, in the order Kafka has them; a decision made under a
+        lease that had ended (``admit_by_fence``: the resolver drops it too) counts nothing."""
         wanted = orjson.dumps(list(tasks)).decode()
+        fences: dict[str, dict[str, int]] = {}
         for task_id, reviewer, action, raw in self.db.execute(_VOTES_OF, (wanted,)):
             task = tasks[task_id]
+            try:
+                decision = ReviewDecision.model_validate_json(raw)
+            except ValidationError:
+                self.bad += 1
+                continue
+            if not admit_by_fence(fences.setdefault(task_id, {}), decision):
+                continue
             if action == Action.SKIP.value:
                 if reviewer not in task.skippers:
                     task.skippers.append(reviewer)
             elif action in _VOTES and reviewer not in task.voters:
-                try:
-                    task.votes.append(ReviewDecision.model_validate_json(raw))
-                except ValidationError:
-                    self.bad += 1
-                    continue
+                task.votes.append(decision)
                 task.voters.append(reviewer)
         for task in tasks.values():
             if task.status == "open" and task.done >= task.request.required_overlap:
