@@ -75,6 +75,8 @@ def test_the_gateway_user_owns_the_gateway_keys_and_nothing_else(
             with pytest.raises(redis.exceptions.NoPermissionError):
                 client.execute_command(*command)
         assert "evicted_keys" in client.info("stats")  # a partial loss is noticed
+        # the claim's script reads Redis's clock (the floor of the fencing tokens)
+        assert len(client.eval("return redis.call('TIME')", 0)) == 2
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.acl_list()
 

@@ -43,6 +43,7 @@ REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
         *_NO_ADMIN_NO_KEY_LISTING,
         "-function",
         "+info",
+        "+time",
     ),
     Service.METRICS: (
         "-@all",
@@ -53,9 +54,10 @@ REDIS_GRANTS: Mapping[Service, tuple[str, ...]] = {
 }
 """Commands per service, applied in order; a service missing here gets no Redis user. The
 gateway runs Lua by SHA (``EVALSHA``, ``SCRIPT LOAD`` on a miss), never ``FUNCTION`` or a
-script or function flush, and reads ``INFO`` (``evicted_keys``: a partial loss starts a
-rebuild). Neither may list key names (``SCAN``, ``RANDOMKEY``, ``DBSIZE``: on a shared Redis
-those are other applications' names) or switch databases."""
+script or function flush, reads ``INFO`` (``evicted_keys``: a partial loss starts a rebuild)
+and ``TIME`` (in the claim's script: the floor of the lease fencing tokens). Neither may list
+key names (``SCAN``, ``RANDOMKEY``, ``DBSIZE``: on a shared Redis those are other applications'
+names) or switch databases."""
 
 KEY_PATTERNS: Mapping[Service, tuple[str, ...]] = {
     Service.GATEWAY: ("~{prefix}*",),
