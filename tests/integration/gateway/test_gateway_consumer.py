@@ -1,13 +1,20 @@
-"""The gateway's consumer loop against real Kafka and Redis: a failed batch is never skipped."""
+"""The gateway's consumer loop against real Kafka and Redis: a failed batch is never skipped,
+and a batch costs Redis a few round trips, not one per record."""
 
 from __future__ import annotations
 
 import redis
+from confluent_kafka import Consumer, TopicPartition
 
 from harness.kafka import produce
+from harness.samples import classification, review_request
 from harness.waiting import wait_for
 from loupe.gateway.consumer import GatewayConsumer
-from loupe.schemas.topics import REVIEW_REQUESTS
+from loupe.runtime.kafka import consumer_config
+from loupe.schemas import Provenance, ResolutionMethod, ResolvedLabel, utcnow
+from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
+
+AUTO_LABELS = 3_000
 
 
 def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
@@ -38,6 +45,64 @@ def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
         keys = [f"{settings.redis_prefix}t:{r.request_id}" for r in requests]
         wait_for(lambda: client.exists(*keys), 60, "every request in Redis", expect=len(keys))
         assert failed, "the injected failure was never hit"
+    finally:
+        consumer.stop()
+        client.close()
+
+
+def _label(item_id: str, method: ResolutionMethod = ResolutionMethod.AUTO) -> ResolvedLabel:
+    prediction = classification(item_id)
+    return ResolvedLabel(
+        item_id=item_id,
+        project=prediction.project,
+        revision=1,
+        label=prediction.label,
+        confidence=0.97,
+        method=method,
+        provenance=Provenance(prediction=prediction, request_ids=[f"req-{item_id}"]),
+        first_seen_at=prediction.produced_at,
+        resolved_at=utcnow(),
+    )
+
+
+def _all_committed(settings, topic: str) -> bool:
+    """Whether the gateway's group committed every record of ``topic``."""
+    probe = Consumer(consumer_config(settings.kafka, settings.group_id()))
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return all(tp.offset >= probe.get_watermark_offsets(tp, timeout=10)[1] for tp in committed)
+    finally:
+        probe.close()
+
+
+def test_auto_accepted_labels_cost_a_few_redis_round_trips_per_batch_not_one_each(
+    gw_settings, kafka_bootstrap, redis_url, topic_prefix
+):
+    """Thousands of auto-accepted labels a second reach the gateway (items it holds no task
+    of); each once cost a Redis round trip on the thread the HTTP handlers share the CPU with.
+    Among them, the label of an item with a task still closes it."""
+    settings = gw_settings
+    labels_topic = f"{topic_prefix}{LABELS_RESOLVED.name}"
+    consumer = GatewayConsumer(settings).start()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        wait_for(lambda: client.exists(f"{settings.redis_prefix}ready"), 60, "the initial rebuild")
+        held = review_request(classification("held-item"))
+        produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(held.item_id, held)])
+        task = f"{settings.redis_prefix}t:{held.request_id}"
+        wait_for(lambda: client.exists(task), 60, "the held item's task")
+        # Redis's count of reads from its clients: one per round trip (a pipeline is one)
+        before = client.info("stats")["total_reads_processed"]
+        labels = [_label(f"auto-{i}") for i in range(AUTO_LABELS)]
+        labels.insert(AUTO_LABELS // 2, _label(held.item_id, ResolutionMethod.MAJORITY))
+        produce(kafka_bootstrap, labels_topic, [(label.item_id, label) for label in labels])
+        wait_for(lambda: _all_committed(settings, labels_topic), 90, "every label consumed")
+        round_trips = client.info("stats")["total_reads_processed"] - before
+        assert client.hget(task, "status") == b"resolved"
+        # a consume batch holds hundreds of records: a round trip or two each, plus the loop's
+        # checks once a second; one per label would be over 3,000
+        assert round_trips < AUTO_LABELS // 10, f"{round_trips} round trips, {len(labels)} labels"
     finally:
         consumer.stop()
         client.close()

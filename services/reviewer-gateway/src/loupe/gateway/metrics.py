@@ -8,7 +8,10 @@ CLAIMS = Counter("loupe_gateway_claims_total", "Claims answered", ["outcome"])
 DECISIONS = Counter("loupe_gateway_decisions_total", "Decisions accepted", ["action"])
 LEASES_EXPIRED = Counter("loupe_gateway_leases_expired_total", "Leases that expired")
 REQUESTS_ENQUEUED = Counter("loupe_gateway_requests_enqueued_total", "Review requests queued")
-BAD_RECORDS = Counter("loupe_gateway_bad_records_total", "Consumed records that failed to decode")
+BAD_RECORDS = Counter(
+    "loupe_gateway_bad_records_total",
+    "Consumed records that failed to decode (or whose key names another item)",
+)
 REBUILDS = Counter("loupe_gateway_rebuilds_total", "Working-set rebuilds from Kafka")
 PARTIAL_LOSSES = Counter(
     "loupe_gateway_partial_losses_total",

@@ -53,6 +53,7 @@ class Projector:
         self._close = client.register_script(scripts.CLOSE)
         self._settle = client.register_script(scripts.SETTLE_ITEM)
         self._resolved_if_newer = client.register_script(scripts.RESOLVED_IF_NEWER)
+        self._items_with_tasks = client.register_script(scripts.ITEMS_WITH_TASKS)
         self._add_audit = client.register_script(scripts.ADD_AUDIT)
         self._set_policy = client.register_script(scripts.SET_POLICY_IF_NEWER)
         self._set_user = client.register_script(scripts.SET_USER_IF_NEWER)
@@ -94,6 +95,12 @@ class Projector:
             self._enqueue(args=args, client=client)
             return True
         return bool(self._enqueue(args=args))
+
+    def items_with_tasks(self, items: list[str]) -> list[bool]:
+        """Per item, whether Redis holds a task of it (one round trip for the whole list)."""
+        if not items:
+            return []
+        return [bool(found) for found in self._items_with_tasks(args=[self.p, *items])]
 
     def resolved(self, label: ResolvedLabel, raw: bytes) -> None:
         """Close the tasks a resolved label settles, then record it and score the votes.

@@ -701,6 +701,14 @@ redis.call('SADD', ARGV[1] .. 'users', ARGV[2])
 return 1
 """
 
+ITEMS_WITH_TASKS = """
+-- ARGV: prefix, item ids... Per item, 1 if Redis holds a task of it, else 0: one round trip tells
+-- which of a batch of resolved labels concern the gateway (most are auto-accepted, none do).
+local p, found = ARGV[1], {}
+for i = 2, #ARGV do found[i - 1] = redis.call('EXISTS', p .. 'itasks:' .. ARGV[i]) end
+return found
+"""
+
 RELEASE_LOCK = """
 -- ARGV: lock key, token. Deletes the lock only if this holder still owns it.
 if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
