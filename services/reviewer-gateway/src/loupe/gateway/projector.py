@@ -36,6 +36,16 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+def stored_request(request: ReviewRequest, raw: bytes) -> bytes:
+    """The request JSON a task keeps: as received, less the model's embedding. The embedding is
+    the router's novelty input; no reviewer, view or decision reads it, and at 384 to 1,536
+    floats it is most of a request's bytes (512: 11 KB of 12), which Redis would otherwise hold
+    for every open task and every claim would send to the browser."""
+    if request.prediction.embedding is None:
+        return raw
+    return request.model_dump_json(exclude={"prediction": {"embedding"}}).encode()
+
+
 class Projector:
     """Writes requests, resolutions, conflicts, policies and audit events into Redis."""
 
@@ -69,6 +79,7 @@ class Projector:
         keep_ms: int | None = None,
     ) -> bool:
         """Store a review request as a task unless it exists (idempotent); True if it was new.
+        The task keeps the request without its embedding (``stored_request``).
 
         With a pipeline the script is queued and the answer is the pipeline's. A settled task
         (the rebuild's, within the retention window) expires with its item in ``keep_ms``."""
@@ -84,7 +95,7 @@ class Projector:
             request.required_overlap,
             queue_score(request.priority, created),
             skills,
-            raw,
+            stored_request(request, raw),
             created,
             status,
             done,

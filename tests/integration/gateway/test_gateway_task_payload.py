@@ -1,0 +1,50 @@
+"""What Redis keeps of a task is what a reviewer reads: the model's embedding (the router's
+novelty input, most of a production request's bytes) is neither stored nor sent."""
+
+from __future__ import annotations
+
+import random
+
+import redis
+
+from harness.kafka import produce
+from loupe.gateway.logic import Role
+from loupe.schemas.topics import REVIEW_REQUESTS
+
+EMBEDDING_DIM = 512
+
+
+async def test_a_task_keeps_and_shows_its_request_without_the_embedding(
+    gateway, make_request, kafka_bootstrap, topic_prefix
+):
+    gateway.add_user("ann", Role.REVIEWER)
+    rng = random.Random(7)
+    request = make_request("img-embedded")
+    embedding = [rng.gauss(0.0, 1.0) for _ in range(EMBEDDING_DIM)]
+    request = request.model_copy(
+        update={"prediction": request.prediction.model_copy(update={"embedding": embedding})}
+    )
+    assert len(request.to_json_bytes()) > 8_000
+    produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(request.item_id, request)])
+
+    async def queued():
+        return await gateway.queue_size("ann", "reviewer") == 1
+
+    await gateway.wait_for(queued, what="the request queued")
+    client = redis.Redis.from_url(gateway.settings.redis_url)
+    try:
+        task_key = f"{gateway.settings.redis_prefix}t:{request.request_id}"
+        stored = client.hget(task_key, "req")
+        assert stored is not None
+        assert b"embedding" not in stored
+        assert len(stored) < 2_000, len(stored)
+        assert client.memory_usage(task_key) < 5_000  # with the embedding: over 12,000
+    finally:
+        client.close()
+    claim = await gateway.call("POST", "/v1/tasks/claim", "ann")
+    assert claim.status_code == 200, claim.text
+    prediction = claim.json()["task"]["prediction"]
+    assert prediction.get("embedding") is None
+    assert prediction["label"] == request.prediction.label.model_dump(mode="json")
+    item = await gateway.call("GET", f"/v1/items/{request.item_id}", "ann")
+    assert item.status_code == 200, item.text
