@@ -49,14 +49,15 @@ import click
 import httpx
 import numpy as np
 import uvloop
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from loupe.bench.http_load import Connection, HttpError
 from loupe.bench.infra import bench_infra
 from loupe.gateway.logic import Role
+from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
 from loupe.runtime.connections import KafkaConnection, process_env
-from loupe.runtime.kafka import ensure_topics, producer_config
+from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config, watermarks
 from loupe.schemas import (
     ClassificationLabel,
     DataRef,
@@ -265,6 +266,39 @@ def _background(kafka: KafkaConnection, prefix: str) -> Iterator[Callable[[], fl
             process.kill()
 
 
+def _behind(kafka: KafkaConnection, prefix: str) -> int:
+    """Records of the background topics the gateway's consumer group has not committed yet."""
+    group = GatewaySettings.model_fields["consumer_group"].default
+    probe = Consumer(consumer_config(kafka, f"{prefix}{group}"))
+    try:
+        behind = 0
+        for name in (LABELS_RESOLVED.name, REVIEW_REQUESTS.name):
+            topic = f"{prefix}{name}"
+            numbers = list(probe.list_topics(topic, timeout=10).topics[topic].partitions)
+            ends = watermarks(probe, topic, numbers)
+            committed = probe.committed([TopicPartition(topic, n) for n in numbers], timeout=10)
+            for tp in committed:
+                behind += max(0, ends[tp.partition][1] - max(tp.offset, ends[tp.partition][0]))
+        return behind
+    finally:
+        probe.close()
+
+
+def _drain(kafka: KafkaConnection, prefix: str, bound_s: float = 120.0) -> dict[str, Any]:
+    """How far behind the background traffic the gateway's consumer was when it stopped, and
+    how long it took to catch up (at most ``bound_s``; a consumer that kept up needs about its
+    commit interval, 1 s)."""
+    started = time.perf_counter()
+    behind_at_stop = behind = _behind(kafka, prefix)
+    while behind and time.perf_counter() - started < bound_s:
+        time.sleep(0.25)
+        behind = _behind(kafka, prefix)
+    return {
+        "background_behind_at_stop_records": behind_at_stop,
+        "background_caught_up_s": round(time.perf_counter() - started, 2) if not behind else None,
+    }
+
+
 def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values else 0.0
 
@@ -468,6 +502,7 @@ def _drive(
     budget_s: float,
     procs: int,
     background: Callable[[], contextlib.AbstractContextManager[Callable[[], float]]],
+    drain: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
     """Baseline; a warm-up; the rest of the cycles in thirds: full speed quiet, full speed
     under background traffic, paced under background traffic."""
@@ -506,6 +541,7 @@ def _drive(
             lambda n: Load(third // n, budget_s / 5, TARGET_CYCLES_PER_S / n),
         )
         achieved_background = background_rate()
+    drained = drain()
     errors: dict[str, int] = {}
     for part in warm + quiet + busy + paced:
         for key, count in part["errors"].items():
@@ -528,6 +564,7 @@ def _drive(
         "paced_offered_cycles_per_s": TARGET_CYCLES_PER_S,
         "background_offered_records_per_s": BACKGROUND_RECORDS_PER_S,
         "background_records_per_s": round(achieved_background, 1),
+        **drained,
         "errors": errors,
         "client_processes": procs,
         "baseline_me_requests_per_s": round(baseline_rps, 1),
@@ -590,6 +627,7 @@ def command(
                 budget_s=budget_s,
                 procs=client_procs,
                 background=lambda: _background(infra.kafka, prefix),
+                drain=lambda: _drain(infra.kafka, prefix),
             )
     result.update(
         {
