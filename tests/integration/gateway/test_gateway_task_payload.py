@@ -1,5 +1,6 @@
-"""What Redis keeps of a task is what a reviewer reads: the model's embedding (the router's
-novelty input, most of a production request's bytes) is neither stored nor sent."""
+"""What Redis keeps of a task and of its item's label is what a reviewer reads: the model's
+embedding (the router's novelty input, most of a production request's bytes) is neither stored
+nor sent, whether the live consumer or the rebuild wrote them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import redis
 
 from harness.kafka import produce
 from loupe.gateway.logic import Role
-from loupe.schemas.topics import REVIEW_REQUESTS
+from loupe.schemas import Provenance, ResolutionMethod, ResolvedLabel, utcnow
+from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 
 EMBEDDING_DIM = 512
 
@@ -48,3 +50,31 @@ async def test_a_task_keeps_and_shows_its_request_without_the_embedding(
     assert prediction["label"] == request.prediction.label.model_dump(mode="json")
     item = await gateway.call("GET", f"/v1/items/{request.item_id}", "ann")
     assert item.status_code == 200, item.text
+
+    label = ResolvedLabel(
+        item_id=request.item_id,
+        project=request.project,
+        revision=1,
+        label=request.prediction.label,
+        method=ResolutionMethod.MAJORITY,
+        provenance=Provenance(prediction=request.prediction, request_ids=[request.request_id]),
+        first_seen_at=request.created_at,
+        resolved_at=utcnow(),
+    )
+    produce(kafka_bootstrap, f"{topic_prefix}{LABELS_RESOLVED.name}", [(label.item_id, label)])
+    p = gateway.settings.redis_prefix
+    client = redis.Redis.from_url(gateway.settings.redis_url)
+    try:
+        resolved_key = f"{p}resolved:{request.item_id}"
+
+        async def label_stored():
+            return client.get(resolved_key)
+
+        assert b"embedding" not in await gateway.wait_for(label_stored, what="the label")
+        # the rebuild writes the same: the working set lost, the label read back from Kafka
+        client.delete(f"{p}ready", resolved_key)
+        rebuilt = await gateway.wait_for(label_stored, what="the label rebuilt")
+        assert b"embedding" not in rebuilt
+        assert ResolvedLabel.model_validate_json(rebuilt).revision == 1
+    finally:
+        client.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from harness.samples import AT, classification, review_request
 from loupe.gateway.rebuild import HistoryIndex
 from loupe.schemas import (
@@ -54,10 +56,15 @@ def resolved(item="item-1", method=ResolutionMethod.WEIGHTED, delta_s=10, reques
     ).to_json_bytes()
 
 
+def keyed(labels) -> list[tuple[str, bytes]]:
+    """Label records as Kafka holds them: keyed by their item id."""
+    return [(orjson.loads(raw)["item_id"], raw) for raw in labels]
+
+
 def settle(requests, decisions=(), labels=()):
     with HistoryIndex() as index:
         index.add_decisions(list(decisions))
-        index.add_resolved(list(labels))
+        index.add_resolved(keyed(labels))
         index.seal()
         tasks = index.settle([r.to_json_bytes() for r in requests])
         return {t.request.request_id: t for t in tasks}, index.quality()
@@ -96,7 +103,7 @@ def test_tasks_settled_within_the_retention_window_are_kept_with_when_they_settl
     def kept(since: datetime, decisions=(), labels=()):
         with HistoryIndex(kept_since_us=_us(since)) as index:
             index.add_decisions(list(decisions))
-            index.add_resolved(list(labels))
+            index.add_resolved(keyed(labels))
             index.seal()
             return {t.request.request_id: t for t in index.settle([r.to_json_bytes()])}
 
@@ -133,7 +140,7 @@ def _rebuild_peak(settled: int, open_tasks: int, batch: int = 500) -> int:
                 index.add_decisions(
                     [decision(f"r{n % 7}", item=f"done-{n}") for n in range(start, stop)]
                 )
-                index.add_resolved([resolved(f"done-{n}") for n in range(start, stop)])
+                index.add_resolved(keyed(resolved(f"done-{n}") for n in range(start, stop)))
             index.seal()
             kept = 0
             for start in range(0, settled, batch):
@@ -164,9 +171,18 @@ def test_an_automatic_label_after_a_person_s_never_wins_the_rebuild() -> None:
         .to_json_bytes()
     )
     with HistoryIndex() as index:
-        index.add_resolved([human, automatic])
+        index.add_resolved(keyed([human, automatic]))
         [(revision, raw)] = index.latest_resolved(["item-1"]).values()
     assert (revision, raw) == (2, human)
+
+
+def test_a_label_keyed_by_another_item_is_a_bad_record_not_that_items_label() -> None:
+    """The registry keys labels.resolved by item id and the live consumer selects labels by
+    key: the rebuild holds a label keyed by another item as bad, as the consumer does."""
+    with HistoryIndex() as index:
+        index.add_resolved([("item-2", resolved("item-1")), ("item-3", resolved("item-3"))])
+        latest = index.latest_resolved(["item-1", "item-2", "item-3"])
+        assert (list(latest), index.bad) == (["item-3"], 1)
 
 
 def test_decisions_indexed_in_a_part_settle_and_score_as_in_the_index_itself(tmp_path) -> None:
@@ -182,7 +198,7 @@ def test_decisions_indexed_in_a_part_settle_and_score_as_in_the_index_itself(tmp
         part.add_decisions(votes)
         part.seal_decisions()
     with HistoryIndex() as index:
-        index.add_resolved(labels)
+        index.add_resolved(keyed(labels))
         index.attach(tmp_path / "part.db")
         index.seal()
         quality = index.quality_aside()

@@ -54,7 +54,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from loupe.bench.http_load import Connection, HttpError
 from loupe.bench.infra import bench_infra
 from loupe.gateway.logic import Role
-from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import User, UsersFile
 from loupe.runtime.connections import KafkaConnection, process_env
 from loupe.runtime.kafka import consumer_config, ensure_topics, producer_config, watermarks
@@ -86,6 +85,7 @@ BENCH_RATE_LIMIT = "1000/second"
 what one bench reviewer sends (some 25 cycles/s, 50 requests/s), which the default would refuse."""
 OVERLAP = 2
 EMBEDDING_DIM = 512
+CONSUMER_GROUP = "loupe-gateway"
 BACKGROUND_RECORDS_PER_S = 5_000
 BACKGROUND_REQUEST_SHARE = 0.2
 """Of the background records, the share that are review requests (the rest: auto labels)."""
@@ -268,8 +268,7 @@ def _background(kafka: KafkaConnection, prefix: str) -> Iterator[Callable[[], fl
 
 def _behind(kafka: KafkaConnection, prefix: str) -> int:
     """Records of the background topics the gateway's consumer group has not committed yet."""
-    group = GatewaySettings.model_fields["consumer_group"].default
-    probe = Consumer(consumer_config(kafka, f"{prefix}{group}"))
+    probe = Consumer(consumer_config(kafka, f"{prefix}{CONSUMER_GROUP}"))
     try:
         behind = 0
         for name in (LABELS_RESOLVED.name, REVIEW_REQUESTS.name):
@@ -615,6 +614,7 @@ def command(
             "LOUPE_GATEWAY_USERS_FILE": str(users.path),
             "LOUPE_GATEWAY_TOKEN_PEPPER": PEPPER,
             "LOUPE_GATEWAY_RATE_LIMIT": BENCH_RATE_LIMIT,
+            "LOUPE_GATEWAY_CONSUMER_GROUP": CONSUMER_GROUP,  # the group ``_behind`` reads
         }
         port = free_port()
         with _gateway_process(env, port, Path(tmp) / "gateway.log") as process:

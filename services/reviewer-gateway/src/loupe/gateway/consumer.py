@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, Message
 from loupe.gateway import metrics, scripts
 from loupe.gateway.applied import AppliedPositions, WentBackError
 from loupe.gateway.projector import Projector
+from loupe.gateway.rebuild_reader import record_key
 from loupe.gateway.rebuilder import Rebuilder, RebuildError
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
@@ -353,16 +354,21 @@ class GatewayConsumer:
         """Labels of items Redis holds a task of are applied; the rest (auto-accepted items,
         the bulk of the traffic) are skipped after one round trip for the whole run, without
         decoding them: the registry keys ``labels.resolved`` by item id (its compaction relies
-        on it), so the key says whose label it is. A record without a usable key is decoded."""
-        keys = [_item_key(message) for message in messages]
-        held = iter(self.projector.items_with_tasks([key for key in keys if key is not None]))
+        on it), so the key says whose label it is. A label keyed by another item than its own
+        is a bad record, here and in the rebuild (``HistoryIndex.add_resolved``)."""
+        keys = [record_key(message) for message in messages]
+        held = iter(self.projector.items_with_tasks([key for key in keys if key]))
         for message, key in zip(messages, keys, strict=True):
-            if key is not None and not next(held):
+            if not key:
+                metrics.BAD_RECORDS.inc()
+                log.warning("skipping a resolved label without a key (its item id)")
+                continue
+            if not next(held):
                 continue
             raw = message.value() or b""
             if (label := _decode(ResolvedLabel, raw)) is None:
                 continue
-            if key is not None and label.item_id != key:
+            if label.item_id != key:
                 metrics.BAD_RECORDS.inc()
                 log.warning("skipping a resolved label keyed %r of item %r", key, label.item_id)
                 continue
@@ -388,17 +394,6 @@ class GatewayConsumer:
                 self.projector.audit(event, raw, pipe)
         if len(pipe):
             pipe.execute()
-
-
-def _item_key(message: Message) -> str | None:
-    """The item id a record is keyed by (None: no key, or not UTF-8)."""
-    key = message.key()
-    if not key:
-        return None
-    try:
-        return key.decode() if isinstance(key, bytes) else str(key)
-    except UnicodeDecodeError:
-        return None
 
 
 def _decode(model: type[E], raw: bytes) -> E | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +37,28 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def stored_request(request: ReviewRequest, raw: bytes) -> bytes:
-    """The request JSON a task keeps: as received, less the model's embedding. The embedding is
-    the router's novelty input; no reviewer, view or decision reads it, and at 384 to 1,536
-    floats it is most of a request's bytes (512: 11 KB of 12), which Redis would otherwise hold
-    for every open task and every claim would send to the browser."""
-    if request.prediction.embedding is None:
+_EMBEDDING_LIST = re.compile(rb'"embedding"\s*:\s*\[')
+REQUEST_PREDICTION = ("prediction",)
+LABEL_PREDICTION = ("provenance", "prediction")
+"""Where a review request's and a resolved label's prediction sit in their JSON."""
+
+
+def without_embedding(raw: bytes, prediction_at: tuple[str, ...]) -> bytes:
+    """An event's JSON as Redis keeps it: as received, less its prediction's embedding (the
+    prediction at ``prediction_at``). The embedding is the router's novelty input; no reviewer,
+    view or decision reads it, and at 384 to 1,536 floats it is most of the event's bytes
+    (512: 10 KB of a request's 11), which Redis would otherwise hold for every open task and
+    every item settled within the retention window, and every claim would send to the browser.
+    Both the live consumer and the rebuild store requests and labels through it."""
+    if _EMBEDDING_LIST.search(raw) is None:
+        return raw  # no embedding (null or absent): nothing to parse
+    event = orjson.loads(raw)
+    prediction = event
+    for name in prediction_at:
+        prediction = prediction[name]
+    if prediction.pop("embedding", None) is None:
         return raw
-    return request.model_dump_json(exclude={"prediction": {"embedding"}}).encode()
+    return orjson.dumps(event)
 
 
 class Projector:
@@ -79,7 +94,7 @@ class Projector:
         keep_ms: int | None = None,
     ) -> bool:
         """Store a review request as a task unless it exists (idempotent); True if it was new.
-        The task keeps the request without its embedding (``stored_request``).
+        The task keeps the request without its embedding (``without_embedding``).
 
         With a pipeline the script is queued and the answer is the pipeline's. A settled task
         (the rebuild's, within the retention window) expires with its item in ``keep_ms``."""
@@ -95,7 +110,7 @@ class Projector:
             request.required_overlap,
             queue_score(request.priority, created),
             skills,
-            stored_request(request, raw),
+            without_embedding(raw, REQUEST_PREDICTION),
             created,
             status,
             done,
@@ -131,7 +146,8 @@ class Projector:
             request = ReviewRequest.model_validate_json(req_raw)
             if resolution_closes(label, request):
                 self._close(args=[self.p, tid, "resolved", "0", self.keep_ms])
-        self._resolved_if_newer(args=[self.p, label.item_id, label.revision, raw])
+        stored = without_embedding(raw, LABEL_PREDICTION)
+        self._resolved_if_newer(args=[self.p, label.item_id, label.revision, stored])
         if self._score_votes(label):
             self._settle(args=[self.p, label.item_id, self.keep_ms])
 

@@ -300,10 +300,12 @@ class HistoryIndex:
         self.db.executemany(_INSERT_FINAL, finals)
         self.db.execute("COMMIT")
 
-    def add_resolved(self, values: Iterable[bytes]) -> None:
-        """Index resolved labels: the latest per item, and what they close."""
+    def add_resolved(self, records: Iterable[tuple[str, bytes]]) -> None:
+        """Index resolved labels ((key, value) records): the latest per item, and what they
+        close. A label keyed by another item than its own is a bad record, as the live consumer
+        (which selects labels by key) holds it: the registry keys the topic by item id."""
         rows = []
-        for raw in values:
+        for key, raw in records:
             try:
                 label = orjson.loads(raw)
                 method = label["method"]
@@ -315,6 +317,9 @@ class HistoryIndex:
                     ids = label["provenance"].get("request_ids", [])
                     named = "".join(f"\x1f{r}\x1f" for r in ids)
                 item, revision = str(label["item_id"]), int(label["revision"])
+                if item != key:
+                    self.bad += 1
+                    continue
                 rows.append((item, revision, closes, str(label["outcome"]), text, named, raw))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 self.bad += 1

@@ -22,8 +22,12 @@ FETCH = {"fetch.max.bytes": 16 * 1_048_576, "queued.max.messages.kbytes": 16_384
 rebuild's memory otherwise)."""
 
 
-def _key(message: Message) -> str:
+def record_key(message: Message) -> str:
+    """A record's key as text ('' without one: no item id is empty); the live consumer and the
+    rebuild read keys through it."""
     key = message.key()
+    if key is None:
+        return ""
     return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
 
 
@@ -37,8 +41,26 @@ def stream(
     keep: set[str] | None = None,
     tick: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, list[bytes]]]:
-    """(records read, values kept) per batch of ``topic`` from ``starts`` (default: the
-    beginning) up to ``ends``; ``tick`` runs before every batch."""
+    """(records read, values kept) per batch: ``stream_keyed`` without the keys."""
+    for read, records in stream_keyed(
+        consumer, topic, ends, batch_size=batch_size, starts=starts, keep=keep, tick=tick
+    ):
+        yield read, [value for _key, value in records]
+
+
+def stream_keyed(
+    consumer: Consumer,
+    topic: str,
+    ends: dict[int, tuple[int, int]],
+    *,
+    batch_size: int,
+    starts: dict[int, int] | None = None,
+    keep: set[str] | None = None,
+    tick: Callable[[], None] | None = None,
+) -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
+    """(records read, (key, value) of the records kept) per batch of ``topic`` from ``starts``
+    (default: the beginning) up to ``ends``; with ``keep``, only records whose key is in it;
+    ``tick`` runs before every batch."""
     first = {n: (starts or {}).get(n, low) for n, (low, _high) in ends.items()}
     pending = {n: high for n, (_low, high) in ends.items() if high > first[n]}
     if not pending:
@@ -49,20 +71,20 @@ def stream(
             if tick is not None:
                 tick()
             messages = consumer.consume(batch_size, timeout=0.5)
-            values = [
-                value
-                for message in messages
-                if message.error() is None
-                and (value := message.value()) is not None
-                and (keep is None or _key(message) in keep)
-            ]
+            records = []
+            for message in messages:
+                if message.error() is not None or (value := message.value()) is None:
+                    continue
+                key = record_key(message)
+                if keep is None or key in keep:
+                    records.append((key, value))
             # each partition stops at the end it had when the phase began (a batch may hold a
             # few records written since: newer truth, applied idempotently); positions, not
             # offsets, so that read_committed's last stable offset also ends it
             for tp in consumer.position([TopicPartition(topic, n) for n in pending]):
                 if tp.offset >= pending[tp.partition]:
                     del pending[tp.partition]
-            yield len(messages), values
+            yield len(messages), records
     finally:
         consumer.unassign()
 

@@ -38,9 +38,9 @@ from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from loupe.gateway import metrics, scripts
-from loupe.gateway.projector import Projector
+from loupe.gateway.projector import LABEL_PREDICTION, Projector, without_embedding
 from loupe.gateway.rebuild import HistoryIndex, Quality, RebuiltTask
-from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream
+from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream_keyed
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
@@ -231,7 +231,7 @@ class Rebuilder:
         With no decisions to read (a new deployment, a fresh prefix) there is no process: its
         start alone, a new interpreter importing the index's modules, takes a second or more."""
         if all(high <= low for low, high in decisions.values()):
-            for batch in self._stream(LABELS_RESOLVED.name, resolved):
+            for batch in self._stream_keyed(LABELS_RESOLVED.name, resolved):
                 index.add_resolved(batch)
             return
         part = index.folder / "decisions.db"
@@ -254,7 +254,7 @@ class Rebuilder:
         worker.start()
         sender.close()
         try:
-            for batch in self._stream(LABELS_RESOLVED.name, resolved):
+            for batch in self._stream_keyed(LABELS_RESOLVED.name, resolved):
                 index.add_resolved(batch)
             while not receiver.poll(0.5):
                 self._tick()
@@ -370,12 +370,23 @@ class Rebuilder:
         starts: dict[int, int] | None = None,
         keep: set[str] | None = None,
     ) -> Iterator[list[bytes]]:
-        """Batches of record values of a topic from ``starts`` (default: the beginning) up to
-        ``ends``; only one batch is held at a time. With ``keep``, only records whose key is in
-        it are returned (the others are still counted as read)."""
+        """Batches of record values of a topic (``_stream_keyed`` without the keys)."""
+        for records in self._stream_keyed(name, ends, starts, keep):
+            yield [value for _key, value in records]
+
+    def _stream_keyed(
+        self,
+        name: str,
+        ends: dict[int, tuple[int, int]],
+        starts: dict[int, int] | None = None,
+        keep: set[str] | None = None,
+    ) -> Iterator[list[tuple[str, bytes]]]:
+        """Batches of (key, value) of a topic's records from ``starts`` (default: the
+        beginning) up to ``ends``; only one batch is held at a time. With ``keep``, only records
+        whose key is in it are returned (the others are still counted as read)."""
         topic = self.settings.topic(name)
         batch_size = self.settings.rebuild_batch
-        for read, values in stream(
+        for read, records in stream_keyed(
             self.consumer,
             topic,
             ends,
@@ -385,8 +396,8 @@ class Rebuilder:
             tick=self._tick,
         ):
             self.progress.read += read
-            if values:
-                yield values
+            if records:
+                yield records
 
     # -- Redis -------------------------------------------------------------------------------
 
@@ -421,7 +432,8 @@ class Rebuilder:
             self.progress.settled += task.settled_us >= 0
         latest = index.latest_resolved(task.request.item_id for task in tasks)
         for item_id, (revision, raw) in latest.items():
-            self._resolved_if_newer(args=[p, item_id, revision, raw], client=pipe)
+            stored = without_embedding(raw, LABEL_PREDICTION)
+            self._resolved_if_newer(args=[p, item_id, revision, stored], client=pipe)
         for task in tasks:  # the item has a label: its votes were scored (as ``quality`` did)
             if task.votes and task.request.item_id in latest:
                 scored = [vote.decision_id for vote in task.votes]

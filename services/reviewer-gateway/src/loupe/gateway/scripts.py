@@ -4,7 +4,7 @@ Keys are built inside the scripts from a prefix (``ARGV[1]``), so the gateway ne
 Redis (or a cluster with one hash slot per deployment); see the service README.
 
 Task hash ``<p>t:<task_id>`` fields: ``req`` (the ReviewRequest JSON less its embedding:
-``projector.stored_request``), ``item``, ``project``,
+``projector.without_embedding``), ``item``, ``project``,
 ``rank`` (tier rank), ``overlap``, ``done`` (votes counted), ``active`` (live leases), ``score``
 (queue score), ``skills`` (JSON list), ``status`` (open | complete | resolved | closed),
 ``created_ms``, ``confidence`` (the model's, '' when unknown; absent on tasks stored before it
