@@ -42,6 +42,7 @@ from loupe.schemas import (
     TracksLabel,
     Units,
     Vote,
+    utcnow,
 )
 
 AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -136,6 +137,26 @@ def review_request(prediction: Prediction | None = None) -> ReviewRequest:
         allowed_classes=CLASSES,
         policy_version=1,
         created_at=AT,
+    )
+
+
+def resolved_label(
+    request: ReviewRequest,
+    method: ResolutionMethod = ResolutionMethod.MAJORITY,
+    revision: int = 1,
+    resolved_at: datetime | None = None,
+) -> ResolvedLabel:
+    """The final label of a request's item: its prediction's label, naming the request (a
+    person-made method closes its task), resolved now unless ``resolved_at``."""
+    return ResolvedLabel(
+        item_id=request.item_id,
+        project=request.project,
+        revision=revision,
+        label=request.prediction.label,
+        method=method,
+        provenance=Provenance(prediction=request.prediction, request_ids=[request.request_id]),
+        first_seen_at=request.created_at,
+        resolved_at=resolved_at or utcnow(),
     )
 
 

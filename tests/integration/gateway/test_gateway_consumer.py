@@ -7,12 +7,12 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness.kafka import produce
-from harness.samples import classification, review_request
+from harness.samples import classification, resolved_label, review_request
 from harness.waiting import wait_for
 from loupe.gateway import metrics
 from loupe.gateway.consumer import GatewayConsumer
 from loupe.runtime.kafka import consumer_config, producer_config
-from loupe.schemas import Provenance, ResolutionMethod, ResolvedLabel, utcnow
+from loupe.schemas import ResolutionMethod, ResolvedLabel
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 
 AUTO_LABELS = 3_000
@@ -52,18 +52,7 @@ def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
 
 
 def _label(item_id: str, method: ResolutionMethod = ResolutionMethod.AUTO) -> ResolvedLabel:
-    prediction = classification(item_id)
-    return ResolvedLabel(
-        item_id=item_id,
-        project=prediction.project,
-        revision=1,
-        label=prediction.label,
-        confidence=0.97,
-        method=method,
-        provenance=Provenance(prediction=prediction, request_ids=[f"req-{item_id}"]),
-        first_seen_at=prediction.produced_at,
-        resolved_at=utcnow(),
-    )
+    return resolved_label(review_request(classification(item_id)), method)
 
 
 def _all_committed(settings, topic: str) -> bool:

@@ -9,8 +9,9 @@ import random
 import redis
 
 from harness.kafka import produce
+from harness.samples import resolved_label
 from loupe.gateway.logic import Role
-from loupe.schemas import Provenance, ResolutionMethod, ResolvedLabel, utcnow
+from loupe.schemas import ResolvedLabel
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 
 EMBEDDING_DIM = 512
@@ -51,16 +52,7 @@ async def test_a_task_keeps_and_shows_its_request_without_the_embedding(
     item = await gateway.call("GET", f"/v1/items/{request.item_id}", "ann")
     assert item.status_code == 200, item.text
 
-    label = ResolvedLabel(
-        item_id=request.item_id,
-        project=request.project,
-        revision=1,
-        label=request.prediction.label,
-        method=ResolutionMethod.MAJORITY,
-        provenance=Provenance(prediction=request.prediction, request_ids=[request.request_id]),
-        first_seen_at=request.created_at,
-        resolved_at=utcnow(),
-    )
+    label = resolved_label(request)
     produce(kafka_bootstrap, f"{topic_prefix}{LABELS_RESOLVED.name}", [(label.item_id, label)])
     p = gateway.settings.redis_prefix
     client = redis.Redis.from_url(gateway.settings.redis_url)

@@ -7,9 +7,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.samples import classification, review_request
+from harness.samples import classification, resolved_label, review_request
 from loupe.gateway.projector import LABEL_PREDICTION, REQUEST_PREDICTION, without_embedding
-from loupe.schemas import Provenance, ResolutionMethod, ResolvedLabel, ReviewRequest, utcnow
+from loupe.schemas import ResolvedLabel, ReviewRequest
 
 floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
@@ -42,16 +42,7 @@ def test_json_written_with_spaces_loses_its_embedding_too() -> None:
 
 def test_a_labels_provenance_loses_its_predictions_embedding() -> None:
     request = _request([0.1] * 512)
-    label = ResolvedLabel(
-        item_id=request.item_id,
-        project=request.project,
-        revision=2,
-        label=request.prediction.label,
-        method=ResolutionMethod.MAJORITY,
-        provenance=Provenance(prediction=request.prediction, request_ids=[request.request_id]),
-        first_seen_at=request.created_at,
-        resolved_at=utcnow(),
-    )
+    label = resolved_label(request, revision=2)
     stored = without_embedding(label.to_json_bytes(), LABEL_PREDICTION)
     kept = ResolvedLabel.model_validate_json(stored)
     assert kept.provenance.prediction.embedding is None

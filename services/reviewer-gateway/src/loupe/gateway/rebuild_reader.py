@@ -40,23 +40,6 @@ def stream(
     starts: dict[int, int] | None = None,
     keep: set[str] | None = None,
     tick: Callable[[], None] | None = None,
-) -> Iterator[tuple[int, list[bytes]]]:
-    """(records read, values kept) per batch: ``stream_keyed`` without the keys."""
-    for read, records in stream_keyed(
-        consumer, topic, ends, batch_size=batch_size, starts=starts, keep=keep, tick=tick
-    ):
-        yield read, [value for _key, value in records]
-
-
-def stream_keyed(
-    consumer: Consumer,
-    topic: str,
-    ends: dict[int, tuple[int, int]],
-    *,
-    batch_size: int,
-    starts: dict[int, int] | None = None,
-    keep: set[str] | None = None,
-    tick: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
     """(records read, (key, value) of the records kept) per batch of ``topic`` from ``starts``
     (default: the beginning) up to ``ends``; with ``keep``, only records whose key is in it;
@@ -99,8 +82,8 @@ def index_decisions(job: dict[str, Any], read: Any, out: Any) -> None:
     try:
         with HistoryIndex(path=Path(job["path"])) as index:
             batches = stream(consumer, job["topic"], job["ends"], batch_size=job["batch_size"])
-            for count, values in batches:
-                index.add_decisions(values)
+            for count, records in batches:
+                index.add_decisions([value for _key, value in records])
                 read.value += count
             index.seal_decisions()
             bad = index.bad

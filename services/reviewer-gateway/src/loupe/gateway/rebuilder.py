@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from loupe.gateway import metrics, scripts
 from loupe.gateway.projector import LABEL_PREDICTION, Projector, without_embedding
 from loupe.gateway.rebuild import HistoryIndex, Quality, RebuiltTask
-from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream_keyed
+from loupe.gateway.rebuild_reader import FETCH, index_decisions, stream
 from loupe.gateway.settings import GatewaySettings
 from loupe.gateway.users import UsersFile
 from loupe.gateway.views import vote_view
@@ -386,7 +386,7 @@ class Rebuilder:
         whose key is in it are returned (the others are still counted as read)."""
         topic = self.settings.topic(name)
         batch_size = self.settings.rebuild_batch
-        for read, records in stream_keyed(
+        for read, records in stream(
             self.consumer,
             topic,
             ends,
