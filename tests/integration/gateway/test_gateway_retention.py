@@ -15,37 +15,18 @@ import redis
 from confluent_kafka import Producer
 
 from harness.kafka import produce
+from harness.samples import resolved_label
 from loupe.gateway.consumer import GatewayConsumer
 from loupe.gateway.logic import Role
 from loupe.gateway.projector import Projector
 from loupe.runtime.kafka import producer_config
-from loupe.schemas import (
-    Provenance,
-    ResolutionMethod,
-    ResolvedLabel,
-    ReviewRequest,
-    utcnow,
-)
+from loupe.schemas import ResolutionMethod, ReviewRequest
 from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 from loupe.stack.redis import RedisServer
 
 from .conftest import PEPPER, GatewayHarness, fresh_queue, gateway_settings, request_for
 
 LABEL = {"kind": "classification", "label": "dog"}
-
-
-def _label(request: ReviewRequest, method: ResolutionMethod, revision: int) -> ResolvedLabel:
-    """``request``'s item resolved now (the retention window counts from it)."""
-    return ResolvedLabel(
-        item_id=request.item_id,
-        project=request.project,
-        revision=revision,
-        label=request.prediction.label,
-        method=method,
-        provenance=Provenance(prediction=request.prediction, request_ids=[request.request_id]),
-        first_seen_at=request.created_at,
-        resolved_at=utcnow(),
-    )
 
 
 def _keys_of(client: redis.Redis, prefix: str, item_id: str) -> dict[str, int]:
@@ -84,10 +65,10 @@ async def _review(
     producer = Producer(producer_config(kafka_bootstrap))
     topic = f"{topic_prefix}{LABELS_RESOLVED.name}"
     for n in range(5):
-        auto = _label(request_for(f"auto-{n}"), ResolutionMethod.AUTO, 1)
+        auto = resolved_label(request_for(f"auto-{n}"), ResolutionMethod.AUTO)
         producer.produce(topic, auto.to_json_bytes(), auto.item_id, partition=0)
     for request in requests:
-        final = _label(request, ResolutionMethod.MAJORITY, 2)
+        final = resolved_label(request, revision=2)
         producer.produce(topic, final.to_json_bytes(), request.item_id, partition=0)
     assert producer.flush(30) == 0
     return requests
