@@ -109,7 +109,7 @@ def test_a_label_keyed_by_another_item_closes_nothing_live_or_rebuilt(
     """The registry keys labels.resolved by item id (a compacted topic refuses records without
     a key). The live consumer selects labels by key; a label keyed by another item than its own
     closes nothing, counted as a bad record when the key's item has a task, and the rebuild,
-    which reads labels by value, agrees: a working set rebuilt from Kafka is the live one."""
+    which reads labels with their keys, agrees: the rebuilt statuses are the live ones."""
     settings = gw_settings
     consumer = GatewayConsumer(settings).start()
     client = redis.Redis.from_url(redis_url)

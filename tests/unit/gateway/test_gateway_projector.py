@@ -47,3 +47,26 @@ def test_a_labels_provenance_loses_its_predictions_embedding() -> None:
     kept = ResolvedLabel.model_validate_json(stored)
     assert kept.provenance.prediction.embedding is None
     assert kept.model_copy(update={"provenance": label.provenance}) == label
+
+
+def test_json_of_another_shape_is_kept_as_it_is_never_an_error() -> None:
+    """The rebuild checks labels loosely (``HistoryIndex.add_resolved``): a label it kept may
+    have no provenance, or a provenance whose prediction is not an object; storing it must not
+    stop the rebuild (an error here once killed the consumer thread on every restart)."""
+    for raw in (
+        b'{"item_id":"x","revision":9,"method":"auto","other":{"embedding":[1]}}',
+        b'{"item_id":"x","provenance":{"prediction":[]},"embedding":[1]}',
+        b'{"item_id":"x","provenance":null,"embedding":[1]}',
+        b'{"embedding":[1], not json',
+    ):
+        assert without_embedding(raw, LABEL_PREDICTION) is raw
+
+
+def test_integers_beyond_64_bits_stay_exact() -> None:
+    """The contract leaves some integers unbounded (``policy_version``); orjson would read one
+    beyond 64 bits as a float, and the stored request would then fail its strict decode."""
+    request = _request([0.5]).model_copy(update={"policy_version": 2**64})
+    stored = without_embedding(request.to_json_bytes(), REQUEST_PREDICTION)
+    kept = ReviewRequest.model_validate_json(stored)
+    assert kept.policy_version == 2**64
+    assert kept.prediction.embedding is None

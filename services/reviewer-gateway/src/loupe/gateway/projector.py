@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime
@@ -38,6 +39,9 @@ def _ms(at: datetime) -> int:
 
 
 _EMBEDDING_LIST = re.compile(rb'"embedding"\s*:\s*\[')
+_BEYOND_64_BITS = re.compile(rb"(?<![\d.eE+-])\d{20,}")
+"""A run of 20 digits or more: an integer orjson would read as a float (the standard library
+keeps it exact)."""
 REQUEST_PREDICTION = ("prediction",)
 LABEL_PREDICTION = ("provenance", "prediction")
 """Where a review request's and a resolved label's prediction sit in their JSON."""
@@ -49,15 +53,22 @@ def without_embedding(raw: bytes, prediction_at: tuple[str, ...]) -> bytes:
     view or decision reads it, and at 384 to 1,536 floats it is most of the event's bytes
     (512: 10 KB of a request's 11), which Redis would otherwise hold for every open task and
     every item settled within the retention window, and every claim would send to the browser.
-    Both the live consumer and the rebuild store requests and labels through it."""
+    Both the live consumer and the rebuild store requests and labels through it; JSON of
+    another shape (the rebuild checks labels loosely) is kept as it is, never an error."""
     if _EMBEDDING_LIST.search(raw) is None:
         return raw  # no embedding (null or absent): nothing to parse
-    event = orjson.loads(raw)
+    exact = _BEYOND_64_BITS.search(raw) is not None
+    try:
+        event = json.loads(raw) if exact else orjson.loads(raw)
+    except ValueError:  # orjson's and json's decode errors are ValueErrors
+        return raw
     prediction = event
     for name in prediction_at:
-        prediction = prediction[name]
-    if prediction.pop("embedding", None) is None:
+        prediction = prediction.get(name) if isinstance(prediction, dict) else None
+    if not isinstance(prediction, dict) or prediction.pop("embedding", None) is None:
         return raw
+    if exact:
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
     return orjson.dumps(event)
 
 
