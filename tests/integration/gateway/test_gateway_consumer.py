@@ -3,6 +3,9 @@ and a batch costs Redis a few round trips, not one per record."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -18,8 +21,31 @@ from loupe.schemas.topics import LABELS_RESOLVED, REVIEW_REQUESTS
 AUTO_LABELS = 3_000
 
 
+@contextlib.contextmanager
+def _running(consumer: GatewayConsumer, redis_url: str) -> Iterator[redis.Redis]:
+    """Start ``consumer``, wait for its initial rebuild; a client of its Redis meanwhile."""
+    client = redis.Redis.from_url(redis_url)
+    consumer.start()
+    try:
+        ready = f"{consumer.settings.redis_prefix}ready"
+        wait_for(lambda: client.exists(ready), 60, "the initial rebuild")
+        yield client
+    finally:
+        consumer.stop()
+        client.close()
+
+
+def _queue(client, settings, kafka_bootstrap, requests) -> list[str]:
+    """Produce review requests and wait until each is a task; the task keys."""
+    topic = settings.topic(REVIEW_REQUESTS.name)
+    produce(kafka_bootstrap, topic, [(r.item_id, r) for r in requests])
+    tasks = [f"{settings.redis_prefix}t:{r.request_id}" for r in requests]
+    wait_for(lambda: client.exists(*tasks), 60, "every request a task", expect=len(tasks))
+    return tasks
+
+
 def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
-    gw_settings, make_request, kafka_bootstrap, redis_url, topic_prefix
+    gw_settings, make_request, kafka_bootstrap, redis_url
 ):
     settings = gw_settings
     consumer = GatewayConsumer(settings)
@@ -33,22 +59,9 @@ def test_a_batch_that_failed_in_redis_is_applied_again_not_skipped(
         return store(request, raw, **kwargs)
 
     consumer.projector.request = fails_once
-    client = redis.Redis.from_url(redis_url)
-    consumer.start()
-    try:
-        wait_for(lambda: client.exists(f"{settings.redis_prefix}ready"), 60, "the initial rebuild")
-        requests = [make_request(f"item-{i}") for i in range(5)]
-        produce(
-            kafka_bootstrap,
-            f"{topic_prefix}{REVIEW_REQUESTS.name}",
-            [(r.item_id, r) for r in requests],
-        )
-        keys = [f"{settings.redis_prefix}t:{r.request_id}" for r in requests]
-        wait_for(lambda: client.exists(*keys), 60, "every request in Redis", expect=len(keys))
+    with _running(consumer, redis_url) as client:
+        _queue(client, settings, kafka_bootstrap, [make_request(f"item-{i}") for i in range(5)])
         assert failed, "the injected failure was never hit"
-    finally:
-        consumer.stop()
-        client.close()
 
 
 def _label(item_id: str, method: ResolutionMethod = ResolutionMethod.AUTO) -> ResolvedLabel:
@@ -78,14 +91,9 @@ def test_auto_accepted_labels_cost_a_few_redis_round_trips_per_batch_not_one_eac
     Among them, the label of an item with a task still closes it."""
     settings = gw_settings
     labels_topic = f"{topic_prefix}{LABELS_RESOLVED.name}"
-    consumer = GatewayConsumer(settings).start()
-    client = redis.Redis.from_url(redis_url)
-    try:
-        wait_for(lambda: client.exists(f"{settings.redis_prefix}ready"), 60, "the initial rebuild")
+    with _running(GatewayConsumer(settings), redis_url) as client:
         held = review_request(classification("held-item"))
-        produce(kafka_bootstrap, f"{topic_prefix}{REVIEW_REQUESTS.name}", [(held.item_id, held)])
-        task = f"{settings.redis_prefix}t:{held.request_id}"
-        wait_for(lambda: client.exists(task), 60, "the held item's task")
+        [task] = _queue(client, settings, kafka_bootstrap, [held])
         # Redis's count of reads from its clients: one per round trip (a pipeline is one)
         before = client.info("stats")["total_reads_processed"]
         labels = [_label(f"auto-{i}") for i in range(AUTO_LABELS)]
@@ -98,9 +106,6 @@ def test_auto_accepted_labels_cost_a_few_redis_round_trips_per_batch_not_one_eac
         # checks, about 6 a second (33 in all here on an idle machine; a third of one per label
         # leaves room for a slow one); one per label would be over 3,000
         assert round_trips < AUTO_LABELS // 3, f"{round_trips} round trips, {len(labels)} labels"
-    finally:
-        consumer.stop()
-        client.close()
 
 
 def test_a_label_keyed_by_another_item_closes_nothing_live_or_rebuilt(
@@ -111,19 +116,10 @@ def test_a_label_keyed_by_another_item_closes_nothing_live_or_rebuilt(
     closes nothing, counted as a bad record when the key's item has a task, and the rebuild,
     which reads labels with their keys, agrees: the rebuilt statuses are the live ones."""
     settings = gw_settings
-    consumer = GatewayConsumer(settings).start()
-    client = redis.Redis.from_url(redis_url)
-    p = settings.redis_prefix
-    try:
-        wait_for(lambda: client.exists(f"{p}ready"), 60, "the initial rebuild")
+    consumer = GatewayConsumer(settings)
+    with _running(consumer, redis_url) as client:
         held = [review_request(classification(f"keyed-{n}")) for n in ("a", "b", "c", "d")]
-        produce(
-            kafka_bootstrap,
-            f"{topic_prefix}{REVIEW_REQUESTS.name}",
-            [(r.item_id, r) for r in held],
-        )
-        tasks = [f"{p}t:{r.request_id}" for r in held]
-        wait_for(lambda: client.exists(*tasks), 60, "the tasks", expect=len(tasks))
+        tasks = _queue(client, settings, kafka_bootstrap, held)
         bad_before = metrics.BAD_RECORDS._value.get()
         labels = {n: _label(f"keyed-{n}", ResolutionMethod.MAJORITY) for n in ("b", "c", "d")}
         producer = Producer(producer_config(kafka_bootstrap))
@@ -136,9 +132,6 @@ def test_a_label_keyed_by_another_item_closes_nothing_live_or_rebuilt(
         wait_for(lambda: metrics.BAD_RECORDS._value.get() > bad_before, 60, "the bad record")
         live = [client.hget(task, "status") for task in tasks]
         assert live == [b"open", b"open", b"open", b"resolved"]
-        client.delete(f"{p}ready")  # the working set lost: rebuilt from Kafka
+        client.delete(f"{settings.redis_prefix}ready")  # the working set lost: rebuilt from Kafka
         wait_for(lambda: consumer.rebuilds == 2, 90, "the rebuild")
         assert [client.hget(task, "status") for task in tasks] == live
-    finally:
-        consumer.stop()
-        client.close()
